@@ -1,0 +1,5 @@
+"""``python -m precdiff`` runs the CLI."""
+
+from precdiff.cli import main
+
+main()
