@@ -1,0 +1,1 @@
+from precdiff._version import __version__

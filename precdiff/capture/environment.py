@@ -1,0 +1,164 @@
+"""The run's environment: determinism switches (applied and restored) and the manifest.
+
+Everything that can change numerics is recorded, whether or not precdiff changed it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import sys
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+import h5py
+import numpy as np
+import torch
+import transformers
+
+from precdiff._version import __version__
+from precdiff.capture.models import LoadedModel
+from precdiff.config import CaptureOptions
+from precdiff.devices import backend_versions, device_facts
+from precdiff.store.format import FORMAT_VERSION
+
+CUBLAS_WORKSPACE = ":4096:8"
+
+
+def determinism_state() -> dict[str, Any]:
+    """The global switches that decide whether kernels are deterministic and whether fp32 is TF32."""
+    return {
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        "allow_tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+        "allow_tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }
+
+
+@contextmanager
+def deterministic_mode(enabled: bool) -> Iterator[None]:
+    """Deterministic algorithms, cuBLAS workspace, TF32 off; every switch restored on exit."""
+    if not enabled:
+        yield
+        return
+    saved = determinism_state()
+    saved_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        # cuBLAS reads this when its handle is created; set before the first CUDA matmul.
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+        torch.set_float32_matmul_precision("highest")
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved["deterministic"], warn_only=saved_warn_only)
+        if saved["cublas_workspace_config"] is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved["cublas_workspace_config"]
+        torch.backends.cuda.matmul.allow_tf32 = saved["allow_tf32_matmul"]
+        torch.backends.cudnn.allow_tf32 = saved["allow_tf32_cudnn"]
+        torch.backends.cudnn.deterministic = saved["cudnn_deterministic"]
+        torch.backends.cudnn.benchmark = saved["cudnn_benchmark"]
+        torch.set_float32_matmul_precision(saved["float32_matmul_precision"])
+
+
+def sha256_text(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sha256_ids(ids: list[int]) -> str:
+    return hashlib.sha256(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest()
+
+
+def tokenizer_facts(tokenizer: Any) -> dict[str, Any] | None:
+    """Hashes that identify a tokenizer (its full serialised state) and its chat template."""
+    if tokenizer is None:
+        return None
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    serialised = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    template = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, dict):
+        template = json.dumps(template, sort_keys=True)
+    return {
+        "class": type(tokenizer).__name__,
+        "sha256": sha256_text(serialised),
+        "chat_template_sha256": sha256_text(template),
+        "bos_token": getattr(tokenizer, "bos_token", None),
+        "eos_token": getattr(tokenizer, "eos_token", None),
+    }
+
+
+# Config entries that describe how a model was *run*, not what it is: two captures of the same model
+# in different dtypes or attention backends must still have equal configs.
+_RUN_CONFIG_KEYS = frozenset({
+    "dtype", "torch_dtype", "_attn_implementation", "attn_implementation", "_attn_implementation_autoset",
+    "transformers_version", "_name_or_path", "name_or_path", "use_cache", "output_attentions",
+    "output_hidden_states", "return_dict", "_commit_hash",
+})
+
+
+def architecture_config(config: Any) -> dict[str, Any]:
+    """The model config as a JSON-able dict, without the entries that only say how it was run."""
+    values: dict[str, Any] = json.loads(config.to_json_string(use_diff=False))
+    return {key: value for key, value in sorted(values.items()) if key not in _RUN_CONFIG_KEYS}
+
+
+def build_manifest(
+    loaded: LoadedModel,
+    options: CaptureOptions,
+    device: torch.device,
+    *,
+    input_source: str,
+    input_ids: list[int],
+    kernel_settings: dict[str, Any] | None,
+    template_sha256: str | None,
+) -> dict[str, Any]:
+    """The environment manifest stored in every capture (see docs/format.md)."""
+    config = loaded.model.config
+    tokenizer = tokenizer_facts(loaded.tokenizer)
+    if tokenizer is not None and template_sha256 is not None:
+        tokenizer["chat_template_sha256"] = template_sha256
+    return {
+        "precdiff_version": __version__,
+        "format_version": FORMAT_VERSION,
+        "command_line": list(options.command_line) or list(sys.argv),
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": {"hostname": socket.gethostname(), "platform": platform.platform(), "python": platform.python_version()},
+        "device": device_facts(device),
+        "versions": {**backend_versions(), "transformers": transformers.__version__, "numpy": np.__version__,
+                     "h5py": h5py.__version__},
+        "dtype": str(next(loaded.model.parameters()).dtype).replace("torch.", ""),
+        "attn_implementation": getattr(config, "_attn_implementation", None),
+        "kernels": options.kernels,
+        "kernel_settings": kernel_settings,
+        "determinism": determinism_state(),
+        "seed": options.seed,
+        "model": {
+            "source": loaded.source,
+            "architecture": type(loaded.model).__name__,
+            "model_type": getattr(config, "model_type", None),
+            "config": architecture_config(config),
+            "weights_sha256": loaded.weights_sha256,
+            "num_parameters": sum(p.numel() for p in loaded.model.parameters()),
+            "layers_path": loaded.layers_path,
+            "num_layers": loaded.num_layers,
+        },
+        "tokenizer": tokenizer,
+        "input": {"source": input_source, "num_tokens": len(input_ids), "ids_sha256": sha256_ids(input_ids)},
+        "capture": {
+            "summary": options.summary, "save_inputs": options.save_inputs, "include": list(options.include),
+            "exclude": list(options.exclude), "top_k": options.top_k, "max_new_tokens": options.max_new_tokens,
+            "compression": options.compression,
+        },
+    }

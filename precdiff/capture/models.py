@@ -1,0 +1,154 @@
+"""Loading the model and tokenizer to capture: a local Hugging Face directory or ``tiny:<arch>``.
+
+Directories are read offline and only from safetensors: precdiff never unpickles a ``*.bin`` file a
+user hands it. ``trust_remote_code`` stays off unless asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from torch import nn
+
+from precdiff.capture import tiny
+from precdiff.capture.names import decoder_layers
+from precdiff.errors import InputError, ModelLoadError
+
+TINY_PREFIX = "tiny:"
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to capture, with what the manifest needs to know about it."""
+
+    model: nn.Module
+    tokenizer: Any  # transformers tokenizer, or None for a directory without one
+    source: str
+    weights_sha256: str
+    layers_path: str
+    num_layers: int
+
+
+def parse_dtype(name: str | None) -> torch.dtype:
+    """``float32|bfloat16|float16`` (also ``fp32``/``bf16``/``fp16``) to a torch dtype."""
+    aliases = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16"}
+    key = aliases.get((name or "float32").lower(), (name or "float32").lower())
+    if key not in DTYPES:
+        raise InputError(f"unknown dtype {name!r}; use --dtype float32|bfloat16|float16 / dtype='bfloat16'")
+    return DTYPES[key]
+
+
+def _sha256_of_tensors(model: nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _sha256_of_files(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(16 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _parse_tiny(source: str) -> str:
+    arch = source[len(TINY_PREFIX):]
+    if arch not in tiny.TINY_ARCHS:
+        raise ModelLoadError(f"unknown tiny model {source!r}; choose one of: "
+                             + ", ".join(TINY_PREFIX + a for a in tiny.TINY_ARCHS))
+    return arch
+
+
+def load_model(
+    source: str,
+    *,
+    dtype: torch.dtype,
+    device: torch.device,
+    attn_implementation: str | None = None,
+    trust_remote_code: bool = False,
+    seed: int = tiny.DEFAULT_SEED,
+) -> LoadedModel:
+    """Load ``source`` (a local HF directory or ``tiny:<arch>``) onto ``device`` in ``dtype``.
+
+    The weights hash identifies the *source* weights whatever ``dtype`` they are loaded in, so a
+    float32 and a bfloat16 capture of one model agree on it.
+    """
+    if source.startswith(TINY_PREFIX):
+        arch = _parse_tiny(source)
+        model = tiny.build_model(arch, seed=seed)
+        weights_sha256 = _sha256_of_tensors(model)
+        tokenizer: Any = tiny.build_tokenizer(arch)
+        if attn_implementation:
+            model.set_attn_implementation(attn_implementation)
+    else:
+        model, tokenizer, weights_sha256 = _load_directory(
+            Path(source), dtype=dtype, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code
+        )
+    model = model.to(device=device, dtype=dtype)
+    model.eval()
+    layers_path, num_layers = decoder_layers(model)
+    return LoadedModel(model, tokenizer, source, weights_sha256, layers_path, num_layers)
+
+
+def _load_directory(
+    path: Path, *, dtype: torch.dtype, attn_implementation: str | None, trust_remote_code: bool
+) -> tuple[nn.Module, Any, str]:
+    if not path.is_dir():
+        raise ModelLoadError(f"model {str(path)!r} is neither a local directory nor tiny:<arch>; "
+                             "pass a Hugging Face model directory (config.json + *.safetensors) or e.g. tiny:llama")
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"{path} has no config.json; pass a Hugging Face model directory")
+    weight_files = sorted(path.glob("*.safetensors"))
+    if not weight_files:
+        pickled = sorted(p.name for p in path.glob("*.bin"))
+        hint = (f" (found {', '.join(pickled)}: precdiff does not unpickle weight files; convert them to "
+                "safetensors first)") if pickled else ""
+        raise ModelLoadError(f"{path} has no *.safetensors weights{hint}")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    kwargs: dict[str, Any] = dict(local_files_only=True, trust_remote_code=trust_remote_code, use_safetensors=True,
+                                  dtype=dtype)
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    try:
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+    except (OSError, ValueError, KeyError, ImportError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"cannot load the model in {path}: {first_line}") from None
+    tokenizer = None
+    if any((path / name).exists() for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(
+                str(path), local_files_only=True, trust_remote_code=trust_remote_code
+            )
+        except (OSError, ValueError, KeyError, ImportError) as exc:
+            raise ModelLoadError(f"cannot load the tokenizer in {path}: {str(exc).splitlines()[0]}") from None
+    return model, tokenizer, _sha256_of_files(weight_files)
+
+
+def save_tiny(arch: str, directory: str | os.PathLike[str], *, seed: int = tiny.DEFAULT_SEED,
+              overrides: dict[str, Any] | None = None) -> Path:
+    """Write ``tiny:<arch>`` (optionally reshaped by config ``overrides``) as a normal HF directory."""
+    if arch.startswith(TINY_PREFIX):
+        arch = arch[len(TINY_PREFIX):]
+    _parse_tiny(TINY_PREFIX + arch)
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        model = tiny.build_model(arch, seed=seed, overrides=overrides)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"invalid config override for tiny:{arch}: {exc}") from None
+    model.save_pretrained(target, safe_serialization=True)
+    tiny.build_tokenizer(arch).save_pretrained(target)
+    return target

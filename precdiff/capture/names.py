@@ -1,0 +1,112 @@
+"""Names of captured tensors: the decoder-layer list, the name filter and output flattening.
+
+The primary key of every tensor is the Hugging Face fully-qualified module name from
+``named_modules()``. Structured outputs are flattened with stable suffixes:
+
+- a tensor output is named ``<module>``;
+- a tuple/list output ``<module>[i]`` (``None`` and non-tensor items are skipped, indices kept);
+- a dict / ModelOutput ``<module>[key]``;
+- module inputs (``--save-inputs``) ``<module>:input[i]`` / ``<module>:input[kwarg]``;
+- the second, third… call of one module in a forward gets ``#1``, ``#2`` after the module name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from precdiff.errors import InputError, ModelLoadError
+
+NameFilter = Callable[[str], bool]
+
+
+def decoder_layers(model: nn.Module) -> tuple[str, int]:
+    """Find the decoder-layer list generically: the largest ``nn.ModuleList`` of same-class blocks.
+
+    Returns:
+        (fully qualified name of the list, number of layers), e.g. ``("model.layers", 16)``.
+
+    Raises:
+        ModelLoadError: the model has no ``ModuleList`` of repeated blocks.
+    """
+    best: tuple[int, int, str] | None = None  # (layers, parameters, name)
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.ModuleList) or len(module) == 0:
+            continue
+        classes = Counter(type(child).__name__ for child in module)
+        if len(classes) != 1:
+            continue
+        size = sum(p.numel() for p in module.parameters())
+        candidate = (len(module), size, name)
+        # Most parameters wins (MoE expert lists are long but live inside one layer); ties by length.
+        if best is None or (candidate[1], candidate[0]) > (best[1], best[0]):
+            best = candidate
+    if best is None:
+        raise ModelLoadError(
+            f"{type(model).__name__} has no nn.ModuleList of repeated blocks, so its decoder layers "
+            "cannot be found; precdiff supports decoder-only causal LMs"
+        )
+    return best[2], best[0]
+
+
+def layer_index(name: str, layers_path: str) -> int | None:
+    """The decoder-layer index a tensor name belongs to, or ``None`` outside the layers."""
+    prefix = layers_path + "."
+    if not name.startswith(prefix):
+        return None
+    head = name[len(prefix):].split(".", 1)[0]
+    head = re.split(r"[\[:#]", head, maxsplit=1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def name_filter(include: Sequence[str] | None, exclude: Sequence[str] | None) -> NameFilter:
+    """The one place a module-name selection is normalised into a predicate.
+
+    A module is kept if it matches any ``include`` regex (all, when none are given) and no
+    ``exclude`` regex. Regexes are searched (``re.search``), not anchored.
+    """
+    def compile_all(patterns: Sequence[str] | None, flag: str) -> list[re.Pattern[str]]:
+        compiled = []
+        for pattern in patterns or ():
+            try:
+                compiled.append(re.compile(pattern))
+            except re.error as exc:
+                raise InputError(f"invalid regular expression {pattern!r} for {flag}: {exc}") from None
+        return compiled
+
+    includes = compile_all(include, "--include")
+    excludes = compile_all(exclude, "--exclude")
+
+    def keep(name: str) -> bool:
+        if includes and not any(p.search(name) for p in includes):
+            return False
+        return not any(p.search(name) for p in excludes)
+
+    return keep
+
+
+def flatten_tensors(prefix: str, value: Any) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield ``(name, tensor)`` for every tensor inside a module's output or input structure."""
+    if isinstance(value, torch.Tensor):
+        yield prefix, value
+    elif isinstance(value, dict):  # ModelOutput is a dict subclass (None fields are absent)
+        for key, item in value.items():
+            yield from flatten_tensors(f"{prefix}[{key}]", item)
+    elif isinstance(value, (tuple, list)):
+        for index, item in enumerate(value):
+            yield from flatten_tensors(f"{prefix}[{index}]", item)
+    # Caches, None and other objects carry no activations to compare.
+
+
+def input_prefix(module_name: str, key: int | str) -> str:
+    """Name prefix of a module's positional (int) or keyword (str) input."""
+    return f"{module_name}:input[{key}]"
+
+
+def occurrence_name(module_name: str, call_index: int) -> str:
+    """Name of a module's ``call_index``-th call in one forward (0 = the first, unsuffixed)."""
+    return module_name if call_index == 0 else f"{module_name}#{call_index}"

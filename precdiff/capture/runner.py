@@ -1,0 +1,180 @@
+"""``capture()``: load the model, run the prompt under hooks, stream everything to one HDF5 file."""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from precdiff.capture.environment import build_manifest, deterministic_mode
+from precdiff.capture.hooks import attach
+from precdiff.capture.inputs import ResolvedInput, resolve_input
+from precdiff.capture.logits import greedy_generate, topk_logprobs
+from precdiff.capture.models import LoadedModel, load_model, parse_dtype
+from precdiff.capture.names import name_filter
+from precdiff.capture.stats import stats_to_dict, tensor_stats
+from precdiff.config import KERNEL_MODES, STATS_FLUSH_EVERY, CaptureInput, CaptureOptions
+from precdiff.devices import resolve_device, synchronize
+from precdiff.errors import CaptureError, InputError
+from precdiff.store import CaptureWriter
+from precdiff.store.dtypes import to_storage
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    """What a capture wrote."""
+
+    path: Path
+    tensor_count: int
+    input_ids: list[int]
+    input_text: str | None
+    generated_ids: list[int]
+    generated_text: str | None
+    device: str
+    dtype: str
+
+
+class TensorSink:
+    """Receives hooked tensors in forward order and streams them to the writer.
+
+    Statistics are computed on the device. With full tensors, each is copied to the host and written
+    at once; with ``summary`` only, statistics are batched and copied every
+    :data:`~precdiff.config.STATS_FLUSH_EVERY` tensors (one synchronisation per batch).
+    """
+
+    def __init__(self, writer: CaptureWriter, *, summary: bool, device: torch.device):
+        self.writer = writer
+        self.summary = summary
+        self.device = device
+        self._pending: list[tuple[str, str, str, torch.dtype, tuple[int, ...], torch.Tensor]] = []
+
+    def __call__(self, name: str, module: str, role: str, tensor: torch.Tensor) -> None:
+        stats = tensor_stats(tensor)
+        if self.summary:
+            self._pending.append((name, module, role, tensor.dtype, tuple(tensor.shape), stats))
+            if len(self._pending) >= STATS_FLUSH_EVERY:
+                self.flush()
+            return
+        data = to_storage(tensor)  # synchronous device-to-host copy
+        self.writer.write_tensor(name, module=module, role=role, dtype=tensor.dtype, shape=tuple(tensor.shape),
+                                 stats=stats_to_dict(stats.tolist()), data=data)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        synchronize(self.device)
+        values = torch.stack([entry[5] for entry in self._pending]).cpu().tolist()
+        for (name, module, role, dtype, shape, _), row in zip(self._pending, values):
+            self.writer.write_tensor(name, module=module, role=role, dtype=dtype, shape=shape,
+                                     stats=stats_to_dict(row), data=None)
+        self._pending.clear()
+
+
+@contextmanager
+def kernel_mode(options: CaptureOptions, device: torch.device) -> Iterator[dict[str, Any] | None]:
+    """Batch-invariant kernels when asked for; yields their settings record for the manifest."""
+    if options.kernels not in KERNEL_MODES:
+        raise InputError(f"unknown --kernels {options.kernels!r}; use one of: {', '.join(KERNEL_MODES)}")
+    if options.kernels == "standard":
+        yield None
+        return
+    from precdiff.kernels import batch_invariant_mode
+
+    with batch_invariant_mode(device) as settings:
+        yield settings.to_dict()
+
+
+def _attn_implementation(options: CaptureOptions) -> str | None:
+    if options.kernels != "batch-invariant":
+        return options.attn_implementation
+    from precdiff.kernels import ATTENTION_IMPLEMENTATION
+
+    if options.attn_implementation not in (None, ATTENTION_IMPLEMENTATION):
+        raise InputError(f"--kernels batch-invariant uses its own attention ({ATTENTION_IMPLEMENTATION}); "
+                         f"drop --attn-impl {options.attn_implementation}")
+    return ATTENTION_IMPLEMENTATION
+
+
+def capture(
+    model: str,
+    out: str | os.PathLike[str],
+    inputs: CaptureInput,
+    options: CaptureOptions | None = None,
+) -> CaptureResult:
+    """Capture every module's output, logprobs and a greedy generation of ``model`` to ``out``.
+
+    Args:
+        model: a local Hugging Face model directory, or ``tiny:<arch>`` (see ``precdiff tiny list``).
+        out: the capture file to write (``out.partial`` until complete).
+        inputs: exactly one input source (prompt, prompt file, messages, ids, or another capture).
+        options: device, dtype, kernels, what to record; defaults from :mod:`precdiff.config`.
+
+    Returns:
+        A :class:`CaptureResult` describing the file written.
+
+    Raises:
+        InputError, ModelLoadError, DeviceUnavailableError, TemplateError, CaptureError.
+
+    Example:
+        >>> capture("tiny:llama", "a.h5", CaptureInput(prompt="Hello"))  # doctest: +SKIP
+    """
+    options = options or CaptureOptions()
+    if options.top_k < 1 or options.max_new_tokens < 0:
+        raise InputError("--top-k must be ≥ 1 and --max-new-tokens ≥ 0")
+    device = resolve_device(options.device)
+    dtype = parse_dtype(options.dtype)
+    torch.manual_seed(options.seed)
+    with ExitStack() as stack:
+        stack.enter_context(deterministic_mode(options.deterministic))
+        attn = _attn_implementation(options)
+        kernel_settings = stack.enter_context(kernel_mode(options, device))
+        loaded = load_model(model, dtype=dtype, device=device, attn_implementation=attn,
+                            trust_remote_code=options.trust_remote_code, seed=options.seed)
+        vocab_size = int(loaded.model.get_input_embeddings().weight.shape[0])
+        resolved = resolve_input(inputs, loaded.tokenizer, vocab_size)
+        writer = stack.enter_context(CaptureWriter(out, compression=options.compression))
+        writer.write_manifest(build_manifest(
+            loaded, options, device, input_source=resolved.source, input_ids=resolved.ids,
+            kernel_settings=kernel_settings, template_sha256=resolved.template_sha256,
+        ))
+        writer.write_input(resolved.ids, resolved.text)
+        generated = _run(loaded, resolved, options, device, writer)
+        path = writer.finish()
+        tokenizer = loaded.tokenizer
+        return CaptureResult(
+            path=path, tensor_count=writer.tensor_count, input_ids=resolved.ids, input_text=resolved.text,
+            generated_ids=generated, generated_text=tokenizer.decode(generated) if tokenizer is not None else None,
+            device=str(device), dtype=str(dtype).replace("torch.", ""),
+        )
+    raise AssertionError("unreachable")  # ExitStack does not swallow exceptions
+
+
+def _run(loaded: LoadedModel, resolved: ResolvedInput, options: CaptureOptions, device: torch.device,
+         writer: CaptureWriter) -> list[int]:
+    """Prefill under hooks, then logprobs and greedy generation; returns the generated ids."""
+    model = loaded.model
+    ids = torch.tensor([resolved.ids], device=device)
+    sink = TensorSink(writer, summary=options.summary, device=device)
+    keep = name_filter(options.include, options.exclude)
+    try:
+        with torch.no_grad(), attach(model, keep, sink, save_inputs=options.save_inputs):
+            out = model(input_ids=ids, use_cache=True)
+        sink.flush()
+    except RuntimeError as exc:  # device OOM, kernel failures: user-facing, the partial file is kept
+        sink.flush()
+        raise CaptureError(f"the forward pass failed: {str(exc).splitlines()[0]}; the tensors captured before "
+                           f"the failure are in {writer.partial_path}") from None
+    logits = out.logits[0]  # [seq, vocab]
+    prompt_ids, prompt_logprobs = topk_logprobs(logits, options.top_k)
+    writer.write_prompt_logprobs(prompt_ids, prompt_logprobs)
+    if options.max_new_tokens == 0:
+        return []
+    record = greedy_generate(model, logits[-1], out.past_key_values, len(resolved.ids),
+                             options.max_new_tokens, options.top_k)
+    writer.write_generation(record.ids, record.topk_ids, record.topk_logprobs, record.margin)
+    return [int(i) for i in np.asarray(record.ids)]

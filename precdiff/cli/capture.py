@@ -1,0 +1,120 @@
+"""``precdiff capture``, ``precdiff tiny …`` and ``precdiff demo``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, app, command
+from precdiff.errors import InputError
+
+tiny_app = typer.Typer(help="Built-in tiny models (seeded random weights, no download).", no_args_is_help=True)
+app.add_typer(tiny_app, name="tiny")
+
+
+def parse_assignments(pairs: list[str] | None, flag: str) -> dict[str, Any]:
+    """``["k=v", ...]`` to a dict; values are parsed as JSON when they can be (``false`` -> False)."""
+    import json
+
+    values: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"{flag} takes KEY=VALUE, got {pair!r}")
+        try:
+            values[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key.strip()] = raw
+    return values
+
+
+@command("capture")
+def capture_command(
+    model: str = typer.Argument(..., help="Local Hugging Face model directory, or tiny:<arch>."),
+    out: Path = typer.Option(..., "--out", "-o", help="Capture file to write (RUN.h5)."),
+    prompt: Optional[str] = typer.Option(None, "--prompt", help="Prompt text (tokenized with the model's tokenizer)."),
+    prompt_file: Optional[Path] = typer.Option(None, "--prompt-file", help="File holding the prompt text."),
+    messages: Optional[Path] = typer.Option(None, "--messages", help="OpenAI-style messages JSON, rendered with the chat template."),
+    input_ids: Optional[str] = typer.Option(None, "--input-ids", help="Token ids, e.g. 1,2,3 (no tokenizer needed)."),
+    tokens_from: Optional[Path] = typer.Option(None, "--tokens-from", help="Reuse the exact token ids of another capture."),
+    template_kwarg: Optional[list[str]] = typer.Option(None, "--template-kwarg", help="Chat-template variable KEY=VALUE (with --messages)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto|cpu|cuda[:i]|npu[:i] (default auto)."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="float32|bfloat16|float16 (default float32)."),
+    attn_impl: Optional[str] = typer.Option(None, "--attn-impl", help="Attention implementation (eager, sdpa, …)."),
+    kernels: Optional[str] = typer.Option(None, "--kernels", help="standard|batch-invariant (default standard)."),
+    deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic algorithms, cuBLAS workspace, TF32 off."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed (also selects tiny-model weights; default 0)."),
+    summary: bool = typer.Option(False, "--summary", help="Store statistics only, not full tensors."),
+    save_inputs: bool = typer.Option(False, "--save-inputs", help="Also capture every module's inputs."),
+    include: Optional[list[str]] = typer.Option(None, "--include", help="Capture only modules matching this regex (repeatable)."),
+    exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="Skip modules matching this regex (repeatable)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Logprobs kept per position (default 20)."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Greedy tokens to generate (default 16)."),
+    compress: Optional[str] = typer.Option(None, "--compress", help="gzip: lossless compression of tensor data."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model code from the directory."),
+) -> int:
+    """Run MODEL on one input and write every module's output, logprobs and generation to one HDF5 file."""
+    from precdiff.capture import capture
+    from precdiff.capture.inputs import parse_input_ids
+    from precdiff.config import CaptureInput, CaptureOptions
+    from precdiff.report.capture import print_capture_result
+
+    spec = CaptureInput(
+        prompt=prompt,
+        prompt_file=str(prompt_file) if prompt_file else None,
+        messages=str(messages) if messages else None,
+        input_ids=parse_input_ids(input_ids) if input_ids is not None else None,
+        tokens_from=str(tokens_from) if tokens_from else None,
+        template_kwargs=parse_assignments(template_kwarg, "--template-kwarg"),
+    )
+    options = CaptureOptions.from_cli(
+        device=device, dtype=dtype, attn_implementation=attn_impl, kernels=kernels, deterministic=deterministic,
+        seed=seed, summary=summary, save_inputs=save_inputs, include=tuple(include or ()),
+        exclude=tuple(exclude or ()), top_k=top_k, max_new_tokens=max_new_tokens, compression=compress,
+        trust_remote_code=trust_remote_code, command_line=tuple(["precdiff", *sys.argv[1:]]),
+    )
+    print_capture_result(capture(model, out, spec, options))
+    return EXIT_OK
+
+
+@command("list", parent=tiny_app)
+def tiny_list() -> int:
+    """List the built-in tiny architectures."""
+    from precdiff.capture.tiny import TINY_ARCHS
+
+    for arch, spec in TINY_ARCHS.items():
+        typer.echo(f"tiny:{arch}\t{spec.config_class}")
+    return EXIT_OK
+
+
+@command("save", parent=tiny_app)
+def tiny_save(
+    arch: str = typer.Argument(..., help="Architecture, e.g. llama (see precdiff tiny list)."),
+    directory: Path = typer.Argument(..., help="Directory to write the Hugging Face model into."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Weight seed (default 0)."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Config override KEY=VALUE, e.g. hidden_size=2048."),
+) -> int:
+    """Write a tiny model (optionally reshaped with --set) as a normal Hugging Face directory."""
+    from precdiff.capture import save_tiny
+    from precdiff.config import DEFAULT_SEED
+
+    path = save_tiny(arch, directory, seed=DEFAULT_SEED if seed is None else seed,
+                     overrides=parse_assignments(set_, "--set"))
+    typer.echo(f"wrote {path}")
+    return EXIT_OK
+
+
+@command("demo")
+def demo_command(
+    out_dir: Path = typer.Option(Path("reports/demo"), "--out-dir", help="Where the two captures and the JSON go."),
+) -> int:
+    """Capture tiny:llama on CPU float32 and in a second configuration, compare, print the verdict."""
+    from precdiff.demo import run_demo
+    from precdiff.report.console import print_comparison
+
+    comparison = run_demo(out_dir)
+    print_comparison(comparison)
+    return EXIT_OK if comparison else EXIT_DIVERGED

@@ -1,0 +1,260 @@
+"""Read-only, lazy view of a capture file (complete or ``.partial``).
+
+Nothing is loaded until asked for: :meth:`Capture.iter_blocks` streams one tensor in bounded blocks
+so that comparing captures of any size keeps memory flat.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Iterator
+
+import h5py
+import numpy as np
+
+from precdiff.errors import CaptureFormatError, IncompatibleCaptureError, InputError
+from precdiff.store import format as fmt
+from precdiff.store.dtypes import from_storage
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+# Elements per block when streaming a tensor: 4 Mi float64 values = 32 MiB per side.
+DEFAULT_BLOCK_ELEMENTS = 1 << 22
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """What a capture records about one tensor, without its data."""
+
+    name: str
+    module: str
+    role: str
+    dtype: str  # format dtype code, e.g. "BF16"
+    shape: tuple[int, ...]
+    stored: bool  # False for --summary captures: only the statistics exist
+    stats: dict[str, float]
+    key: str  # HDF5 dataset path
+
+    @property
+    def numel(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+
+@dataclass(frozen=True)
+class TopK:
+    """Top-k token ids and logprobs per position ([n, k] each)."""
+
+    ids: np.ndarray
+    logprobs: np.ndarray
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The greedy continuation a capture produced."""
+
+    ids: np.ndarray  # [steps]
+    topk: TopK  # [steps, k]
+    margin: np.ndarray  # [steps] top-1 minus top-2 logprob
+
+
+def _decode(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+class Capture:
+    """An open capture file. Prefer :func:`open_capture`; close it or use ``with``."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        if not self.path.exists():
+            partial = Path(fmt.partial_path_for(str(self.path)))
+            hint = f"; an incomplete capture exists at {partial}" if partial.exists() else ""
+            raise InputError(f"capture file {self.path} does not exist{hint}")
+        if self.path.is_dir():
+            raise InputError(f"{self.path} is a directory, not a capture file; pass the .h5 written by precdiff capture")
+        with open(self.path, "rb") as handle:
+            signature = handle.read(8)
+        if signature != HDF5_SIGNATURE:
+            raise CaptureFormatError(
+                f"{self.path} is not an HDF5 file; pass a file written by `precdiff capture`"
+            )
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise CaptureFormatError(
+                f"{self.path} is damaged and cannot be opened ({exc}); capture it again"
+            ) from None
+        try:
+            self._check_header()
+            self._infos = self._read_infos()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _check_header(self) -> None:
+        attrs = self._file.attrs
+        if _decode(attrs.get(fmt.ATTR_FORMAT, b"")) != fmt.FORMAT_NAME:
+            raise CaptureFormatError(f"{self.path} is an HDF5 file but not a precdiff capture (no format={fmt.FORMAT_NAME!r})")
+        version = int(attrs.get(fmt.ATTR_FORMAT_VERSION, -1))
+        if version != fmt.FORMAT_VERSION:
+            raise IncompatibleCaptureError(
+                f"{self.path} has capture format version {version}, this precdiff reads version "
+                f"{fmt.FORMAT_VERSION}; use the precdiff release that wrote it, or capture again"
+            )
+        self.format_version = version
+        self.complete = bool(attrs.get(fmt.ATTR_COMPLETE, False))
+        self.precdiff_version = _decode(attrs.get(fmt.ATTR_PRECDIFF_VERSION, ""))
+        self.created_utc = _decode(attrs.get(fmt.ATTR_CREATED, ""))
+
+    def _read_infos(self) -> dict[str, TensorInfo]:
+        infos: dict[str, TensorInfo] = {}
+        group = self._file.get(fmt.TENSORS_GROUP)
+        if group is None:
+            return infos
+        for key in sorted(group.keys()):
+            try:
+                dataset = group[key]
+                attrs = dataset.attrs
+                info = TensorInfo(
+                    name=_decode(attrs[fmt.T_NAME]),
+                    module=_decode(attrs[fmt.T_MODULE]),
+                    role=_decode(attrs[fmt.T_ROLE]),
+                    dtype=_decode(attrs[fmt.T_DTYPE]),
+                    shape=tuple(int(s) for s in attrs[fmt.T_SHAPE]),
+                    stored=bool(attrs[fmt.T_STORED]),
+                    stats={s: float(attrs[fmt.stat_attr(s)]) for s in fmt.STAT_NAMES},
+                    key=f"{fmt.TENSORS_GROUP}/{key}",
+                )
+            except (KeyError, OSError):
+                if self.complete:
+                    raise CaptureFormatError(f"{self.path}: tensor {key} lacks its attributes; capture it again") from None
+                break  # the last tensor of a killed capture may be half-written: stop before it
+            infos[info.name] = info
+        return infos
+
+    # --- metadata -------------------------------------------------------------------------
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The environment manifest (empty if the capture was killed before writing it)."""
+        if fmt.MANIFEST not in self._file:
+            return {}
+        loaded: dict[str, Any] = json.loads(_decode(self._file[fmt.MANIFEST][()]))
+        return loaded
+
+    @property
+    def input_ids(self) -> list[int]:
+        """The exact token ids the model saw."""
+        if fmt.INPUT_IDS not in self._file:
+            return []
+        return [int(i) for i in self._file[fmt.INPUT_IDS][()]]
+
+    @property
+    def input_text(self) -> str | None:
+        """The rendered prompt text, when the capture had one."""
+        if fmt.INPUT_TEXT not in self._file:
+            return None
+        return _decode(self._file[fmt.INPUT_TEXT][()])
+
+    # --- tensors --------------------------------------------------------------------------
+    def tensor_names(self) -> list[str]:
+        """Names of the captured tensors in forward order."""
+        return list(self._infos)
+
+    def tensor_infos(self) -> list[TensorInfo]:
+        """Every tensor's metadata in forward order."""
+        return list(self._infos.values())
+
+    def info(self, name: str) -> TensorInfo:
+        """Metadata of one tensor."""
+        try:
+            return self._infos[name]
+        except KeyError:
+            raise InputError(f"{self.path} has no tensor named {name!r}; `precdiff inspect` lists them") from None
+
+    def tensor(self, name: str) -> np.ndarray:
+        """One tensor, decoded exactly (bf16 -> float32, fp16 -> float16). Loads it whole."""
+        info = self.info(name)
+        self._require_data(info)
+        return from_storage(self._file[info.key][()], info.dtype)
+
+    def iter_blocks(self, name: str, block_elements: int = DEFAULT_BLOCK_ELEMENTS) -> Iterator[np.ndarray]:
+        """Stream a tensor as flat float64 blocks of at most about ``block_elements`` values.
+
+        Two tensors of the same shape are cut at the same places, so blocks pair up.
+        """
+        info = self.info(name)
+        self._require_data(info)
+        dataset = self._file[info.key]
+        if dataset.ndim == 0:
+            yield np.asarray(from_storage(dataset[()], info.dtype), dtype=np.float64).reshape(-1)
+            return
+        # Rows along axis 0 are contiguous runs; read as many whole rows as fit a block.
+        rows = dataset.shape[0]
+        row_elements = max(1, int(np.prod(dataset.shape[1:])))
+        if row_elements <= block_elements:
+            step = max(1, block_elements // row_elements)
+            for start in range(0, rows, step):
+                yield from_storage(dataset[start : start + step], info.dtype).astype(np.float64).reshape(-1)
+            return
+        # A single row is larger than a block (e.g. [1, seq, vocab] logits): recurse on axis 1.
+        inner = dataset.shape[1]
+        inner_elements = max(1, row_elements // max(1, inner))
+        step = max(1, block_elements // inner_elements)
+        for row in range(rows):
+            for start in range(0, inner, step):
+                block = dataset[row, start : start + step]
+                yield from_storage(block, info.dtype).astype(np.float64).reshape(-1)
+
+    def _require_data(self, info: TensorInfo) -> None:
+        if not info.stored:
+            raise InputError(
+                f"tensor {info.name!r} in {self.path} holds statistics only (captured with --summary); "
+                "capture again without --summary to compare its values"
+            )
+
+    # --- logprobs and generation ------------------------------------------------------------
+    @property
+    def prompt_logprobs(self) -> TopK | None:
+        """Top-k logprobs at every prompt position, or ``None`` if not captured."""
+        if fmt.PROMPT_TOPK_IDS not in self._file or fmt.PROMPT_TOPK_LOGPROBS not in self._file:
+            return None
+        return TopK(self._file[fmt.PROMPT_TOPK_IDS][()], self._file[fmt.PROMPT_TOPK_LOGPROBS][()])
+
+    @property
+    def generation(self) -> Generation | None:
+        """The greedy generation, or ``None`` if not captured."""
+        names = (fmt.GENERATION_IDS, fmt.GENERATION_TOPK_IDS, fmt.GENERATION_TOPK_LOGPROBS, fmt.GENERATION_MARGIN)
+        if not all(n in self._file for n in names):
+            return None
+        ids, topk_ids, topk_lp, margin = (self._file[n][()] for n in names)
+        return Generation(ids=ids, topk=TopK(topk_ids, topk_lp), margin=margin)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def open_capture(path: str | os.PathLike[str]) -> Capture:
+    """Open a capture file (complete, or a ``.partial`` left by an interrupted capture).
+
+    Raises:
+        InputError: the path does not exist.
+        CaptureFormatError: not a precdiff capture, or damaged.
+        IncompatibleCaptureError: written by another format version.
+
+    Example:
+        >>> with open_capture("run.h5") as cap:  # doctest: +SKIP
+        ...     print(cap.tensor_names()[:3])
+    """
+    return Capture(path)

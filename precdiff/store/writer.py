@@ -1,0 +1,178 @@
+"""Streaming writer of capture files.
+
+Tensors go to disk one at a time and the file is flushed after each, so memory stays bounded and a
+capture killed half-way leaves ``NAME.partial`` holding everything written before the kill. Only
+:meth:`CaptureWriter.finish` sets ``complete`` and renames the file to its final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Mapping, Sequence
+
+import h5py
+import numpy as np
+import torch
+
+from precdiff._version import __version__
+from precdiff.errors import CaptureError, InputError
+from precdiff.store import format as fmt
+from precdiff.store.dtypes import dtype_code
+
+_STRING = h5py.string_dtype(encoding="utf-8")
+
+
+def chunk_shape(shape: Sequence[int], itemsize: int) -> tuple[int, ...] | None:
+    """A chunk of about :data:`~precdiff.store.format.CHUNK_BYTES`, full along the trailing axes.
+
+    Trailing axes are kept whole while they fit, so a chunk is a contiguous run of rows of the
+    C-ordered tensor; returns ``None`` (contiguous storage) for tensors that fit one chunk.
+    """
+    if not shape or int(np.prod(shape)) * itemsize <= fmt.CHUNK_BYTES:
+        return None
+    chunk = [1] * len(shape)
+    budget = max(1, fmt.CHUNK_BYTES // itemsize)
+    for axis in range(len(shape) - 1, -1, -1):
+        if shape[axis] <= budget:
+            chunk[axis] = max(1, shape[axis])
+            budget //= max(1, shape[axis])
+        else:
+            chunk[axis] = max(1, budget)
+            break
+    return tuple(chunk)
+
+
+class CaptureWriter:
+    """Write one capture file. Use as a context manager; call :meth:`finish` when complete.
+
+    Args:
+        path: final path of the capture (``RUN.h5``); ``RUN.h5.partial`` is written meanwhile.
+        compression: ``None`` or ``"gzip"`` (lossless; slower, smaller files).
+        overwrite: replace an existing file at ``path``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, compression: str | None = None, overwrite: bool = True):
+        self.path = Path(path)
+        self.partial_path = Path(fmt.partial_path_for(str(self.path)))
+        if compression not in (None, "gzip"):
+            raise InputError(f"unknown compression {compression!r}; use --compress gzip / compression='gzip' or none")
+        if self.path.exists() and not overwrite:
+            raise InputError(f"{self.path} exists; remove it or pass --overwrite")
+        if not self.path.parent.exists():
+            raise InputError(f"output folder {self.path.parent} does not exist; create it or pick another --out")
+        self.compression = compression
+        self._count = 0
+        try:
+            # The default (oldest) file-format version on purpose: "latest" sets superblock consistency
+            # flags that make a killed .partial refuse to open until h5clear is run on it.
+            self._file = h5py.File(self.partial_path, "w")
+        except OSError as exc:
+            raise CaptureError(f"cannot create {self.partial_path}: {exc}") from None
+        self._file.attrs[fmt.ATTR_FORMAT] = fmt.FORMAT_NAME
+        self._file.attrs[fmt.ATTR_FORMAT_VERSION] = fmt.FORMAT_VERSION
+        self._file.attrs[fmt.ATTR_COMPLETE] = False
+        self._file.attrs[fmt.ATTR_PRECDIFF_VERSION] = __version__
+        self._file.attrs[fmt.ATTR_CREATED] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self._file.flush()
+
+    @property
+    def tensor_count(self) -> int:
+        """How many tensors have been written so far."""
+        return self._count
+
+    def write_manifest(self, manifest: Mapping[str, Any]) -> None:
+        """Store the environment manifest as one JSON document."""
+        text = json.dumps(manifest, sort_keys=True, default=str)
+        if fmt.MANIFEST in self._file:
+            del self._file[fmt.MANIFEST]
+        self._file.create_dataset(fmt.MANIFEST, data=text, dtype=_STRING)
+        self._file.flush()
+
+    def write_input(self, ids: Sequence[int], text: str | None) -> None:
+        """Store the exact token ids the model saw (and the rendered text, when there is one)."""
+        self._file.create_dataset(fmt.INPUT_IDS, data=np.asarray(ids, dtype=np.int64))
+        if text is not None:
+            self._file.create_dataset(fmt.INPUT_TEXT, data=text, dtype=_STRING)
+        self._file.flush()
+
+    def write_tensor(
+        self,
+        name: str,
+        *,
+        module: str,
+        role: str,
+        dtype: torch.dtype,
+        shape: Sequence[int],
+        stats: Mapping[str, float],
+        data: np.ndarray | None,
+    ) -> None:
+        """Append one captured tensor with its statistics; ``data`` (storage form, see
+        :func:`~precdiff.store.dtypes.to_storage`) is ``None`` for a summary-only tensor."""
+        code = dtype_code(dtype)
+        shape = tuple(int(s) for s in shape)
+        storage_dtype = fmt.STORAGE_DTYPES[code]
+        key = fmt.tensor_key(self._count)
+        if data is not None:
+            if tuple(data.shape) != shape or data.dtype != storage_dtype:
+                raise ValueError(f"{name}: data {data.dtype}{data.shape} does not match {code}{shape}")
+            chunks = chunk_shape(shape, storage_dtype.itemsize)
+            dataset = self._file.create_dataset(
+                key, data=data, chunks=chunks, compression=self.compression if chunks else None
+            )
+        else:
+            dataset = self._file.create_dataset(key, shape=(0,), dtype=storage_dtype)
+        attrs = dataset.attrs
+        attrs[fmt.T_NAME] = name
+        attrs[fmt.T_MODULE] = module
+        attrs[fmt.T_ROLE] = role
+        attrs[fmt.T_DTYPE] = code
+        attrs[fmt.T_SHAPE] = np.asarray(shape, dtype=np.int64)
+        attrs[fmt.T_STORED] = data is not None
+        attrs[fmt.T_NUMEL] = int(np.prod(shape)) if shape else 1
+        for stat in fmt.STAT_NAMES:
+            attrs[fmt.stat_attr(stat)] = float(stats[stat])
+        self._count += 1
+        self._file.flush()
+
+    def write_prompt_logprobs(self, topk_ids: np.ndarray, topk_logprobs: np.ndarray) -> None:
+        """Store the top-k next-token ids and logprobs at every prompt position ([seq, k])."""
+        self._file.create_dataset(fmt.PROMPT_TOPK_IDS, data=np.asarray(topk_ids, dtype=np.int64))
+        self._file.create_dataset(fmt.PROMPT_TOPK_LOGPROBS, data=np.asarray(topk_logprobs, dtype=np.float32))
+        self._file.flush()
+
+    def write_generation(
+        self, ids: np.ndarray, topk_ids: np.ndarray, topk_logprobs: np.ndarray, margin: np.ndarray
+    ) -> None:
+        """Store the greedy generation: chosen ids [steps], top-k [steps, k], top-1/top-2 margin [steps]."""
+        self._file.create_dataset(fmt.GENERATION_IDS, data=np.asarray(ids, dtype=np.int64))
+        self._file.create_dataset(fmt.GENERATION_TOPK_IDS, data=np.asarray(topk_ids, dtype=np.int64))
+        self._file.create_dataset(fmt.GENERATION_TOPK_LOGPROBS, data=np.asarray(topk_logprobs, dtype=np.float32))
+        self._file.create_dataset(fmt.GENERATION_MARGIN, data=np.asarray(margin, dtype=np.float32))
+        self._file.flush()
+
+    def finish(self) -> Path:
+        """Mark the file complete, close it and rename it to its final name."""
+        self._file.attrs[fmt.ATTR_COMPLETE] = True
+        self._file.flush()
+        self._file.close()
+        os.replace(self.partial_path, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Close without marking complete: the ``.partial`` keeps everything written so far."""
+        if self._file.id.valid:
+            self._file.flush()
+            self._file.close()
+
+    def __enter__(self) -> CaptureWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._file.id.valid:
+            self.abort()
