@@ -1,0 +1,139 @@
+"""Capture overhead: plain forward vs forward under capture (--summary) vs full capture.
+
+A Llama-8B-shaped model with random weights (hidden 4096, 32 layers, MLP 14336, 32 heads / 8 KV heads,
+vocab 128256) runs a prefill of ``--tokens`` tokens. The three modes run the same forward:
+
+- ``plain``: ``model(ids)`` under ``torch.no_grad()``;
+- ``summary``: the same under precdiff's hooks, statistics on the device, written to an HDF5 file;
+- ``full``: the same, every tensor copied to the host and written.
+
+Each mode is timed ``--repeats`` times after one warm-up (full: ``--full-repeats``); the table gives
+medians and the ratio to ``plain``. Output JSON goes to ``--out``.
+
+    python benchmarks/capture_overhead.py --device cuda --out benchmarks/results/capture_overhead_h100.json
+    python benchmarks/capture_overhead.py --device cpu --layers 4 --out ...   # CPU: fewer layers
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+import torch
+import transformers
+
+from precdiff.capture.hooks import attach
+from precdiff.capture.names import name_filter
+from precdiff.capture.runner import TensorSink
+from precdiff.devices import device_facts, synchronize
+from precdiff.store import CaptureWriter
+
+LLAMA_8B = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+                num_key_value_heads=8, vocab_size=128256, max_position_embeddings=8192, rope_theta=500000.0,
+                rms_norm_eps=1e-5, tie_word_embeddings=False)
+
+
+def build_model(layers: int, dtype: torch.dtype, device: torch.device) -> torch.nn.Module:
+    config = transformers.LlamaConfig(**{**LLAMA_8B, "num_hidden_layers": layers})
+    config._attn_implementation = "sdpa"
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(config, dtype=dtype)
+    model = model.to_empty(device=device)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.ndim == 1:
+                parameter.fill_(1.0)
+            else:
+                parameter.normal_(0.0, 0.02)
+        for module in model.modules():  # rotary inv_freq was created on meta: recompute it
+            if hasattr(module, "inv_freq") and hasattr(module, "rope_init_fn"):
+                inv_freq, _ = module.rope_init_fn(module.config, device)
+                module.inv_freq = inv_freq
+                module.original_inv_freq = inv_freq
+    return model.eval()  # type: ignore[no-any-return]
+
+
+def timed(run: Callable[[], None], device: torch.device, repeats: int) -> list[float]:
+    run()  # warm-up: kernel selection, Triton compilation, allocator growth
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        run()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--layers", type=int, default=32)
+    parser.add_argument("--tokens", type=int, default=2048)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--full-repeats", type=int, default=2)
+    parser.add_argument("--modes", default="plain,summary,full")
+    parser.add_argument("--tmp", default=None, help="folder for the capture files (deleted after each run)")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    dtype = getattr(torch, args.dtype)
+    model = build_model(args.layers, dtype, device)
+    ids = torch.randint(0, LLAMA_8B["vocab_size"], (1, args.tokens), generator=torch.Generator().manual_seed(1))
+    ids = ids.to(device)
+    keep = name_filter(None, None)
+    folder = Path(tempfile.mkdtemp(dir=args.tmp))
+
+    def plain() -> None:
+        with torch.no_grad():
+            model(input_ids=ids, use_cache=False)
+
+    def captured(summary: bool) -> Callable[[], None]:
+        def run() -> None:
+            path = folder / "bench.h5"
+            with CaptureWriter(path) as writer:
+                sink = TensorSink(writer, summary=summary, device=device)
+                with torch.no_grad(), attach(model, keep, sink):
+                    model(input_ids=ids, use_cache=False)
+                sink.flush()
+                writer.finish()
+            path.unlink()
+        return run
+
+    runs = {"plain": plain, "summary": captured(True), "full": captured(False)}
+    results: dict[str, dict[str, object]] = {}
+    for mode in args.modes.split(","):
+        repeats = args.full_repeats if mode == "full" else args.repeats
+        times = timed(runs[mode], device, repeats)
+        results[mode] = {"median_s": statistics.median(times), "times_s": times}
+    base = float(results["plain"]["median_s"])  # type: ignore[arg-type]
+    for mode, row in results.items():
+        row["ratio_to_plain"] = float(row["median_s"]) / base  # type: ignore[arg-type]
+    report = {
+        "benchmark": "capture_overhead", "date": date.today().isoformat(), "device": device_facts(device),
+        "host": platform.node(), "torch": torch.__version__, "transformers": transformers.__version__,
+        "model": {"shape": "llama-8b", **LLAMA_8B, "num_hidden_layers": args.layers}, "dtype": args.dtype,
+        "tokens": args.tokens, "results": results,
+    }
+    print(f"capture overhead: llama-8B shape, {args.layers} layers, {args.tokens} tokens, {args.dtype}, "
+          f"{report['device']['name']}")
+    print(f"{'mode':<10}{'median s':>12}{'× plain':>10}")
+    for mode, row in results.items():
+        print(f"{mode:<10}{float(row['median_s']):>12.4f}{float(row['ratio_to_plain']):>10.2f}")  # type: ignore[arg-type]
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

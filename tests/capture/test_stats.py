@@ -1,0 +1,48 @@
+"""Summary statistics: finite-only conventions, NaN/Inf counts, empty and integer tensors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from precdiff.capture.stats import STAT_ORDER, tensor_stats
+
+
+def stats(t: torch.Tensor) -> dict[str, float]:
+    return dict(zip(STAT_ORDER, tensor_stats(t).tolist()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_finite_tensor_matches_numpy(dtype: torch.dtype) -> None:
+    t = (torch.randn(1000, generator=torch.Generator().manual_seed(0)) * 3 + 5).to(dtype)
+    ref = t.double().numpy()
+    s = stats(t)
+    assert (s["min"], s["max"]) == (ref.min(), ref.max())
+    np.testing.assert_allclose([s["mean"], s["std"], s["l2"]], [ref.mean(), ref.std(), np.linalg.norm(ref)],
+                               rtol=1e-12)
+    assert s["nan_count"] == s["inf_count"] == 0
+
+
+def test_non_finite_values_are_counted_and_excluded() -> None:
+    t = torch.tensor([1.0, float("nan"), 3.0, float("inf"), float("-inf"), float("nan")])
+    s = stats(t)
+    assert (s["min"], s["max"], s["mean"], s["l2"]) == (1.0, 3.0, 2.0, math.sqrt(10.0))
+    assert s["std"] == 1.0 and s["nan_count"] == 2 and s["inf_count"] == 2
+
+
+def test_all_non_finite_and_empty() -> None:
+    s = stats(torch.tensor([float("nan"), float("inf")]))
+    assert all(math.isnan(s[k]) for k in ("min", "max", "mean", "std", "l2"))
+    assert (s["nan_count"], s["inf_count"]) == (1, 1)
+    e = stats(torch.zeros(0))
+    assert all(math.isnan(e[k]) for k in ("min", "max", "mean", "std", "l2")) and e["nan_count"] == 0
+
+
+def test_integer_and_bool_tensors() -> None:
+    s = stats(torch.tensor([[1, 2], [3, 4]], dtype=torch.int64))
+    assert (s["min"], s["max"], s["mean"]) == (1.0, 4.0, 2.5)
+    b = stats(torch.tensor([True, False, True]))
+    assert (b["min"], b["max"], b["l2"]) == (0.0, 1.0, math.sqrt(2.0))
