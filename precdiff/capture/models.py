@@ -28,7 +28,7 @@ DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bf
 class LoadedModel:
     """A model ready to capture, with what the manifest needs to know about it."""
 
-    model: nn.Module
+    model: transformers.PreTrainedModel
     tokenizer: Any  # transformers tokenizer, or None for a directory without one
     source: str
     weights_sha256: str
@@ -96,7 +96,7 @@ def load_model(
         model, tokenizer, weights_sha256 = _load_directory(
             Path(source), dtype=dtype, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code
         )
-    model = model.to(device=device, dtype=dtype)
+    nn.Module.to(model, device=device, dtype=dtype)  # in place; PreTrainedModel.to's wrapper confuses mypy
     model.eval()
     layers_path, num_layers = decoder_layers(model)
     return LoadedModel(model, tokenizer, source, weights_sha256, layers_path, num_layers)
@@ -104,7 +104,7 @@ def load_model(
 
 def _load_directory(
     path: Path, *, dtype: torch.dtype, attn_implementation: str | None, trust_remote_code: bool
-) -> tuple[nn.Module, Any, str]:
+) -> tuple[transformers.PreTrainedModel, Any, str]:
     if not path.is_dir():
         raise ModelLoadError(f"model {str(path)!r} is neither a local directory nor tiny:<arch>; "
                              "pass a Hugging Face model directory (config.json + *.safetensors) or e.g. tiny:llama")
@@ -122,7 +122,7 @@ def _load_directory(
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     try:
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+        model: transformers.PreTrainedModel = transformers.AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
     except (OSError, ValueError, KeyError, ImportError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"cannot load the model in {path}: {first_line}") from None

@@ -6,7 +6,7 @@ import os
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
 import numpy as np
 import torch
@@ -135,7 +135,7 @@ def capture(
         kernel_settings = stack.enter_context(kernel_mode(options, device))
         loaded = load_model(model, dtype=dtype, device=device, attn_implementation=attn,
                             trust_remote_code=options.trust_remote_code, seed=options.seed)
-        vocab_size = int(loaded.model.get_input_embeddings().weight.shape[0])
+        vocab_size = int(cast(torch.Tensor, loaded.model.get_input_embeddings().weight).shape[0])
         resolved = resolve_input(inputs, loaded.tokenizer, vocab_size)
         writer = stack.enter_context(CaptureWriter(out, compression=options.compression))
         writer.write_manifest(build_manifest(

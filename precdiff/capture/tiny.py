@@ -164,13 +164,15 @@ def seeded_init(model: nn.Module, seed: int) -> None:
             parameter.copy_(values.to(parameter.dtype))
 
 
-def build_model(arch: str, *, seed: int = DEFAULT_SEED, overrides: dict[str, Any] | None = None) -> nn.Module:
+def build_model(
+    arch: str, *, seed: int = DEFAULT_SEED, overrides: dict[str, Any] | None = None
+) -> transformers.PreTrainedModel:
     """The float32 CPU model of ``tiny:<arch>``, with seeded weights."""
     config = build_config(arch, overrides)
-    model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model: transformers.PreTrainedModel = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     seeded_init(model, seed)
     model.eval()
-    return model  # type: ignore[no-any-return]
+    return model
 
 
 def _spec(arch: str) -> TinySpec:

@@ -1,0 +1,1 @@
+"""Stage 6: rendering result objects (rich console, JSON). Renderers never recompute a number."""

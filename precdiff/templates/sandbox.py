@@ -1,0 +1,418 @@
+"""The Jinja environment chat templates run in: transformers' options, inside a bounded sandbox.
+
+A chat template is untrusted code from a model repository (or from an engine log). precdiff renders it
+exactly as ``transformers`` 5.x does in ``_compile_jinja_template`` (``trim_blocks=True``,
+``lstrip_blocks=True``, the ``loopcontrols`` extension, a ``{% generation %}`` tag, the ``tojson``
+filter without HTML escaping, and the globals ``raise_exception``, ``strftime_now``, ``dict`` and
+``namespace``), on :class:`jinja2.sandbox.ImmutableSandboxedEnvironment`, and adds limits that
+transformers does not have:
+
+- access to an unsafe attribute (``__class__``, ``_private``, ``list.append``) raises at once instead of
+  rendering as an empty string, so a template probing internals fails loudly;
+- ``range()`` is capped at :attr:`SandboxLimits.max_range` items;
+- no string or list built by an operator, a join, a filter or a method call, and not the output itself,
+  may exceed :attr:`SandboxLimits.max_chars` (checked *before* the allocation where the size is known
+  up front: ``*``, ``+``, ``**``, ``~``, ``center``, ``replace``, format widths);
+- a step budget (template lines executed plus Python calls made while rendering) and a wall-clock
+  budget, enforced by a trace function that is active only while a template renders;
+- runaway recursion (a macro calling itself) is reported, not propagated as ``RecursionError``.
+
+Every violation raises :class:`~precdiff.errors.TemplateSandboxError`; every other rendering failure
+(including ``raise_exception`` in the template) raises :class:`~precdiff.errors.TemplateError`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from types import FrameType
+from typing import Any
+
+import jinja2
+import jinja2.ext
+import jinja2.meta
+import jinja2.nodes
+import jinja2.utils
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from precdiff.errors import TemplateError, TemplateSandboxError
+
+__all__ = ["SandboxLimits", "compile_template", "render_template", "template_variables"]
+
+# The filename Jinja gives code compiled from a string; the tracer counts lines only in these frames.
+_TEMPLATE_FILENAME = "<template>"
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Resource limits for one render. The defaults leave real templates (and 100k-token chats) alone."""
+
+    max_range: int = 65_536
+    max_chars: int = 16_000_000
+    max_steps: int = 2_000_000
+    max_seconds: float = 10.0
+
+
+DEFAULT_LIMITS = SandboxLimits()
+
+
+class _Budget:
+    """Steps and time used by the render in progress; installed as the thread's trace function."""
+
+    def __init__(self, limits: SandboxLimits) -> None:
+        self.limits = limits
+        self.steps = 0
+        self.deadline = time.monotonic() + limits.max_seconds
+
+    def charge(self) -> None:
+        self.steps += 1
+        if self.steps > self.limits.max_steps:
+            raise TemplateSandboxError(
+                f"chat template exceeded the sandbox step budget ({self.limits.max_steps:,} steps): "
+                "it loops far more than any chat template needs; fix the template's loops"
+            )
+        if self.steps % 1024 == 0 and time.monotonic() > self.deadline:
+            raise TemplateSandboxError(
+                f"chat template exceeded the sandbox time budget ({self.limits.max_seconds:g} s); "
+                "fix the template's loops"
+            )
+
+    def trace(self, frame: FrameType, event: str, arg: Any) -> Callable[..., Any] | None:
+        self.charge()
+        if frame.f_code.co_filename == _TEMPLATE_FILENAME:
+            return self._trace_lines
+        return None
+
+    def _trace_lines(self, frame: FrameType, event: str, arg: Any) -> Callable[..., Any] | None:
+        if event == "line":
+            self.charge()
+        return self._trace_lines
+
+
+# The budget of the render running on this thread (renders do not nest).
+_active: list[_Budget] = []
+
+
+def _limits() -> SandboxLimits:
+    return _active[-1].limits if _active else DEFAULT_LIMITS
+
+
+def _too_big(size: int, what: str) -> TemplateSandboxError:
+    cap = _limits().max_chars
+    return TemplateSandboxError(
+        f"chat template tried to build {what} of {size:,} items, above the sandbox limit of {cap:,}; "
+        "a chat template never needs this"
+    )
+
+
+def _check_size(value: Any, what: str) -> Any:
+    if isinstance(value, (str, list, tuple, bytes)) and len(value) > _limits().max_chars:
+        raise _too_big(len(value), what)
+    return value
+
+
+_WIDTH = re.compile(r"(\d+)")
+
+
+def _check_format_widths(fmt: str) -> None:
+    # "%0999999999d" / "{:>999999999}" allocate the width before anything else can check.
+    cap = _limits().max_chars
+    for match in _WIDTH.finditer(fmt):
+        if len(match.group(1)) > 9 or int(match.group(1)) > cap:
+            raise _too_big(int(match.group(1)), "a formatted string")
+
+
+def _sized(value: Any) -> int:
+    return len(value) if isinstance(value, (str, list, tuple)) else 0
+
+
+def _pre_check_binop(op: str, left: Any, right: Any) -> None:
+    cap = _limits().max_chars
+    if op == "*":
+        for seq, count in ((left, right), (right, left)):
+            if isinstance(seq, (str, list, tuple)) and isinstance(count, int) and len(seq) * count > cap:
+                raise _too_big(len(seq) * count, "a repeated sequence")
+    elif op == "+":
+        if _sized(left) + _sized(right) > cap:
+            raise _too_big(_sized(left) + _sized(right), "a concatenation")
+    elif op == "**":
+        if isinstance(left, int) and isinstance(right, int) and right > 0:
+            bits = max(abs(left).bit_length(), 1) * right
+            if bits > 65_536:
+                raise TemplateSandboxError(
+                    f"chat template tried to compute a {bits:,}-bit power, above the sandbox limit of "
+                    "65,536 bits; a chat template never needs this"
+                )
+    elif op == "%" and isinstance(left, str):
+        _check_format_widths(left)
+
+
+def _checked_join(parts: Iterable[Any]) -> str:
+    items = [str(p) for p in parts]
+    total = sum(len(p) for p in items)
+    if total > _limits().max_chars:
+        raise _too_big(total, "a string")
+    return "".join(items)
+
+
+def _checked_markup_join(parts: Iterable[Any]) -> str:
+    items = list(parts)
+    _checked_join(items)  # size check only; markup_join keeps Jinja's escaping semantics
+    return str(jinja2.runtime.markup_join(items))
+
+
+def _pre_check_call(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    cap = _limits().max_chars
+    name = getattr(func, "__name__", "")
+    owner = getattr(func, "__self__", None)
+    wrapped = getattr(func, "__wrapped__", None)
+    if name in ("format", "format_map") and isinstance(getattr(wrapped, "__self__", None), str):
+        _check_format_widths(wrapped.__self__)  # type: ignore[union-attr]
+    if not isinstance(owner, str):
+        return
+    if name in ("center", "ljust", "rjust", "zfill") and args and isinstance(args[0], int) and args[0] > cap:
+        raise _too_big(args[0], "a padded string")
+    if (
+        name == "expandtabs"
+        and args
+        and isinstance(args[0], int)
+        and args[0] * max(owner.count("\t"), 1) > cap
+    ):
+        raise _too_big(args[0] * owner.count("\t"), "an expanded string")
+    if name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
+        grown = len(owner) + (owner.count(args[0])) * (len(args[1]) - len(args[0]))
+        if grown > cap:
+            raise _too_big(grown, "a replaced string")
+    if name == "join" and args and isinstance(args[0], (list, tuple)):
+        total = sum(_sized(x) for x in args[0]) + len(owner) * len(args[0])
+        if total > cap:
+            raise _too_big(total, "a joined string")
+
+
+def _checked_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        values = [a for a in args if isinstance(a, str)]
+        if name == "format" and values:
+            _check_format_widths(values[0])
+        if name in ("center", "indent", "wordwrap", "replace"):
+            source = next((a for a in args if isinstance(a, str)), "")
+            numbers = [a for a in list(args) + list(kwargs.values()) if isinstance(a, int)]
+            lines = source.count("\n") + 1
+            growth = max(numbers, default=0) * lines
+            if name == "replace" and len(values) >= 3:
+                growth = len(source) + source.count(values[1]) * (len(values[2]) - len(values[1]))
+            if growth > _limits().max_chars:
+                raise _too_big(growth, f"the result of the '{name}' filter")
+        return _check_size(func(*args, **kwargs), f"the result of the '{name}' filter")
+
+    run.__name__ = getattr(func, "__name__", name)
+    for attr in ("jinja_pass_arg",):  # keep pass_context / pass_environment markers
+        if hasattr(func, attr):
+            setattr(run, attr, getattr(func, attr))
+    return run
+
+
+def _safe_range(*args: int) -> range:
+    rng = range(*args)
+    if len(rng) > _limits().max_range:
+        raise TemplateSandboxError(
+            f"chat template called range() with {len(rng):,} items, above the sandbox limit of "
+            f"{_limits().max_range:,}"
+        )
+    return rng
+
+
+class _GenerationTag(jinja2.ext.Extension):
+    """``{% generation %}…{% endgeneration %}``: transformers' assistant-mask tag, rendered as its body."""
+
+    tags = {"generation"}
+
+    def parse(self, parser: jinja2.parser.Parser) -> jinja2.nodes.Node:
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return jinja2.nodes.CallBlock(self.call_method("_body"), [], [], body).set_lineno(lineno)
+
+    def _body(self, caller: Callable[[], str]) -> str:
+        return caller()
+
+
+def _raise_exception(message: str) -> None:
+    raise jinja2.exceptions.TemplateError(message)
+
+
+def _tojson(
+    x: Any, ensure_ascii: bool = False, indent: Any = None, separators: Any = None, sort_keys: bool = False
+) -> str:
+    # As transformers: no HTML escaping (Jinja's own tojson escapes <, >, &, ').
+    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+def _strftime_now(fmt: str) -> str:
+    return datetime.now().strftime(fmt)
+
+
+class _TemplateDict:
+    """``dict(...)`` for templates without exposing the ``dict`` type itself (as transformers)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> dict[Any, Any]:
+        return dict(*args, **kwargs)
+
+    def fromkeys(self, *args: Any, **kwargs: Any) -> dict[Any, Any]:
+        return dict.fromkeys(*args, **kwargs)
+
+
+class _TemplateNamespace(jinja2.utils.Namespace):
+    """``namespace(...)`` that refuses underscore-prefixed attributes (as transformers)."""
+
+    def __init__(*args: Any, **kwargs: Any) -> None:  # noqa: N805 - Jinja's signature trick
+        self, rest = args[0], args[1:]
+        attrs = dict(*rest, **kwargs)
+        for name in attrs:
+            _TemplateNamespace._check_name(name)
+        jinja2.utils.Namespace.__init__(self, attrs)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        _TemplateNamespace._check_name(name)
+        jinja2.utils.Namespace.__setitem__(self, name, value)
+
+    @staticmethod
+    def _check_name(name: Any) -> None:
+        if isinstance(name, str) and name.startswith("_"):
+            raise jinja2.exceptions.SecurityError(
+                f"chat templates cannot store underscore-prefixed attributes on a namespace, got {name!r}"
+            )
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """transformers' sandbox, plus immediate errors on unsafe attributes and size checks."""
+
+    intercepted_binops = frozenset({"*", "+", "**", "%"})
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
+        raise jinja2.exceptions.SecurityError(
+            f"access to attribute {attribute!r} of a {type(obj).__name__!r} object is not allowed"
+        )
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
+        _pre_check_binop(operator, left, right)
+        return _check_size(super().call_binop(context, operator, left, right), f"the result of '{operator}'")
+
+    def call(
+        __self,
+        __context: jinja2.runtime.Context,
+        __obj: Any,
+        *args: Any,  # noqa: N805
+        **kwargs: Any,
+    ) -> Any:
+        _pre_check_call(__obj, args, kwargs)
+        return _check_size(
+            ImmutableSandboxedEnvironment.call(__self, __context, __obj, *args, **kwargs),
+            f"the result of calling {getattr(__obj, '__name__', 'a function')!r}",
+        )
+
+
+def _build_environment() -> _BoundedSandbox:
+    env = _BoundedSandbox(
+        trim_blocks=True, lstrip_blocks=True, extensions=[_GenerationTag, jinja2.ext.loopcontrols]
+    )
+    for name in ("center", "indent", "wordwrap", "replace", "join", "format", "list", "string"):
+        env.filters[name] = _checked_filter(name, env.filters[name])
+    env.filters["tojson"] = _checked_filter("tojson", _tojson)
+    env.concat = _checked_join  # type: ignore[method-assign]
+    env.globals["raise_exception"] = _raise_exception
+    env.globals["strftime_now"] = _strftime_now
+    env.globals["dict"] = _TemplateDict()
+    env.globals["namespace"] = _TemplateNamespace
+    env.globals["range"] = _safe_range
+    return env
+
+
+_ENV = _build_environment()
+
+
+@lru_cache(maxsize=64)
+def compile_template(source: str) -> jinja2.Template:
+    """Compile a chat template in the sandbox (cached by source text).
+
+    Raises:
+        TemplateError: the template has a syntax error (with its line number).
+    """
+    try:
+        template = _ENV.from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(
+            f"chat template has a Jinja syntax error on line {exc.lineno}: {exc.message}; fix the template"
+        ) from None
+    # `~` compiles to str_join/markup_join looked up in the template's own module namespace.
+    namespace = template.root_render_func.__globals__
+    namespace["str_join"] = _checked_join
+    namespace["markup_join"] = _checked_markup_join
+    return template
+
+
+@lru_cache(maxsize=64)
+def template_variables(source: str) -> frozenset[str]:
+    """The variables a template reads from its context (``messages``, ``enable_thinking``, ...)."""
+    compile_template(source)  # raises the syntax error with a clear message first
+    return frozenset(jinja2.meta.find_undeclared_variables(_ENV.parse(source)))
+
+
+def _generate(template: jinja2.Template, context: dict[str, Any], limits: SandboxLimits) -> Iterator[str]:
+    total = 0
+    for chunk in template.generate(**context):
+        total += len(chunk)
+        if total > limits.max_chars:
+            raise TemplateSandboxError(
+                f"chat template output exceeded the sandbox limit of {limits.max_chars:,} characters"
+            )
+        yield chunk
+
+
+def render_template(source: str, context: dict[str, Any], limits: SandboxLimits | None = None) -> str:
+    """Render ``source`` with ``context`` inside the bounded sandbox.
+
+    Args:
+        source: the Jinja chat template text.
+        context: the variables (``messages``, ``tools``, ``add_generation_prompt``, special tokens, kwargs).
+        limits: resource limits; ``None`` means :data:`DEFAULT_LIMITS`.
+
+    Returns:
+        The rendered text.
+
+    Raises:
+        TemplateSandboxError: the template broke a sandbox rule or a limit.
+        TemplateError: the template failed (syntax error, ``raise_exception``, a type error, ...).
+    """
+    template = compile_template(source)
+    budget = _Budget(limits or DEFAULT_LIMITS)
+    previous = sys.gettrace()
+    _active.append(budget)
+    sys.settrace(budget.trace)
+    try:
+        return "".join(_generate(template, context, budget.limits))
+    except TemplateError:
+        raise
+    except jinja2.exceptions.SecurityError as exc:
+        raise TemplateSandboxError(f"chat template attempted a forbidden operation: {exc}") from None
+    except RecursionError:
+        raise TemplateSandboxError(
+            "chat template recursed too deeply (a macro that calls itself without end); fix the template"
+        ) from None
+    except MemoryError:
+        raise TemplateSandboxError("chat template ran out of memory while rendering") from None
+    except jinja2.exceptions.TemplateError as exc:
+        raise TemplateError(f"chat template raised an error while rendering: {exc.message or exc}") from None
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError) as exc:
+        raise TemplateError(
+            f"chat template failed while rendering: {type(exc).__name__}: {exc}; the messages do not have "
+            "the shape this template expects, or the template has a bug"
+        ) from None
+    finally:
+        sys.settrace(previous)
+        _active.pop()
