@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 
 from precdiff.capture import capture
-from precdiff.compare import Comparison, compare
+from precdiff.compare import Comparison
+from precdiff.compare.compare import compare
 from precdiff.config import CaptureInput, CaptureOptions
 
 DEMO_MODEL = "tiny:llama"

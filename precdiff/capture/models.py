@@ -71,6 +71,12 @@ def _parse_tiny(source: str) -> str:
     return arch
 
 
+def _quiet_transformers() -> None:
+    """No progress bars or advisory logging from transformers on a precdiff command's terminal."""
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
 def load_model(
     source: str,
     *,
@@ -85,6 +91,7 @@ def load_model(
     The weights hash identifies the *source* weights whatever ``dtype`` they are loaded in, so a
     float32 and a bfloat16 capture of one model agree on it.
     """
+    _quiet_transformers()
     if source.startswith(TINY_PREFIX):
         arch = _parse_tiny(source)
         model = tiny.build_model(arch, seed=seed)
@@ -143,6 +150,7 @@ def save_tiny(arch: str, directory: str | os.PathLike[str], *, seed: int = tiny.
     if arch.startswith(TINY_PREFIX):
         arch = arch[len(TINY_PREFIX):]
     _parse_tiny(TINY_PREFIX + arch)
+    _quiet_transformers()
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
     try:

@@ -156,3 +156,24 @@ def test_failed_forward_keeps_partial(tmp_path: Path, monkeypatch: pytest.Monkey
                                f"before the failure are in {partial}")
     with open_capture(partial) as cap:
         assert not cap.complete and len(cap.tensor_names()) == 9
+
+
+def test_messages_render_through_templates_and_capture_is_a_tokens_side(tmp_path: Path, tiny_dir) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from precdiff.templates import diff_conversation
+
+    model = tiny_dir("qwen3")
+    chat = tmp_path / "chat.json"
+    chat.write_text(json.dumps([{"role": "user", "content": "Is 0.1 + 0.2 == 0.3?"}]))
+    result = capture(str(model), tmp_path / "m.h5", CaptureInput(messages=str(chat),
+                     template_kwargs={"enable_thinking": False}), CPU)
+    assert result.input_text is not None and result.input_text.endswith("<think>\n\n</think>\n\n")
+    with open_capture(result.path) as cap:
+        assert cap.input_text == result.input_text
+        assert cap.manifest["input"]["source"] == "messages"
+        assert len(cap.manifest["tokenizer"]["chat_template_sha256"]) == 64
+    same = diff_conversation(str(chat), str(model), str(result.path), b_kwargs={}, a_kwargs={"enable_thinking": False})
+    assert same.identical, same.to_dict()["verdict"]
+    thinking = diff_conversation(str(chat), str(model), str(result.path))
+    assert not thinking.identical

@@ -66,7 +66,8 @@ def test_no_generation_prompt_and_add_special_tokens(
     cli: Cli, tokdirs: dict[str, Path], write: Write
 ) -> None:
     chat = write("chat.json", CHAT)
-    d = tokdirs["llama3"]
+    # the older Phi-3-mini template writes bos_token and the tokenizer adds <s> too
+    d = f"{tokdirs['phi3']}:{tokdirs['phi3']}/phi-3-mini-4k-instruct.jinja"
     assert cli(["--messages", chat, "--a", d, "--b", d, "--no-generation-prompt"]).exit_code == 0
     result = cli(["--messages", chat, "--a", d, "--b", d, "--b-add-special-tokens"])
     assert result.exit_code == 1 and "double BOS" in result.output

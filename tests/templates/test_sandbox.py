@@ -56,9 +56,10 @@ PARITY = [
     ("qwen2", "qwen3.jinja", THINK_CHAT, None, {"enable_thinking": False}),
     ("qwen2", "qwen3.jinja", TOOL_CHAT, TOOLS, {}),
     ("qwen2", "deepseek-r1-distill-qwen.jinja", CHAT, None, {}),
-    ("llama3", None, CHAT, None, {}),
-    ("llama3", None, TOOL_CHAT, TOOLS, {}),
-    ("llama3", "llama-3.2.jinja", CHAT, None, {"date_string": "01 Jan 2025"}),
+    # a third tokenizer (Falcon-7B, no template of its own) with the other families' templates
+    ("falcon", "../qwen2/chat_template.jinja", CHAT, None, {}),
+    ("falcon", "../qwen2/qwen3.jinja", TOOL_CHAT, TOOLS, {}),
+    ("falcon", "../phi3/chat_template.jinja", CHAT, None, {}),
 ]
 
 
