@@ -12,7 +12,8 @@ SHARED = {"errors", "config", "devices", "_version"}
 
 # stage -> stages it may import (besides SHARED). Everything not listed here may import nothing else.
 ALLOWED: dict[str, set[str]] = {
-    "cli": {"capture", "store", "compare", "localize", "templates", "kernels", "report", "demo"},
+    "cli": {"capture", "store", "compare", "localize", "templates", "kernels", "report", "demo", "invariance"},
+    "invariance": {"capture", "kernels"},
     "demo": {"capture", "compare"},
     "capture": {"store", "templates", "kernels"},
     "store": set(),
@@ -20,7 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "localize": {"compare"},
     "templates": {"store"},
     "kernels": set(),
-    "report": {"capture", "compare", "localize", "templates", "store"},
+    "report": {"capture", "compare", "localize", "templates", "store", "invariance"},
     "errors": set(), "config": set(), "devices": set(), "_version": set(), "__init__": {"*"}, "__main__": {"cli"},
 }
 UI_LIBRARIES = {"typer", "rich"}

@@ -20,8 +20,10 @@ from precdiff.config import CaptureInput, CaptureOptions
 from precdiff.store import open_capture
 
 PROMPT = "Planted faults must be found exactly where they were planted, in every architecture."
-# Relative size of the weight perturbation: ~10x the bf16 rounding of an activation (2^-9 ≈ 2e-3).
-FAULT_SCALE = 0.05
+# Size of the perturbation relative to the weight's RMS: an output error of tens of percent, well above
+# bf16 noise (rounding of one activation is 2^-9 ≈ 2e-3 relative; the compare noise floor for bf16 is
+# 0.5·√(2^-8) ≈ 3.1e-2, see docs/compare-json.md).
+FAULT_SCALE = 0.3
 
 # (architecture, parameter, expert index or None, layer, module the verdict must name)
 CASES = [
@@ -49,7 +51,8 @@ def plant(source: Path, target: Path, parameter: str, expert: int | None) -> Non
     weights = load_file(weights_path)  # safetensors: no unpickling
     name = parameter.format(expert=expert)
     weight = weights[name].float()
-    noise = torch.randn(weight.shape, generator=torch.Generator().manual_seed(7)) * weight.std() * FAULT_SCALE
+    rms = weight.pow(2).mean().sqrt()
+    noise = torch.randn(weight.shape, generator=torch.Generator().manual_seed(7)) * rms * FAULT_SCALE
     weights[name] = (weight + noise).to(weights[name].dtype)
     save_file(weights, weights_path, metadata={"format": "pt"})
 

@@ -1,0 +1,206 @@
+"""``compare()``: two captures in, one :class:`~precdiff.compare.results.Comparison` out.
+
+Order of work: comparability of the manifests (refuse before touching tensors), pairing by name,
+per-tensor metrics streamed block by block (one tensor pair in memory at a time, one block of each
+at a time), logprobs and generation, then :func:`precdiff.localize.localize` for the verdict.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Union
+
+from precdiff.compare.align import align, resolve_comparability
+from precdiff.compare.flips import discount_flips
+from precdiff.compare.logprobs import compare_generation, compare_topk
+from precdiff.compare.metrics import (
+    PairSums,
+    Tolerance,
+    accumulate,
+    cosine,
+    frac_beyond,
+    max_abs,
+    mean_abs,
+    merge,
+    norm_ratio_bound,
+    rel_l2,
+)
+from precdiff.compare.options import CompareOptions
+from precdiff.compare.results import (
+    COMPARED,
+    SHAPE_MISMATCH,
+    STATS_ONLY,
+    CaptureRef,
+    Comparison,
+    TensorComparison,
+)
+from precdiff.compare.tolerances import manifest_dtype_code, near_tie_nats, noise_floor, pair_tolerance
+from precdiff.localize import localize
+from precdiff.store.dtypes import FLOAT_CODES
+from precdiff.store.reader import Capture, TensorInfo, open_capture
+
+CaptureLike = Union[str, "os.PathLike[str]", Capture]
+
+_FIRST_INDEX = re.compile(r"^(.+?)\.(\d+)(?=$|[.\[:#])")
+
+
+def infer_layers_path(names: list[str]) -> str | None:
+    """The ``X`` of the most repeated ``X.<int>`` prefix (first integer of each name), e.g. ``model.layers``."""
+    indices: dict[str, set[str]] = {}
+    for name in names:
+        match = _FIRST_INDEX.match(name)
+        if match:
+            indices.setdefault(match.group(1), set()).add(match.group(2))
+    if not indices:
+        return None
+    return max(indices, key=lambda prefix: len(indices[prefix]))
+
+
+def layer_of(name: str, layers_path: str | None) -> int | None:
+    """The decoder-layer index of a tensor name, or ``None`` outside the layers."""
+    if not layers_path or not name.startswith(layers_path + "."):
+        return None
+    head = re.split(r"[.\[:#]", name[len(layers_path) + 1:], maxsplit=1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def _is_layer_output(name: str, layer: int | None, layers_path: str | None) -> bool:
+    return layer is not None and name in (f"{layers_path}.{layer}", f"{layers_path}.{layer}[0]")
+
+
+def _stats_only(info_a: TensorInfo, info_b: TensorInfo, base: dict[str, Any]) -> TensorComparison:
+    """Compare two summary records: only norms and counts exist, so rel-L2 is a lower bound."""
+    sa, sb = info_a.stats, info_b.stats
+    nan_a, nan_b = int(sa.get("nan_count", 0)), int(sb.get("nan_count", 0))
+    inf_a, inf_b = int(sa.get("inf_count", 0)), int(sb.get("inf_count", 0))
+    return TensorComparison(
+        **base, status=STATS_ONLY, numel=info_a.numel,
+        rel_l2=norm_ratio_bound(sa.get("l2", 0.0), sb.get("l2", 0.0)),
+        nan_a=nan_a, nan_b=nan_b, inf_a=inf_a, inf_b=inf_b,
+        # Different counts prove a mismatch; equal counts may still hide one (positions unknown).
+        nonfinite_mismatch=abs(nan_a - nan_b) + abs(inf_a - inf_b),
+        exact=sa == sb,
+    )
+
+
+def _compare_pair(cap_a: Capture, cap_b: Capture, info_a: TensorInfo, info_b: TensorInfo,
+                  options: CompareOptions, layers_path: str | None, num_tokens: int,
+                  run_codes: tuple[str, ...]) -> TensorComparison:
+    name = info_a.name
+    layer = layer_of(name, layers_path)
+    codes = (info_a.dtype, info_b.dtype, *run_codes)
+    rtol, atol = pair_tolerance(*codes)
+    floor = options.noise_floor if options.noise_floor is not None else noise_floor(*codes)
+    base: dict[str, Any] = dict(
+        name=name, module=info_a.module, role=info_a.role, layer=layer, dtype_a=info_a.dtype,
+        dtype_b=info_b.dtype, shape_a=info_a.shape, shape_b=info_b.shape, rtol=rtol, atol=atol,
+        noise_floor=floor, is_float=info_a.dtype in FLOAT_CODES and info_b.dtype in FLOAT_CODES,
+        token_aligned=num_tokens <= 1 or num_tokens in info_a.shape,
+        layer_output=_is_layer_output(name, layer, layers_path),
+    )
+    if info_a.shape != info_b.shape:
+        return TensorComparison(**base, status=SHAPE_MISMATCH)
+    if not (info_a.stored and info_b.stored):
+        return _stats_only(info_a, info_b, base)
+    sums = PairSums()
+    tolerance = Tolerance(rtol, atol)
+    blocks_b = cap_b.iter_blocks(name, options.block_elements)
+    for block_a in cap_a.iter_blocks(name, options.block_elements):
+        block_b = next(blocks_b)  # same shape -> same cut points (reader contract)
+        sums = merge(sums, accumulate(block_a, block_b, tolerance))
+    return TensorComparison(
+        **base, status=COMPARED, numel=sums.n, rel_l2=rel_l2(sums), cosine=cosine(sums), max_abs=max_abs(sums),
+        mean_abs=mean_abs(sums), frac_beyond=frac_beyond(sums), n_unequal=sums.n_unequal, nan_a=sums.nan_a,
+        nan_b=sums.nan_b, inf_a=sums.inf_a, inf_b=sums.inf_b, nonfinite_mismatch=sums.nonfinite_mismatch,
+        exact=sums.exact,
+    )
+
+
+def _ref(cap: Capture) -> CaptureRef:
+    manifest = cap.manifest
+    device = manifest.get("device") or {}
+    label = None
+    if device:
+        label = str(device.get("type")) + (f":{device['index']}" if device.get("index") is not None else "")
+        label += f" ({device['name']})" if device.get("name") else ""
+    return CaptureRef(path=str(cap.path), complete=cap.complete, dtype=manifest.get("dtype"), device=label)
+
+
+def _warnings(cap_a: Capture, cap_b: Capture) -> tuple[str, ...]:
+    notes = []
+    for side, cap in (("A", cap_a), ("B", cap_b)):
+        if not cap.complete:
+            notes.append(f"{side} ({cap.path}) is an incomplete capture (interrupted); compared the "
+                         f"{len(cap.tensor_names())} tensors it holds")
+        if not cap.manifest:
+            notes.append(f"{side} ({cap.path}) has no manifest: comparability could not be checked")
+    return tuple(notes)
+
+
+def _top(tensors: tuple[TensorComparison, ...], n: int) -> tuple[str, ...]:
+    def key(t: TensorComparison) -> tuple[int, float]:
+        err = t.rel_l2 if t.rel_l2 is not None and t.rel_l2 == t.rel_l2 else 0.0
+        return (1 if t.nonfinite_mismatch else 0, err)
+
+    ranked = sorted((t for t in tensors if t.rel_l2 is not None), key=key, reverse=True)
+    return tuple(t.name for t in ranked[:n])
+
+
+def _open(source: CaptureLike, stack: ExitStack) -> Capture:
+    if isinstance(source, Capture):
+        return source  # the caller opened it and closes it
+    return stack.enter_context(open_capture(Path(source)))
+
+
+def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = None) -> Comparison:
+    """Compare capture B against reference capture A.
+
+    Args:
+        a: the reference capture: a path (opened and closed here) or an open :class:`Capture`.
+        b: the capture under test, same forms.
+        options: what to compare and the thresholds; defaults from :mod:`precdiff.compare.options`.
+
+    Returns:
+        A :class:`~precdiff.compare.results.Comparison`; ``bool(result)`` is False when B diverged.
+
+    Raises:
+        InputError: a file is missing or an option is invalid.
+        CaptureFormatError: a file is not a capture or is damaged.
+        NotComparableError: different weights, model config or input tokens (unless ``force``).
+
+    Example:
+        >>> result = compare("cpu.h5", "cuda.h5")  # doctest: +SKIP
+        >>> print(result.verdict.message)  # doctest: +SKIP
+        divergence jumps at layer 12 in model.layers.12.mlp.down_proj: rel-L2 3.1e-05 → 2.4e-02 (×770)
+    """
+    options = options or CompareOptions()
+    with ExitStack() as stack:
+        cap_a, cap_b = _open(a, stack), _open(b, stack)
+        differences = resolve_comparability(cap_a, cap_b, force=options.force)
+        alignment = align(cap_a, cap_b, options.name_filter())
+        model = cap_a.manifest.get("model") or {}
+        layers_path = model.get("layers_path") or infer_layers_path(cap_a.tensor_names())
+        num_tokens = len(cap_a.input_ids) or int((cap_a.manifest.get("input") or {}).get("num_tokens") or 0)
+        run_codes = tuple(manifest_dtype_code(c.manifest.get("dtype")) for c in (cap_a, cap_b) if c.manifest)
+        tensors = tuple(_compare_pair(cap_a, cap_b, ia, ib, options, layers_path, num_tokens, run_codes)
+                        for ia, ib in alignment.pairs)
+        tensors = discount_flips(cap_a, cap_b, tensors, num_tokens)
+        top_a, top_b = cap_a.prompt_logprobs, cap_b.prompt_logprobs
+        logprobs = compare_topk(top_a, top_b) if top_a is not None and top_b is not None else None
+        threshold = options.near_tie_nats if options.near_tie_nats is not None else near_tie_nats(*run_codes)
+        gen_a, gen_b = cap_a.generation, cap_b.generation
+        generation = compare_generation(gen_a, gen_b, threshold) if gen_a is not None and gen_b is not None else None
+        others_exact = (logprobs is None or logprobs.exact) and (generation is None or generation.exact)
+        num_layers = model.get("num_layers")
+        located = localize(tensors, num_layers=int(num_layers) if num_layers is not None else None,
+                           others_exact=others_exact and not alignment.a_only and not alignment.b_only)
+        return Comparison(
+            a=_ref(cap_a), b=_ref(cap_b), verdict=located.verdict, tensors=tensors, layers=located.layers,
+            unmatched_a=alignment.a_only, unmatched_b=alignment.b_only, differences=differences,
+            forced=options.force, logprobs=logprobs, generation=generation, warnings=_warnings(cap_a, cap_b),
+            top=_top(tensors, options.top),
+        )
+    raise AssertionError("unreachable")  # ExitStack does not swallow exceptions

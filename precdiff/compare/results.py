@@ -1,0 +1,335 @@
+"""Frozen result objects of a comparison; ``to_dict()`` is the JSON report (``docs/compare-json.md``).
+
+Every number a report shows is computed once, in ``compare``/``localize``, and stored here;
+renderers (``precdiff.report``) only read these objects. Floats that are not finite are written to
+JSON as the strings ``"nan"``, ``"inf"`` and ``"-inf"`` so the file stays strict JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+STATUS_MATCH = "match"
+STATUS_WITHIN_NOISE = "within_noise"
+STATUS_DIVERGED = "diverged"
+
+# TensorComparison.status values.
+COMPARED = "compared"  # values streamed and compared
+STATS_ONLY = "stats_only"  # a side was captured with --summary: only its statistics are compared
+SHAPE_MISMATCH = "shape_mismatch"  # not comparable element by element
+
+SEVERITY_REFUSE = "refuse"
+SEVERITY_WARN = "warn"
+SEVERITY_INFO = "info"
+
+
+def json_float(value: float | None) -> float | str | None:
+    """A float for strict JSON: non-finite values become ``"nan"``, ``"inf"``, ``"-inf"``."""
+    if value is None:
+        return None
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One manifest field that differs between the captures."""
+
+    field: str  # dotted manifest path, e.g. "versions.torch"
+    a: Any
+    b: Any
+    severity: str  # "refuse" | "warn" | "info"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "a": self.a, "b": self.b, "severity": self.severity}
+
+
+@dataclass(frozen=True)
+class TensorComparison:
+    """Metrics of one tensor present in both captures."""
+
+    name: str
+    module: str
+    role: str
+    layer: int | None  # decoder-layer index, None outside the decoder layers
+    dtype_a: str
+    dtype_b: str
+    shape_a: tuple[int, ...]
+    shape_b: tuple[int, ...]
+    status: str  # COMPARED | STATS_ONLY | SHAPE_MISMATCH
+    numel: int = 0
+    rel_l2: float | None = None  # for STATS_ONLY: the lower bound |‖b‖−‖a‖|/‖a‖
+    cosine: float | None = None
+    max_abs: float | None = None
+    mean_abs: float | None = None
+    frac_beyond: float | None = None
+    n_unequal: int = 0
+    nan_a: int = 0
+    nan_b: int = 0
+    inf_a: int = 0
+    inf_b: int = 0
+    nonfinite_mismatch: int = 0
+    rtol: float = 0.0
+    atol: float = 0.0
+    noise_floor: float = 0.0
+    exact: bool = False  # every element equal (COMPARED) / every statistic equal (STATS_ONLY)
+    is_float: bool = True
+    token_aligned: bool = True  # some axis is the token axis; see precdiff.localize
+    layer_output: bool = False  # the tensor named exactly <layers_path>.<i> (or <...>.<i>[0])
+    # After a discrete flip (MoE routing) earlier in the layer: rel-L2 over the tokens whose choices
+    # agree, and how many tokens flipped (see precdiff.compare.flips).
+    rel_l2_unflipped: float | None = None
+    tokens_flipped: int = 0
+
+    @property
+    def effective_rel_l2(self) -> float | None:
+        """The error localization uses: ``rel_l2_unflipped`` when a flip was discounted, else ``rel_l2``."""
+        return self.rel_l2_unflipped if self.rel_l2_unflipped is not None else self.rel_l2
+
+    @property
+    def above_floor(self) -> bool:
+        """Whether this tensor's error (after discounting flips) is beyond rounding noise (NaN counts)."""
+        if self.nonfinite_mismatch:
+            return True
+        error = self.effective_rel_l2
+        return error is not None and not error <= self.noise_floor
+
+    @property
+    def raw_above_floor(self) -> bool:
+        """Like :attr:`above_floor` but on ``rel_l2`` itself, flips included."""
+        if self.nonfinite_mismatch:
+            return True
+        return self.rel_l2 is not None and not self.rel_l2 <= self.noise_floor
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "module": self.module,
+            "role": self.role,
+            "layer": self.layer,
+            "status": self.status,
+            "dtype_a": self.dtype_a,
+            "dtype_b": self.dtype_b,
+            "shape_a": list(self.shape_a),
+            "shape_b": list(self.shape_b),
+            "numel": self.numel,
+            "rel_l2": json_float(self.rel_l2),
+            "cosine": json_float(self.cosine),
+            "max_abs": json_float(self.max_abs),
+            "mean_abs": json_float(self.mean_abs),
+            "frac_beyond": json_float(self.frac_beyond),
+            "n_unequal": self.n_unequal,
+            "nan_a": self.nan_a,
+            "nan_b": self.nan_b,
+            "inf_a": self.inf_a,
+            "inf_b": self.inf_b,
+            "nonfinite_mismatch": self.nonfinite_mismatch,
+            "tolerance": {"rtol": self.rtol, "atol": self.atol},
+            "noise_floor": self.noise_floor,
+            "exact": self.exact,
+            "above_floor": self.above_floor,
+            "token_aligned": self.token_aligned,
+            "layer_output": self.layer_output,
+            "rel_l2_unflipped": json_float(self.rel_l2_unflipped),
+            "tokens_flipped": self.tokens_flipped,
+        }
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """The error of one stage of the forward pass: before the layers, one decoder layer, after them."""
+
+    index: int  # -1 = before the first layer (embeddings), 0..N-1 = layers, N = after the last
+    label: str  # "embeddings" | "layer 3" | "head"
+    output: str | None  # the tensor whose error leaves this stage
+    rel_l2: float | None  # error of ``output``
+    cosine: float | None
+    max_rel_l2: float | None  # largest error of any tensor of the stage
+    worst: str | None  # the tensor with ``max_rel_l2``
+    received: float | None  # error of the previous stage's output
+    growth: float | None  # max_rel_l2 / max(received, noise_floor)
+    noise_floor: float
+    above_floor: bool
+    discrete_flip: str | None = None  # integer tensor flipped by rounding before the error (MoE routing)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "label": self.label,
+            "output": self.output,
+            "rel_l2": json_float(self.rel_l2),
+            "cosine": json_float(self.cosine),
+            "max_rel_l2": json_float(self.max_rel_l2),
+            "worst": self.worst,
+            "received": json_float(self.received),
+            "growth": json_float(self.growth),
+            "noise_floor": self.noise_floor,
+            "above_floor": self.above_floor,
+            "discrete_flip": self.discrete_flip,
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The one-line answer: did B diverge from A, and where does the error jump."""
+
+    status: str  # "match" | "within_noise" | "diverged"
+    message: str  # one line, e.g. "divergence jumps at layer 12 in model.layers.12.mlp.down_proj: ..."
+    reason: str  # "identical" | "noise" | "discrete_flip" | "jump" | "nonfinite" | "shape" | "nothing_compared"
+    layer: int | None = None
+    module: str | None = None
+    tensor: str | None = None
+    rel_l2: float | None = None  # error of the named tensor
+    cosine: float | None = None
+    received_rel_l2: float | None = None  # error of what the named module received
+    growth: float | None = None  # rel_l2 / max(received_rel_l2, noise_floor)
+    layer_growth: float | None = None
+    noise_floor: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "message": self.message,
+            "reason": self.reason,
+            "layer": self.layer,
+            "module": self.module,
+            "tensor": self.tensor,
+            "rel_l2": json_float(self.rel_l2),
+            "cosine": json_float(self.cosine),
+            "received_rel_l2": json_float(self.received_rel_l2),
+            "growth": json_float(self.growth),
+            "layer_growth": json_float(self.layer_growth),
+            "noise_floor": self.noise_floor,
+        }
+
+
+@dataclass(frozen=True)
+class Localization:
+    """What :func:`precdiff.localize.localize` concludes from the tensor comparisons."""
+
+    verdict: Verdict
+    layers: tuple[LayerSummary, ...]
+
+
+@dataclass(frozen=True)
+class LogprobComparison:
+    """Prompt next-token distributions compared through their stored top-k."""
+
+    positions: int
+    k_a: int
+    k_b: int
+    kl_mean: float
+    kl_max: float
+    kl_max_position: int
+    top1_agreement: float  # share of positions whose most likely token is the same
+    max_abs_delta: float  # largest |Δlogprob| over ids in both top-k sets
+    max_abs_delta_position: int
+    exact: bool  # ids and logprobs identical
+    kl: tuple[float, ...] = field(repr=False, default=())  # per position
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "positions": self.positions,
+            "k_a": self.k_a,
+            "k_b": self.k_b,
+            "kl_mean": json_float(self.kl_mean),
+            "kl_max": json_float(self.kl_max),
+            "kl_max_position": self.kl_max_position,
+            "top1_agreement": self.top1_agreement,
+            "max_abs_delta": json_float(self.max_abs_delta),
+            "max_abs_delta_position": self.max_abs_delta_position,
+            "exact": self.exact,
+            "kl": [json_float(v) for v in self.kl],
+        }
+
+
+@dataclass(frozen=True)
+class GenerationComparison:
+    """The two greedy continuations, step by step."""
+
+    steps_a: int
+    steps_b: int
+    identical_prefix: int  # number of identical leading tokens
+    first_divergent_step: int | None  # None: identical over the common length
+    token_a: int | None
+    token_b: int | None
+    margin_a: float | None  # top-1 minus top-2 logprob of A at that step
+    margin_b: float | None
+    near_tie: bool | None  # both margins below near_tie_threshold
+    near_tie_threshold: float
+
+    @property
+    def exact(self) -> bool:
+        return self.first_divergent_step is None and self.steps_a == self.steps_b
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "steps_a": self.steps_a,
+            "steps_b": self.steps_b,
+            "identical_prefix": self.identical_prefix,
+            "first_divergent_step": self.first_divergent_step,
+            "token_a": self.token_a,
+            "token_b": self.token_b,
+            "margin_a": json_float(self.margin_a),
+            "margin_b": json_float(self.margin_b),
+            "near_tie": self.near_tie,
+            "near_tie_threshold": self.near_tie_threshold,
+            "exact": self.exact,
+        }
+
+
+@dataclass(frozen=True)
+class CaptureRef:
+    """Which file a side came from and whether it was complete."""
+
+    path: str
+    complete: bool
+    dtype: str | None
+    device: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "complete": self.complete, "dtype": self.dtype, "device": self.device}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything ``precdiff compare`` found; ``bool(c)`` is True when within thresholds."""
+
+    a: CaptureRef
+    b: CaptureRef
+    verdict: Verdict
+    tensors: tuple[TensorComparison, ...]  # forward order of A
+    layers: tuple[LayerSummary, ...]
+    unmatched_a: tuple[str, ...]  # only in A
+    unmatched_b: tuple[str, ...]  # only in B
+    differences: tuple[Difference, ...]
+    forced: bool
+    logprobs: LogprobComparison | None
+    generation: GenerationComparison | None
+    warnings: tuple[str, ...]
+    top: tuple[str, ...]  # names of the tensors with the largest rel-L2, largest first
+
+    def __bool__(self) -> bool:
+        return self.verdict.status != STATUS_DIVERGED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.to_dict(),
+            "captures": {"a": self.a.to_dict(), "b": self.b.to_dict()},
+            "comparability": {
+                "forced": self.forced,
+                "differences": [d.to_dict() for d in self.differences],
+            },
+            "warnings": list(self.warnings),
+            "layers": [layer.to_dict() for layer in self.layers],
+            "tensors": [t.to_dict() for t in self.tensors],
+            "top": list(self.top),
+            "unmatched": {"a_only": list(self.unmatched_a), "b_only": list(self.unmatched_b)},
+            "logprobs": self.logprobs.to_dict() if self.logprobs else None,
+            "generation": self.generation.to_dict() if self.generation else None,
+        }

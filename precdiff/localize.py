@@ -1,0 +1,310 @@
+"""Where does the error jump? From per-tensor comparisons to a verdict and a per-layer profile.
+
+Input: the :class:`~precdiff.compare.results.TensorComparison` of every tensor in forward order,
+each already carrying its rel-L2 and the noise floor of its dtype pair (see
+:mod:`precdiff.compare.tolerances` for the floor formula). Nothing here reads files.
+
+The forward pass is cut into *stages*: everything before the first decoder layer (embeddings,
+rotary tables; index ``-1``), each decoder layer ``i`` (tensors named ``<layers_path>.<i>...``), and
+everything after the last layer (final norm, ``lm_head``; index ``N``). Only float tensors whose
+shapes match and that have a token axis take part (see ``token_aligned`` below).
+
+1. **Non-finite first.** A tensor whose NaN/Inf pattern differs between A and B diverged and no
+   norm can measure by how much: the first such tensor in forward order is the verdict.
+2. **Layer.** A stage's error is the largest rel-L2 of its tensors (the layer output alone can hide
+   a module whose error is attenuated on its way out, e.g. a perturbed ``k_proj`` under a softmax
+   that barely moves); what it *received* is the rel-L2 of the previous stage's output (the tensor
+   ``<layers_path>.<i>``, or the last tensor of the stage). A stage is *above the floor* when one of
+   its tensors' rel-L2 exceeds its noise floor. If none is, the status is ``within_noise`` (or
+   ``match`` when everything is bitwise equal). Otherwise the jump stage is the one above the floor
+   with the largest ``growth = error / max(received, floor)`` — the floor in the denominator makes
+   growth over noise count, not growth of noise over noise (in a bf16 run the residual stream a
+   layer receives is already at bf16 noise). Ties go to the earlier stage.
+3. **Module.** Inside the jump stage each output tensor ``t`` of module ``M`` gets
+   ``growth = rel_l2(t) / max(received(t), floor)``. ``received(t)`` is the largest error among the
+   stage's tensors that ended before ``M``'s first descendant did (forward order is the order
+   modules *end*, so these ran before ``M`` started) and the stage's own received error — an upper
+   bound of what actually fed ``M`` that needs no knowledge of the architecture. When the capture
+   holds ``M``'s inputs (``--save-inputs``), their error is used instead: it is exact. The tensor
+   with the largest growth wins; then, preferring leaf modules over containers, a descendant module
+   replaces it while the descendant's growth is at least ``1 / LEAF_PREFERENCE`` of it (a container
+   and its last child carry the same error; the child is the more precise answer).
+
+Discrete flips: an integer tensor inside a stage (MoE router top-k indices) that differs while
+every float tensor before it in that stage is within noise means rounding flipped a discrete choice.
+The errors that follow in that stage, up to ``FLIP_SCALE * sqrt(share of flipped entries)``, are
+explained by the flip: the stage is not a jump candidate (its output error still counts as what
+the next stage received). Growth itself is always measured over the plain noise floor, so a real
+fault that exceeds the bound keeps its full growth. When every stage above
+the floor is explained this way the status is ``within_noise`` with reason ``discrete_flip``.
+A real fault in the same layer *after* the flip is masked by it unless it exceeds that bound.
+
+``token_aligned``: tensors with no axis of the prompt's length (MoE dispatch buffers such as the
+rows inside fused ``mlp.experts``, per-expert outputs) are ordered by routing; a rounding-level
+router difference permutes their rows and gives them huge but meaningless rel-L2. They are listed
+in the report but do not take part here (unless nothing else does).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from precdiff.compare.results import (
+    COMPARED,
+    SHAPE_MISMATCH,
+    STATUS_DIVERGED,
+    STATUS_MATCH,
+    STATUS_WITHIN_NOISE,
+    LayerSummary,
+    Localization,
+    TensorComparison,
+    Verdict,
+)
+
+# A descendant replaces its container when its growth is at least 1/LEAF_PREFERENCE of the
+# container's: e.g. gate_proj's error passes through act_fn and down_proj to the mlp output slightly
+# amplified, so ``mlp`` can out-grow ``mlp.gate_proj`` by a little; it never does by 4x.
+LEAF_PREFERENCE = 4.0
+
+# A rounding-level routing flip of a share f of the router's top-k entries reroutes a share k·f of the
+# tokens; a rerouted token's expert output is replaced by an uncorrelated one (error ≈ √2 × its norm),
+# so the layer's MoE output moves by ≈ √(2k·f) rel-L2 (k = 2: 2·√f), more when the rerouted token has
+# an above-average norm. Measured: one flip in 168 entries (84 tokens) gave 0.164 = 2.1·√f. Errors up to
+# FLIP_SCALE·√f are explained by the flip. This bound is the fallback for tensors without a token axis:
+# where one exists, compare() recomputes the error over the unflipped tokens instead.
+FLIP_SCALE = 2.0
+
+
+@dataclass(frozen=True)
+class _Stage:
+    index: int
+    tensors: tuple[TensorComparison, ...]  # candidates, forward order
+    flip: TensorComparison | None  # an integer tensor that differs while everything before is noise
+    flip_floor: float = 0.0  # error a flip of this size can explain: FLIP_SCALE * sqrt(share flipped)
+
+
+def _err(t: TensorComparison) -> float:
+    """A tensor's error for localization: flips discounted (see precdiff.compare.flips)."""
+    error = t.effective_rel_l2
+    return error if error is not None else 0.0
+
+
+def _raw_err(t: TensorComparison) -> float:
+    """The error that actually flowed on to the next stage, flips included."""
+    return t.rel_l2 if t.rel_l2 is not None else 0.0
+
+
+def _growth(err: float, received: float, floor: float) -> float:
+    denominator = max(received, floor)
+    if denominator > 0.0:
+        return err / denominator
+    return 1.0 if err == 0.0 else math.inf
+
+
+def fmt_rel(value: float | None) -> str:
+    """A rel-L2 in the verdict's style: ``3.1e-05``."""
+    return "n/a" if value is None else f"{value:.1e}"
+
+
+def fmt_growth(value: float | None) -> str:
+    """A growth factor in the verdict's style: ``×770``, ``×2.5``, ``×1.2e+05``."""
+    if value is None or math.isnan(value):
+        return "×?"
+    if math.isinf(value):
+        return "×inf"
+    if value < 10:
+        return f"×{value:.1f}"
+    return f"×{value:.0f}" if value < 1e4 else f"×{value:.1e}"
+
+
+def _stage_label(index: int, last: int) -> str:
+    if index < 0:
+        return "embeddings"
+    return "head" if index >= last else f"layer {index}"
+
+
+def _where(index: int, last: int) -> str:
+    if index < 0:
+        return "before the first layer"
+    return "after the last layer" if index >= last else f"at layer {index}"
+
+
+def _candidates(tensors: Sequence[TensorComparison]) -> list[TensorComparison]:
+    usable = [t for t in tensors if t.status != SHAPE_MISMATCH and t.is_float and t.rel_l2 is not None]
+    aligned = [t for t in usable if t.token_aligned]
+    return aligned or usable
+
+
+def _stages(tensors: Sequence[TensorComparison], candidates: Sequence[TensorComparison],
+            num_layers: int | None) -> tuple[list[_Stage], int]:
+    """Group candidates by stage; returns the stages and the index used for "after the layers"."""
+    layer_positions = [i for i, t in enumerate(tensors) if t.layer is not None]
+    first_layer_pos = layer_positions[0] if layer_positions else len(tensors)
+    max_layer = max((t.layer for t in tensors if t.layer is not None), default=-1)
+    last = max(num_layers or 0, max_layer + 1)
+    position = {t.name: i for i, t in enumerate(tensors)}
+
+    def stage_of(t: TensorComparison) -> int:
+        if t.layer is not None:
+            return t.layer
+        return -1 if position[t.name] < first_layer_pos else last
+
+    groups: dict[int, list[TensorComparison]] = {}
+    for t in candidates:
+        groups.setdefault(stage_of(t), []).append(t)
+    stages = []
+    for index in sorted(groups):
+        flips = [t for t in tensors if not t.is_float and t.status == COMPARED and not t.exact
+                 and stage_of(t) == index]
+        flip, flip_floor = None, 0.0
+        if flips:
+            before = [t for t in groups[index] if position[t.name] < position[flips[0].name]]
+            if not any(t.above_floor for t in before):
+                flip = flips[0]
+                flip_floor = FLIP_SCALE * math.sqrt(flip.n_unequal / max(1, flip.numel))
+        stages.append(_Stage(index, tuple(groups[index]), flip, flip_floor))
+    return stages, last
+
+
+def _stage_output(stage: _Stage) -> TensorComparison:
+    outputs = [t for t in stage.tensors if t.layer_output]
+    if outputs:
+        return outputs[0]
+    if stage.index < 0:  # everything before the layers feeds layer 0 (embeddings, rotary tables)
+        return max(stage.tensors, key=_err)
+    return stage.tensors[-1]
+
+
+def _summaries(stages: Sequence[_Stage], last: int) -> list[LayerSummary]:
+    summaries: list[LayerSummary] = []
+    received = 0.0
+    for stage in stages:
+        output = _stage_output(stage)
+        worst = max(stage.tensors, key=_err)
+        floor = max(t.noise_floor for t in stage.tensors)
+        # A flip explains the stage when the errors left after discounting the flipped tokens are noise,
+        # or (tensors without a token axis) when they stay under the flip bound.
+        discounted = any(t.rel_l2_unflipped is not None for t in stage.tensors)
+        explained = stage.flip is not None and (
+            not any(t.above_floor for t in stage.tensors) if discounted else _err(worst) <= stage.flip_floor)
+        summaries.append(LayerSummary(
+            index=stage.index, label=_stage_label(stage.index, last), output=output.name,
+            rel_l2=output.rel_l2, cosine=output.cosine, max_rel_l2=worst.rel_l2, worst=worst.name,
+            received=received, growth=_growth(_err(worst), received, floor), noise_floor=floor,
+            above_floor=any(t.raw_above_floor for t in stage.tensors),
+            discrete_flip=stage.flip.name if explained and stage.flip is not None else None,
+        ))
+        received = _raw_err(output)
+    return summaries
+
+
+def _is_within(module: str, container: str) -> bool:
+    return module == container or module.startswith(container + ".")
+
+
+def _module_growths(stage: _Stage, received_by_stage: float) -> dict[str, tuple[float, float]]:
+    """Tensor name -> (received error, growth) for every output tensor of the stage."""
+    result: dict[str, tuple[float, float]] = {}
+    tensors = stage.tensors
+    for i, t in enumerate(tensors):
+        if t.role != "output":
+            continue
+        inputs = [x for x in tensors if x.role == "input" and x.name.startswith(t.name.split("[")[0] + ":input")]
+        if inputs:
+            received = max(_err(x) for x in inputs)
+        else:
+            start = next(j for j, x in enumerate(tensors) if _is_within(x.module, t.module))
+            received = max([received_by_stage] + [_err(x) for x in tensors[:min(start, i)]])
+        result[t.name] = (received, _growth(_err(t), received, t.noise_floor))
+    return result
+
+
+def _culprit(stage: _Stage, received_by_stage: float) -> tuple[TensorComparison, float, float]:
+    growths = _module_growths(stage, received_by_stage)
+    outputs = [t for t in stage.tensors if t.name in growths]
+
+    def best_of(pool: Sequence[TensorComparison]) -> TensorComparison:
+        # max() keeps the first of equal values: ties go to the earlier tensor (the originator).
+        return max(pool, key=lambda t: growths[t.name][1])
+
+    best = best_of(outputs)
+    while True:
+        deeper = [t for t in outputs if t.module != best.module and _is_within(t.module, best.module)]
+        if not deeper:
+            break
+        candidate = best_of(deeper)
+        if growths[candidate.name][1] * LEAF_PREFERENCE < growths[best.name][1]:
+            break
+        best = candidate
+    received, growth = growths[best.name]
+    return best, received, growth
+
+
+def localize(
+    tensors: Sequence[TensorComparison], *, num_layers: int | None = None, others_exact: bool = True
+) -> Localization:
+    """The verdict and per-stage error profile of a comparison.
+
+    Args:
+        tensors: per-tensor comparisons in A's forward order (as in ``Comparison.tensors``).
+        num_layers: number of decoder layers (from the manifest); inferred from names if ``None``.
+        others_exact: whether everything not in ``tensors`` (logprobs, generation) matched bitwise;
+            ``match`` requires it.
+
+    Returns:
+        A :class:`~precdiff.compare.results.Localization`.
+    """
+    candidates = _candidates(tensors)
+    stages, last = _stages(tensors, candidates, num_layers)
+    layers = tuple(_summaries(stages, last))
+    floor = max((t.noise_floor for t in candidates), default=0.0)
+
+    broken = next((t for t in tensors if t.nonfinite_mismatch), None)
+    if broken is not None:
+        where = f"at layer {broken.layer}" if broken.layer is not None else "outside the decoder layers"
+        message = (f"divergence: NaN/Inf first differ {where} in {broken.name}: A has {broken.nan_a} NaN "
+                   f"{broken.inf_a} Inf, B has {broken.nan_b} NaN {broken.inf_b} Inf")
+        return Localization(Verdict(STATUS_DIVERGED, message, "nonfinite", layer=broken.layer,
+                                    module=broken.module, tensor=broken.name, noise_floor=floor), layers)
+
+    jumps = [s for s in layers if s.above_floor and s.discrete_flip is None]
+    if jumps:
+        jump = max(jumps, key=lambda s: s.growth if s.growth is not None else 0.0)
+        stage = next(s for s in stages if s.index == jump.index)
+        culprit, received, growth = _culprit(stage, jump.received or 0.0)
+        layer = jump.index if 0 <= jump.index < last else None
+        message = (f"divergence jumps {_where(jump.index, last)} in {culprit.module}: rel-L2 "
+                   f"{fmt_rel(received)} → {fmt_rel(culprit.rel_l2)} ({fmt_growth(growth)})")
+        return Localization(Verdict(
+            STATUS_DIVERGED, message, "jump", layer=layer, module=culprit.module, tensor=culprit.name,
+            rel_l2=culprit.rel_l2, cosine=culprit.cosine, received_rel_l2=received, growth=growth,
+            layer_growth=jump.growth, noise_floor=culprit.noise_floor,
+        ), layers)
+
+    mismatched = next((t for t in tensors if t.status == SHAPE_MISMATCH), None)
+    if mismatched is not None:
+        message = (f"divergence: shapes differ first in {mismatched.name}: A {list(mismatched.shape_a)} vs "
+                   f"B {list(mismatched.shape_b)}")
+        return Localization(Verdict(STATUS_DIVERGED, message, "shape", layer=mismatched.layer,
+                                    module=mismatched.module, tensor=mismatched.name, noise_floor=floor), layers)
+    if not tensors:
+        return Localization(Verdict(STATUS_WITHIN_NOISE, "no tensor was compared", "nothing_compared"), layers)
+    flips = [s for s in layers if s.above_floor and s.discrete_flip is not None]
+    if flips:
+        where = ", ".join(s.label for s in flips)
+        message = (f"within noise: errors above the floor ({where}) follow a discrete flip caused by rounding, "
+                   f"first {flips[0].discrete_flip} (e.g. MoE routing); no error jumps otherwise")
+        return Localization(Verdict(STATUS_WITHIN_NOISE, message, "discrete_flip", tensor=flips[0].discrete_flip,
+                                    noise_floor=floor), layers)
+    if others_exact and all(t.exact for t in tensors):
+        return Localization(Verdict(STATUS_MATCH, f"match: all {len(tensors)} tensors are bitwise identical",
+                                    "identical", noise_floor=floor), layers)
+    worst = max(candidates, key=_err) if candidates else tensors[0]
+    message = (f"within noise: largest rel-L2 {fmt_rel(worst.rel_l2)} in {worst.name} is below the noise "
+               f"floor {fmt_rel(worst.noise_floor)}")
+    # layer / module stay null: they name a divergence, and there is none (tensor says where the max is).
+    return Localization(Verdict(STATUS_WITHIN_NOISE, message, "noise",
+                                tensor=worst.name, rel_l2=worst.rel_l2, cosine=worst.cosine,
+                                noise_floor=worst.noise_floor), layers)
