@@ -17,9 +17,9 @@ from precdiff.capture.inputs import ResolvedInput, resolve_input
 from precdiff.capture.logits import greedy_generate, topk_logprobs
 from precdiff.capture.models import LoadedModel, load_model, parse_dtype
 from precdiff.capture.names import name_filter
-from precdiff.capture.stats import stats_to_dict, tensor_stats
+from precdiff.capture.stats import PendingStats, resolve
 from precdiff.config import KERNEL_MODES, STATS_FLUSH_EVERY, CaptureInput, CaptureOptions
-from precdiff.devices import resolve_device, synchronize
+from precdiff.devices import resolve_device
 from precdiff.errors import CaptureError, InputError
 from precdiff.store import CaptureWriter
 from precdiff.store.dtypes import to_storage
@@ -43,18 +43,19 @@ class TensorSink:
     """Receives hooked tensors in forward order and streams them to the writer.
 
     Statistics are computed on the device. With full tensors, each is copied to the host and written
-    at once; with ``summary`` only, statistics are batched and copied every
-    :data:`~precdiff.config.STATS_FLUSH_EVERY` tensors (one synchronisation per batch).
+    at once; with ``summary`` only, statistics stay on the device and a batch of
+    :data:`~precdiff.config.STATS_FLUSH_EVERY` is copied and written at once (one synchronisation
+    and one index append per batch).
     """
 
     def __init__(self, writer: CaptureWriter, *, summary: bool, device: torch.device):
         self.writer = writer
         self.summary = summary
         self.device = device
-        self._pending: list[tuple[str, str, str, torch.dtype, tuple[int, ...], torch.Tensor]] = []
+        self._pending: list[tuple[str, str, str, torch.dtype, tuple[int, ...], PendingStats]] = []
 
     def __call__(self, name: str, module: str, role: str, tensor: torch.Tensor) -> None:
-        stats = tensor_stats(tensor)
+        stats = PendingStats(tensor)
         if self.summary:
             self._pending.append((name, module, role, tensor.dtype, tuple(tensor.shape), stats))
             if len(self._pending) >= STATS_FLUSH_EVERY:
@@ -62,17 +63,16 @@ class TensorSink:
             return
         data = to_storage(tensor)  # synchronous device-to-host copy
         self.writer.write_tensor(name, module=module, role=role, dtype=tensor.dtype, shape=tuple(tensor.shape),
-                                 stats=stats_to_dict(stats.tolist()), data=data)
+                                 stats=resolve([stats])[0], data=data)
 
     def flush(self) -> None:
         if not self._pending:
             return
-        synchronize(self.device)
-        values = torch.stack([entry[5] for entry in self._pending]).cpu().tolist()
+        values = resolve([entry[5] for entry in self._pending])
         for (name, module, role, dtype, shape, _), row in zip(self._pending, values):
-            self.writer.write_tensor(name, module=module, role=role, dtype=dtype, shape=shape,
-                                     stats=stats_to_dict(row), data=None)
+            self.writer.write_tensor(name, module=module, role=role, dtype=dtype, shape=shape, stats=row, data=None)
         self._pending.clear()
+        self.writer.flush_index()
 
 
 @contextmanager

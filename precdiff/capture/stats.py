@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 
 from precdiff.store.format import STAT_NAMES
@@ -18,29 +19,75 @@ from precdiff.store.format import STAT_NAMES
 STAT_ORDER = STAT_NAMES  # min, max, mean, std, l2, nan_count, inf_count
 
 
-_cuda_kernel: Callable[[torch.Tensor], torch.Tensor] | None = None
+# Per-program partials of the CUDA kernel (precdiff.capture.stats_triton), combined on the host.
+PARTIAL_FIELDS = ("min", "max", "finite_count", "shifted_sum", "shifted_sumsq", "nan_count", "inf_count", "shift")
+
+_partials_kernel: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 def _one_pass_cuda(tensor: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """The Triton one-pass kernel for CUDA float tensors, or None (no CUDA, no Triton, other dtype)."""
-    global _cuda_kernel
+    global _partials_kernel
     if not tensor.is_cuda or tensor.numel() == 0 or tensor.dtype not in (torch.float32, torch.float16, torch.bfloat16):
         return None
-    if _cuda_kernel is None:
+    if _partials_kernel is None:
         try:
-            from precdiff.capture.stats_triton import tensor_stats_cuda
-        except ImportError:  # CUDA without Triton: the torch path below is correct, only slower
+            from precdiff.capture.stats_triton import partials_cuda
+        except ImportError:  # CUDA without Triton: the torch path is correct, only slower
             return None
-        _cuda_kernel = tensor_stats_cuda
-    return _cuda_kernel
+        _partials_kernel = partials_cuda
+    return _partials_kernel
 
 
-def tensor_stats(tensor: torch.Tensor) -> torch.Tensor:
-    """Seven statistics of ``tensor`` as a float64 tensor of shape [7] on ``tensor.device``."""
-    kernel = _one_pass_cuda(tensor)
-    if kernel is not None:
-        return kernel(tensor)
-    return tensor_stats_torch(tensor)
+def combine_partials(partials: np.ndarray) -> list[float]:
+    """The seven statistics from the kernel's partials ([programs, 8], see :data:`PARTIAL_FIELDS`)."""
+    p = partials.astype(np.float64)
+    count = p[:, 2].sum()
+    if count == 0:
+        nan = float("nan")
+        return [nan, nan, nan, nan, nan, float(p[:, 5].sum()), float(p[:, 6].sum())]
+    shift = p[0, 7]
+    shifted_sum, shifted_sumsq = p[:, 3].sum(), p[:, 4].sum()
+    mean = shift + shifted_sum / count
+    variance = max(shifted_sumsq / count - (shifted_sum / count) ** 2, 0.0)
+    sumsq = shifted_sumsq + 2.0 * shift * shifted_sum + count * shift * shift
+    return [float(p[:, 0].min()), float(p[:, 1].max()), float(mean), float(np.sqrt(variance)),
+            float(np.sqrt(max(sumsq, 0.0))), float(p[:, 5].sum()), float(p[:, 6].sum())]
+
+
+class PendingStats:
+    """Statistics of one tensor still on its device: final values, or kernel partials to combine."""
+
+    __slots__ = ("values", "is_partial")
+
+    def __init__(self, tensor: torch.Tensor):
+        kernel = _one_pass_cuda(tensor)
+        self.is_partial = kernel is not None
+        self.values = kernel(tensor) if kernel is not None else tensor_stats_torch(tensor)
+
+
+def resolve(pending: list[PendingStats]) -> list[list[float]]:
+    """Copy a batch of pending statistics to the host (two transfers at most) and finish them."""
+    results: list[list[float] | None] = [None] * len(pending)
+    finals = [i for i, p in enumerate(pending) if not p.is_partial]
+    partials = [i for i, p in enumerate(pending) if p.is_partial]
+    if finals:
+        rows = torch.stack([pending[i].values for i in finals]).cpu().tolist()
+        for i, row in zip(finals, rows):
+            results[i] = row
+    if partials:
+        blocks = [pending[i].values for i in partials]
+        host = torch.cat(blocks).cpu().numpy()
+        start = 0
+        for i, block in zip(partials, blocks):
+            results[i] = combine_partials(host[start:start + block.shape[0]])
+            start += block.shape[0]
+    return [r for r in results if r is not None]
+
+
+def tensor_stats(tensor: torch.Tensor) -> list[float]:
+    """The seven statistics of one tensor, on the host (one synchronisation)."""
+    return resolve([PendingStats(tensor)])[0]
 
 
 def tensor_stats_torch(tensor: torch.Tensor) -> torch.Tensor:

@@ -112,28 +112,36 @@ class Capture:
 
     def _read_infos(self) -> dict[str, TensorInfo]:
         infos: dict[str, TensorInfo] = {}
-        group = self._file.get(fmt.TENSORS_GROUP)
-        if group is None:
+        table = self._file.get(fmt.TENSOR_INDEX)
+        if table is None:
             return infos
-        for key in sorted(group.keys()):
-            try:
-                dataset = group[key]
-                attrs = dataset.attrs
-                info = TensorInfo(
-                    name=_decode(attrs[fmt.T_NAME]),
-                    module=_decode(attrs[fmt.T_MODULE]),
-                    role=_decode(attrs[fmt.T_ROLE]),
-                    dtype=_decode(attrs[fmt.T_DTYPE]),
-                    shape=tuple(int(s) for s in attrs[fmt.T_SHAPE]),
-                    stored=bool(attrs[fmt.T_STORED]),
-                    stats={s: float(attrs[fmt.stat_attr(s)]) for s in fmt.STAT_NAMES},
-                    key=f"{fmt.TENSORS_GROUP}/{key}",
-                )
-            except (KeyError, OSError):
+        try:
+            rows = table[()]
+        except OSError:
+            raise CaptureFormatError(f"{self.path}: the tensor index cannot be read; capture it again") from None
+        for index, row in enumerate(rows):
+            name = _decode(row[fmt.T_NAME])
+            if not name:  # rows past the last batch a killed writer completed
                 if self.complete:
-                    raise CaptureFormatError(f"{self.path}: tensor {key} lacks its attributes; capture it again") from None
-                break  # the last tensor of a killed capture may be half-written: stop before it
-            infos[info.name] = info
+                    raise CaptureFormatError(f"{self.path}: tensor index row {index} is empty; capture it again")
+                break
+            stored = bool(row[fmt.T_STORED])
+            key = fmt.tensor_key(index)
+            if stored and key not in self._file:
+                if self.complete:
+                    raise CaptureFormatError(f"{self.path}: tensor {name!r} has no data at {key}; capture it again")
+                break
+            ndim = int(row[fmt.T_NDIM])
+            infos[name] = TensorInfo(
+                name=name,
+                module=_decode(row[fmt.T_MODULE]),
+                role=_decode(row[fmt.T_ROLE]),
+                dtype=_decode(row[fmt.T_DTYPE]),
+                shape=tuple(int(v) for v in row[fmt.T_SHAPE][:ndim]),
+                stored=stored,
+                stats={stat: float(v) for stat, v in zip(fmt.STAT_NAMES, row[fmt.T_STATS])},
+                key=key,
+            )
         return infos
 
     # --- metadata -------------------------------------------------------------------------

@@ -77,6 +77,10 @@ class CaptureWriter:
         self._file.attrs[fmt.ATTR_COMPLETE] = False
         self._file.attrs[fmt.ATTR_PRECDIFF_VERSION] = __version__
         self._file.attrs[fmt.ATTR_CREATED] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self._index_dtype = fmt.index_dtype()
+        self._rows: list[np.ndarray] = []
+        self._file.create_dataset(fmt.TENSOR_INDEX, shape=(0,), maxshape=(None,), dtype=self._index_dtype,
+                                  chunks=(256,))
         self._file.flush()
 
     @property
@@ -107,35 +111,52 @@ class CaptureWriter:
         role: str,
         dtype: torch.dtype,
         shape: Sequence[int],
-        stats: Mapping[str, float],
+        stats: Mapping[str, float] | Sequence[float],
         data: np.ndarray | None,
     ) -> None:
-        """Append one captured tensor with its statistics; ``data`` (storage form, see
-        :func:`~precdiff.store.dtypes.to_storage`) is ``None`` for a summary-only tensor."""
+        """Append one captured tensor: its index row, and its data when ``data`` is given.
+
+        ``stats`` are the seven values of :data:`~precdiff.store.format.STAT_NAMES`; ``data`` is the
+        storage form (:func:`~precdiff.store.dtypes.to_storage`), ``None`` for a summary-only tensor.
+        A stored tensor is flushed at once; summary rows are flushed in batches.
+        """
         code = dtype_code(dtype)
         shape = tuple(int(s) for s in shape)
+        if len(shape) > fmt.MAX_NDIM:
+            raise InputError(f"{name}: tensors of rank {len(shape)} exceed the format's {fmt.MAX_NDIM}")
         storage_dtype = fmt.STORAGE_DTYPES[code]
-        key = fmt.tensor_key(self._count)
+        index = self._count
         if data is not None:
             if tuple(data.shape) != shape or data.dtype != storage_dtype:
                 raise ValueError(f"{name}: data {data.dtype}{data.shape} does not match {code}{shape}")
             chunks = chunk_shape(shape, storage_dtype.itemsize)
             dataset = self._file.create_dataset(
-                key, data=data, chunks=chunks, compression=self.compression if chunks else None
+                fmt.tensor_key(index), data=data, chunks=chunks, compression=self.compression if chunks else None
             )
-        else:
-            dataset = self._file.create_dataset(key, shape=(0,), dtype=storage_dtype)
-        attrs = dataset.attrs
-        attrs[fmt.T_NAME] = name
-        attrs[fmt.T_MODULE] = module
-        attrs[fmt.T_ROLE] = role
-        attrs[fmt.T_DTYPE] = code
-        attrs[fmt.T_SHAPE] = np.asarray(shape, dtype=np.int64)
-        attrs[fmt.T_STORED] = data is not None
-        attrs[fmt.T_NUMEL] = int(np.prod(shape)) if shape else 1
-        for stat in fmt.STAT_NAMES:
-            attrs[fmt.stat_attr(stat)] = float(stats[stat])
+            dataset.attrs[fmt.T_NAME] = name
+            dataset.attrs[fmt.T_DTYPE] = code
+        row = np.zeros((), dtype=self._index_dtype)
+        row[fmt.T_NAME], row[fmt.T_MODULE], row[fmt.T_ROLE], row[fmt.T_DTYPE] = name, module, role, code
+        row[fmt.T_NDIM] = len(shape)
+        row[fmt.T_SHAPE] = list(shape) + [-1] * (fmt.MAX_NDIM - len(shape))
+        row[fmt.T_NUMEL] = int(np.prod(shape)) if shape else 1
+        row[fmt.T_STORED] = data is not None
+        values = [stats[k] for k in fmt.STAT_NAMES] if isinstance(stats, Mapping) else list(stats)
+        row[fmt.T_STATS] = [float(v) for v in values]
+        self._rows.append(row)
         self._count += 1
+        if data is not None or len(self._rows) >= fmt.INDEX_BATCH:
+            self.flush_index()
+
+    def flush_index(self) -> None:
+        """Append the buffered index rows to the file and flush it."""
+        if not self._rows:
+            return
+        table = self._file[fmt.TENSOR_INDEX]
+        start = table.shape[0]
+        table.resize((start + len(self._rows),))
+        table[start:] = np.stack(self._rows)
+        self._rows.clear()
         self._file.flush()
 
     def write_prompt_logprobs(self, topk_ids: np.ndarray, topk_logprobs: np.ndarray) -> None:
@@ -156,6 +177,7 @@ class CaptureWriter:
 
     def finish(self) -> Path:
         """Mark the file complete, close it and rename it to its final name."""
+        self.flush_index()
         self._file.attrs[fmt.ATTR_COMPLETE] = True
         self._file.flush()
         self._file.close()
@@ -165,7 +187,7 @@ class CaptureWriter:
     def abort(self) -> None:
         """Close without marking complete: the ``.partial`` keeps everything written so far."""
         if self._file.id.valid:
-            self._file.flush()
+            self.flush_index()
             self._file.close()
 
     def __enter__(self) -> CaptureWriter:

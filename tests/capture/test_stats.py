@@ -12,7 +12,7 @@ from precdiff.capture.stats import STAT_ORDER, tensor_stats
 
 
 def stats(t: torch.Tensor) -> dict[str, float]:
-    return dict(zip(STAT_ORDER, tensor_stats(t).tolist()))
+    return dict(zip(STAT_ORDER, tensor_stats(t)))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
@@ -46,3 +46,22 @@ def test_integer_and_bool_tensors() -> None:
     assert (s["min"], s["max"], s["mean"]) == (1.0, 4.0, 2.5)
     b = stats(torch.tensor([True, False, True]))
     assert (b["min"], b["max"], b["l2"]) == (0.0, 1.0, math.sqrt(2.0))
+
+
+def test_combine_partials_matches_direct_statistics() -> None:
+    """The host side of the CUDA kernel: per-program partials (shifted sums) combined in float64."""
+    from precdiff.capture.stats import combine_partials
+
+    values = np.random.default_rng(0).normal(1000.0, 0.01, size=3000)  # |mean| >> std: cancellation-prone
+    values[5], values[17] = np.nan, np.inf
+    shift = values[0]
+    rows = []
+    for chunk in np.array_split(values, 7):
+        finite = chunk[np.isfinite(chunk)]
+        rows.append([finite.min(), finite.max(), finite.size, (finite - shift).sum(), ((finite - shift) ** 2).sum(),
+                     np.isnan(chunk).sum(), np.isinf(chunk).sum(), shift])
+    result = combine_partials(np.asarray(rows))
+    finite = values[np.isfinite(values)]
+    np.testing.assert_allclose(result[:5], [finite.min(), finite.max(), finite.mean(), finite.std(),
+                                            np.linalg.norm(finite)], rtol=1e-9)
+    assert result[5:] == [1.0, 1.0]

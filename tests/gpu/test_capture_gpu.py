@@ -15,18 +15,20 @@ pytestmark = [pytest.mark.cuda,
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("numel", [1, 1000, 32768, 32769, 5_000_003])
 def test_triton_stats_match_torch(dtype: torch.dtype, numel: int) -> None:
-    from precdiff.capture.stats import tensor_stats_torch
-    from precdiff.capture.stats_triton import tensor_stats_cuda
+    from precdiff.capture.stats import combine_partials, tensor_stats_torch
+    from precdiff.capture.stats_triton import partials_cuda
 
     x = (torch.randn(numel, device="cuda") * 4 + 1).to(dtype)
     if numel > 10:
         x[3] = float("nan")
         x[7] = float("inf")
         x[9] = float("-inf")
-    ours = tensor_stats_cuda(x).cpu().numpy()
+    ours = np.asarray(combine_partials(partials_cuda(x).cpu().numpy()))
     reference = tensor_stats_torch(x).cpu().numpy()
     np.testing.assert_array_equal(ours[[0, 1, 5, 6]], reference[[0, 1, 5, 6]])  # min, max, counts: exact
     np.testing.assert_allclose(ours[[2, 3, 4]], reference[[2, 3, 4]], rtol=2e-5, atol=1e-6)
+    if numel == 1:
+        assert ours[3] == 0.0  # the shifted sums make a single element's std exactly 0
 
 
 def test_capture_on_cuda_bf16_round_trips(tmp_path: Path) -> None:
