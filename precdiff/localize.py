@@ -308,10 +308,11 @@ def localize(
     accumulated = [s for s in layers if s.above_floor and s.discrete_flip is None]
     if accumulated:
         steepest = max(accumulated, key=lambda s: s.growth if s.growth is not None else 0.0)
-        last_stage = layers[-1]
-        message = (f"within noise: rel-L2 grows smoothly to {fmt_rel(last_stage.max_rel_l2)} and crosses the noise "
-                   f"floor {fmt_rel(floor)} without a jump (steepest {fmt_growth(steepest.growth)} at "
-                   f"{steepest.label}, a jump needs ×{MIN_JUMP_GROWTH:g}): accumulated rounding")
+        peak = max(accumulated, key=lambda s: s.max_rel_l2 if s.max_rel_l2 is not None else 0.0)
+        message = (f"within noise: rel-L2 rises above the noise floor {fmt_rel(floor)} (up to "
+                   f"{fmt_rel(peak.max_rel_l2)} at {peak.label}) without a jump (steepest "
+                   f"{fmt_growth(steepest.growth)} at {steepest.label}, a jump needs ×{MIN_JUMP_GROWTH:g}): "
+                   "accumulated rounding")
         return Localization(Verdict(STATUS_WITHIN_NOISE, message, "accumulated", tensor=steepest.worst,
                                     rel_l2=steepest.max_rel_l2, growth=steepest.growth, noise_floor=floor), layers)
     if others_exact and all(t.exact for t in tensors):

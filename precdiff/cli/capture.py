@@ -114,7 +114,9 @@ def demo_command(
     """Capture tiny:llama on CPU float32 and in a second configuration, compare, print the verdict."""
     from precdiff.demo import run_demo
     from precdiff.report.console import print_comparison
+    from precdiff.report.json_report import comparison_to_json, write_json
 
     comparison = run_demo(out_dir)
     print_comparison(comparison)
+    write_json(comparison_to_json(comparison), out_dir / "compare.json")
     return EXIT_OK if comparison else EXIT_DIVERGED

@@ -45,8 +45,11 @@ _RULES: tuple[tuple[str, str], ...] = (
     ("model.model_type", SEVERITY_REFUSE),
     ("model.num_layers", SEVERITY_REFUSE),
     ("model.layers_path", SEVERITY_REFUSE),
-    ("device.index", SEVERITY_INFO),
-    ("device", SEVERITY_WARN),
+    # What the device *is* matters; its size (memory, multiprocessors, CPU threads, index) is detail.
+    ("device.type", SEVERITY_WARN),
+    ("device.name", SEVERITY_WARN),
+    ("device.capability", SEVERITY_WARN),
+    ("device", SEVERITY_INFO),
     ("dtype", SEVERITY_WARN),
     ("versions", SEVERITY_WARN),
     ("attn_implementation", SEVERITY_WARN),

@@ -6,11 +6,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from precdiff.capture import CaptureResult
+from precdiff.report.terminal import make_console
 
 
 def print_capture_result(result: CaptureResult, console: Console | None = None) -> None:
     """One short block: file, tensors, tokens in and out."""
-    console = console or Console(highlight=False)
+    console = console or make_console()
     console.print(f"[bold green]captured[/bold green] {escape(str(result.path))}: {result.tensor_count} tensors, "
                   f"{len(result.input_ids)} input tokens, {len(result.generated_ids)} generated "
                   f"({result.device}, {result.dtype})")

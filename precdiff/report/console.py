@@ -17,6 +17,7 @@ from precdiff.compare.results import (
     LayerSummary,
     TensorComparison,
 )
+from precdiff.report.terminal import make_console
 
 _STATUS_STYLE = {STATUS_MATCH: "bold green", STATUS_DIVERGED: "bold red"}
 _BARS = " ▁▂▃▄▅▆▇█"
@@ -101,7 +102,7 @@ def _names(console: Console, label: str, names: tuple[str, ...]) -> None:
 
 def print_comparison(comparison: Comparison, console: Console | None = None) -> None:
     """Verdict panel, per-layer profile, top tensors, unmatched names, logprobs and generation."""
-    console = console or Console(highlight=False)
+    console = console or make_console()
     console.print(_verdict_panel(comparison))
     if comparison.layers:
         console.print(_layer_table(comparison.layers))
@@ -134,7 +135,7 @@ def print_comparison(comparison: Comparison, console: Console | None = None) -> 
 
 def print_inspect(summary: CaptureSummary, console: Console | None = None, *, limit: int | None = 40) -> None:
     """Manifest highlights, input, generation and the tensor table of one capture."""
-    console = console or Console(highlight=False)
+    console = console or make_console()
     m = summary.manifest
     state = "complete" if summary.complete else "[yellow]INCOMPLETE (interrupted capture)[/yellow]"
     model = m.get("model") or {}

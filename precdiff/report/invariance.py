@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from precdiff.invariance.results import DeterminismReport, InvarianceReport, TensorInvariance
+from precdiff.report.terminal import make_console
 
 __all__ = ["print_determinism", "print_invariance", "write_json"]
 
@@ -46,7 +47,7 @@ def _tensor_row(tensor: TensorInvariance, batch_sizes: tuple[int, ...]) -> list[
 
 def print_invariance(report: InvarianceReport, console: Console | None = None) -> None:
     """Verdict, first non-invariant tensor, per-batch-size outputs, prefill vs decode, worst tensors."""
-    console = console or Console(highlight=False)
+    console = console or make_console()
     verdict = "[bold green]INVARIANT[/bold green]" if report else "[bold red]NOT INVARIANT[/bold red]"
     console.print(f"{verdict}  level {report.level} · padding {report.padding} · batch sizes "
                   f"{', '.join(map(str, report.batch_sizes))} vs the probe alone ({len(report.probe.ids)} tokens)")
@@ -97,7 +98,7 @@ def print_invariance(report: InvarianceReport, console: Console | None = None) -
 
 def print_determinism(report: DeterminismReport, console: Console | None = None) -> None:
     """Verdict, unique completions, first divergence step and the completion histogram."""
-    console = console or Console(highlight=False)
+    console = console or make_console()
     n = report.unique_completions
     verdict = "[bold green]DETERMINISTIC[/bold green]" if report else "[bold red]NOT DETERMINISTIC[/bold red]"
     console.print(f"{verdict}  {n} unique completion{'s' if n != 1 else ''} of {report.max_new_tokens} tokens "

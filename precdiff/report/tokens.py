@@ -11,6 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from precdiff.report.terminal import make_console
 from precdiff.templates.diff import make_visible
 from precdiff.templates.results import RenderWindow, SideReport, TokensDiff
 
@@ -166,7 +167,7 @@ def render_result(result: TokensDiff) -> Group:
 
 def print_result(result: TokensDiff, console: Console | None = None) -> None:
     """Print the report on ``console`` (stdout by default)."""
-    (console or Console(highlight=False)).print(render_result(result))
+    (console or make_console()).print(render_result(result))
 
 
 def write_json(result: TokensDiff, path: str | Path) -> Path:

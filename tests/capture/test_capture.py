@@ -148,7 +148,9 @@ def test_failed_forward_keeps_partial(tmp_path: Path, monkeypatch: pytest.Monkey
 
         return real_attach(model, keep, sink_then_fail, save_inputs=save_inputs)
 
-    monkeypatch.setattr("precdiff.capture.runner.attach", failing_sink_attach)
+    from precdiff.capture import runner
+
+    monkeypatch.setattr(runner, "attach", failing_sink_attach)
     with pytest.raises(CaptureError) as info:
         capture("tiny:llama", tmp_path / "f.h5", CaptureInput(input_ids=(1, 2)), CPU)
     partial = Path(str(tmp_path / "f.h5") + ".partial")

@@ -97,3 +97,14 @@ def test_output_folder_must_exist(tmp_path: Path) -> None:
     assert code == 2
     assert one_line_error(out) == (f"InputError: output folder {tmp_path / 'no'} does not exist; create it or pick "
                                    "another --out")
+
+
+def test_demo_runs_and_is_within_noise(tmp_path: Path) -> None:
+    import json
+
+    code, out = run("demo", "--out-dir", str(tmp_path / "demo"))
+    assert code == 0, out
+    assert "WITHIN_NOISE" in out
+    report = json.loads((tmp_path / "demo" / "compare.json").read_text())
+    assert report["verdict"]["status"] == "within_noise"
+    assert (tmp_path / "demo" / "reference_cpu_float32.h5").exists()
