@@ -45,7 +45,7 @@ def parse_dtype(name: str | None) -> torch.dtype:
     return DTYPES[key]
 
 
-def _sha256_of_tensors(model: nn.Module) -> str:
+def sha256_of_tensors(model: nn.Module) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
@@ -95,7 +95,7 @@ def load_model(
     if source.startswith(TINY_PREFIX):
         arch = _parse_tiny(source)
         model = tiny.build_model(arch, seed=seed)
-        weights_sha256 = _sha256_of_tensors(model)
+        weights_sha256 = sha256_of_tensors(model)
         tokenizer: Any = tiny.build_tokenizer(arch)
         if attn_implementation:
             model.set_attn_implementation(attn_implementation)
