@@ -6,8 +6,12 @@ resolved values ("None means default", as in Polygraphy).
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Sequence
+
+from precdiff.errors import InputError
 
 DEFAULT_DEVICE = "auto"
 DEFAULT_DTYPE = "float32"
@@ -56,3 +60,58 @@ class CaptureOptions:
     def from_cli(cls, **values: Any) -> CaptureOptions:
         """Build from keyword arguments, dropping ``None`` so that defaults apply."""
         return cls(**{key: value for key, value in values.items() if value is not None})
+
+
+def name_filter(include: Sequence[str] | None, exclude: Sequence[str] | None) -> Callable[[str], bool]:
+    """The one place a name selection (``--include`` / ``--exclude`` regexes) becomes a predicate.
+
+    A name is kept if it matches any ``include`` regex (all names, when none is given) and no
+    ``exclude`` regex. Regexes are searched (``re.search``), not anchored. Used by capture (module
+    names) and compare (tensor names).
+    """
+    includes = _compile_all(include, "--include / include")
+    excludes = _compile_all(exclude, "--exclude / exclude")
+
+    def keep(name: str) -> bool:
+        if includes and not any(p.search(name) for p in includes):
+            return False
+        return not any(p.search(name) for p in excludes)
+
+    return keep
+
+
+def _compile_all(patterns: Sequence[str] | None, flag: str) -> list[re.Pattern[str]]:
+    compiled = []
+    for pattern in patterns or ():
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as exc:
+            raise InputError(f"invalid regular expression {pattern!r} for {flag}: {exc}") from None
+    return compiled
+
+
+def parse_key_values(pairs: Sequence[str] | None, flag: str, example: str) -> dict[str, Any]:
+    """``["k=v", ...]`` to a dict (``--set``, ``--template-kwarg``, ``--a-kwarg``): ``v`` is JSON when it
+    parses (``false``, ``3``, ``{"a": 1}``; Python's ``True``/``False``/``None`` too), else the string.
+
+    Raises:
+        InputError: a pair has no ``=`` or an empty key.
+    """
+    values: dict[str, Any] = {}
+    for pair in pairs or ():
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"{flag} expects KEY=VALUE (e.g. {flag} {example}), got '{pair}'")
+        values[key.strip()] = _parse_value(raw)
+    return values
+
+
+def _parse_value(raw: str) -> Any:
+    text = raw.strip()
+    python_spellings = {"True": True, "False": False, "None": None}
+    if text in python_spellings:
+        return python_spellings[text]
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return raw

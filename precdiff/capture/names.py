@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 
-from precdiff.errors import InputError, ModelLoadError
+from precdiff.config import name_filter
+from precdiff.errors import ModelLoadError
 
 NameFilter = Callable[[str], bool]
+__all__ = ["NameFilter", "decoder_layers", "flatten_tensors", "input_prefix", "layer_index", "name_filter",
+           "occurrence_name"]
 
 
 def decoder_layers(model: nn.Module) -> tuple[str, int]:
@@ -61,32 +64,6 @@ def layer_index(name: str, layers_path: str) -> int | None:
     head = name[len(prefix):].split(".", 1)[0]
     head = re.split(r"[\[:#]", head, maxsplit=1)[0]
     return int(head) if head.isdigit() else None
-
-
-def name_filter(include: Sequence[str] | None, exclude: Sequence[str] | None) -> NameFilter:
-    """The one place a module-name selection is normalised into a predicate.
-
-    A module is kept if it matches any ``include`` regex (all, when none are given) and no
-    ``exclude`` regex. Regexes are searched (``re.search``), not anchored.
-    """
-    def compile_all(patterns: Sequence[str] | None, flag: str) -> list[re.Pattern[str]]:
-        compiled = []
-        for pattern in patterns or ():
-            try:
-                compiled.append(re.compile(pattern))
-            except re.error as exc:
-                raise InputError(f"invalid regular expression {pattern!r} for {flag}: {exc}") from None
-        return compiled
-
-    includes = compile_all(include, "--include")
-    excludes = compile_all(exclude, "--exclude")
-
-    def keep(name: str) -> bool:
-        if includes and not any(p.search(name) for p in includes):
-            return False
-        return not any(p.search(name) for p in excludes)
-
-    return keep
 
 
 def flatten_tensors(prefix: str, value: Any) -> Iterator[tuple[str, torch.Tensor]]:

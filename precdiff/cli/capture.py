@@ -4,31 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
 from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, app, command
-from precdiff.errors import InputError
+from precdiff.config import parse_key_values
 
 tiny_app = typer.Typer(help="Built-in tiny models (seeded random weights, no download).", no_args_is_help=True)
 app.add_typer(tiny_app, name="tiny")
-
-
-def parse_assignments(pairs: list[str] | None, flag: str) -> dict[str, Any]:
-    """``["k=v", ...]`` to a dict; values are parsed as JSON when they can be (``false`` -> False)."""
-    import json
-
-    values: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"{flag} takes KEY=VALUE, got {pair!r}")
-        try:
-            values[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            values[key.strip()] = raw
-    return values
 
 
 @command("capture")
@@ -68,7 +52,7 @@ def capture_command(
         messages=str(messages) if messages else None,
         input_ids=parse_input_ids(input_ids) if input_ids is not None else None,
         tokens_from=str(tokens_from) if tokens_from else None,
-        template_kwargs=parse_assignments(template_kwarg, "--template-kwarg"),
+        template_kwargs=parse_key_values(template_kwarg, "--template-kwarg", "enable_thinking=false"),
     )
     options = CaptureOptions.from_cli(
         device=device, dtype=dtype, attn_implementation=attn_impl, kernels=kernels, deterministic=deterministic,
@@ -102,7 +86,7 @@ def tiny_save(
     from precdiff.config import DEFAULT_SEED
 
     path = save_tiny(arch, directory, seed=DEFAULT_SEED if seed is None else seed,
-                     overrides=parse_assignments(set_, "--set"))
+                     overrides=parse_key_values(set_, "--set", "hidden_size=2048"))
     typer.echo(f"wrote {path}")
     return EXIT_OK
 

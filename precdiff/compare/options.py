@@ -6,10 +6,10 @@ them so the defaults here apply ("None means default").
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from precdiff.config import name_filter
 from precdiff.errors import InputError
 
 # Values read from the file per block and per side (8 MiB of float64): large reads keep HDF5's
@@ -60,22 +60,6 @@ class CompareOptions:
 
     def name_filter(self) -> Callable[[str], bool]:
         """The tensor-name predicate of ``include``/``exclude`` (regexes are searched, not anchored)."""
-        includes = _compile(self.include, "--include / include")
-        excludes = _compile(self.exclude, "--exclude / exclude")
-
-        def keep(name: str) -> bool:
-            if includes and not any(p.search(name) for p in includes):
-                return False
-            return not any(p.search(name) for p in excludes)
-
-        return keep
+        return name_filter(self.include, self.exclude)
 
 
-def _compile(patterns: tuple[str, ...], flag: str) -> list[re.Pattern[str]]:
-    compiled = []
-    for pattern in patterns:
-        try:
-            compiled.append(re.compile(pattern))
-        except re.error as exc:
-            raise InputError(f"invalid regular expression {pattern!r} for {flag}: {exc}") from None
-    return compiled

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from precdiff.config import parse_key_values
 from precdiff.errors import InputError, PrecdiffError, TemplateError
 from precdiff.templates.results import Rendering, TokenizerInfo
 from precdiff.templates.sandbox import SandboxLimits, render_template, template_variables
@@ -122,30 +123,13 @@ def load_tools(path: str | Path) -> list[dict[str, Any]]:
     return data
 
 
-def _parse_value(raw: str) -> Any:
-    lowered = raw.strip()
-    python_spellings = {"True": True, "False": False, "None": None}
-    if lowered in python_spellings:
-        return python_spellings[lowered]
-    try:
-        return json.loads(lowered)
-    except json.JSONDecodeError:
-        return raw
-
-
 def parse_template_kwargs(pairs: Sequence[str], flag: str = "--a-kwarg") -> dict[str, Any]:
-    """Parse ``k=v`` pairs; ``v`` is JSON when it parses (``false``, ``3``, ``{"a": 1}``), else a string.
+    """Parse template-variable ``k=v`` pairs (see :func:`precdiff.config.parse_key_values`).
 
     Raises:
         InputError: a pair has no ``=`` or an empty key.
     """
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"{flag} expects KEY=VALUE (e.g. {flag} enable_thinking=false), got '{pair}'")
-        out[key.strip()] = _parse_value(value)
-    return out
+    return parse_key_values(pairs, flag, "enable_thinking=false")
 
 
 def template_sha256(source: str) -> str:

@@ -89,7 +89,8 @@ def test_tokens_from_missing_and_bad_template_kwarg(tmp_path: Path) -> None:
     code, out = run("capture", "tiny:llama", "--out", str(tmp_path / "x.h5"), "--prompt", "x",
                     "--template-kwarg", "novalue")
     assert code == 2
-    assert one_line_error(out) == "InputError: --template-kwarg takes KEY=VALUE, got 'novalue'"
+    assert one_line_error(out) == ("InputError: --template-kwarg expects KEY=VALUE (e.g. --template-kwarg "
+                                   "enable_thinking=false), got 'novalue'")
 
 
 def test_output_folder_must_exist(tmp_path: Path) -> None:
