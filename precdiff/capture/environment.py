@@ -29,17 +29,38 @@ from precdiff.store.format import FORMAT_VERSION
 CUBLAS_WORKSPACE = ":4096:8"
 
 
+def _new_tf32_api() -> bool:
+    """torch ≥ 2.9 sets TF32 through ``fp32_precision``; mixing it with the legacy ``allow_tf32`` flags
+    makes the legacy getters raise, so only one API is ever used, the new one when it exists."""
+    return hasattr(torch.backends.cuda.matmul, "fp32_precision")
+
+
+# (name in the manifest, owner object, attribute) of the new-API switches.
+def _precision_switches() -> list[tuple[str, Any, str]]:
+    b = torch.backends
+    return [("matmul", b.cuda.matmul, "fp32_precision"), ("cudnn_conv", b.cudnn.conv, "fp32_precision"),
+            ("cudnn_rnn", b.cudnn.rnn, "fp32_precision")]
+
+
 def determinism_state() -> dict[str, Any]:
     """The global switches that decide whether kernels are deterministic and whether fp32 is TF32."""
-    return {
+    state: dict[str, Any] = {
         "deterministic": torch.are_deterministic_algorithms_enabled(),
         "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
-        "allow_tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
-        "allow_tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
         "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
     }
+    if _new_tf32_api():
+        precision = {name: str(getattr(owner, attr)) for name, owner, attr in _precision_switches()}
+        state["fp32_precision"] = precision
+        state["allow_tf32_matmul"] = precision["matmul"] == "tf32" or (
+            precision["matmul"] == "none" and state["float32_matmul_precision"] != "highest")
+        state["allow_tf32_cudnn"] = precision["cudnn_conv"] == "tf32"
+    else:
+        state["allow_tf32_matmul"] = bool(torch.backends.cuda.matmul.allow_tf32)
+        state["allow_tf32_cudnn"] = bool(torch.backends.cudnn.allow_tf32)
+    return state
 
 
 @contextmanager
@@ -50,12 +71,18 @@ def deterministic_mode(enabled: bool) -> Iterator[None]:
         return
     saved = determinism_state()
     saved_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    saved_precision = [(owner, attr, getattr(owner, attr)) for _, owner, attr in _precision_switches()] \
+        if _new_tf32_api() else []
     try:
         # cuBLAS reads this when its handle is created; set before the first CUDA matmul.
         os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE
         torch.use_deterministic_algorithms(True)
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+        if saved_precision:
+            for owner, attr, _ in saved_precision:
+                setattr(owner, attr, "ieee")
+        else:
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
         torch.set_float32_matmul_precision("highest")
@@ -66,11 +93,16 @@ def deterministic_mode(enabled: bool) -> Iterator[None]:
             os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
         else:
             os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved["cublas_workspace_config"]
-        torch.backends.cuda.matmul.allow_tf32 = saved["allow_tf32_matmul"]
-        torch.backends.cudnn.allow_tf32 = saved["allow_tf32_cudnn"]
+        # First: in torch ≥ 2.9 it also writes matmul.fp32_precision, which the next lines restore.
+        torch.set_float32_matmul_precision(saved["float32_matmul_precision"])
+        if saved_precision:
+            for owner, attr, value in saved_precision:
+                setattr(owner, attr, value)
+        else:
+            torch.backends.cuda.matmul.allow_tf32 = saved["allow_tf32_matmul"]
+            torch.backends.cudnn.allow_tf32 = saved["allow_tf32_cudnn"]
         torch.backends.cudnn.deterministic = saved["cudnn_deterministic"]
         torch.backends.cudnn.benchmark = saved["cudnn_benchmark"]
-        torch.set_float32_matmul_precision(saved["float32_matmul_precision"])
 
 
 def sha256_text(text: str | None) -> str | None:

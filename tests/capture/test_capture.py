@@ -179,3 +179,22 @@ def test_messages_render_through_templates_and_capture_is_a_tokens_side(tmp_path
     assert same.identical, same.to_dict()["verdict"]
     thinking = diff_conversation(str(chat), str(model), str(result.path))
     assert not thinking.identical
+
+
+def test_batch_invariant_kernels_are_recorded_and_restored(tmp_path: Path) -> None:
+    from precdiff.kernels import ATTENTION_IMPLEMENTATION
+
+    before = determinism_state()
+    capture("tiny:llama", tmp_path / "bi.h5", CaptureInput(input_ids=(1, 2, 3)),
+            CaptureOptions(device="cpu", kernels="batch-invariant", max_new_tokens=2))
+    with open_capture(tmp_path / "bi.h5") as cap:
+        manifest = cap.manifest
+    assert manifest["kernels"] == "batch-invariant"
+    assert manifest["attn_implementation"] == ATTENTION_IMPLEMENTATION
+    assert manifest["kernel_settings"]["backend"] == "torch" and manifest["kernel_settings"]["ops_overridden"]
+    assert determinism_state() == before
+    with pytest.raises(InputError) as info:
+        capture("tiny:llama", tmp_path / "x.h5", CaptureInput(input_ids=(1,)),
+                CaptureOptions(device="cpu", kernels="batch-invariant", attn_implementation="eager"))
+    assert str(info.value) == ("--kernels batch-invariant uses its own attention (precdiff_batch_invariant); "
+                               "drop --attn-impl eager")
