@@ -63,6 +63,16 @@ def _sha256_of_files(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
+def _cast_parameters(model: nn.Module, dtype: torch.dtype) -> None:
+    """Cast floating parameters (not buffers) to ``dtype``, as ``from_pretrained(dtype=...)`` does,
+    honouring the model's ``_keep_in_fp32_modules_strict``."""
+    keep = tuple(getattr(model, "_keep_in_fp32_modules_strict", None) or ())
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.is_floating_point() and not any(f".{k}." in f".{name}" for k in keep):
+                parameter.data = parameter.data.to(dtype)
+
+
 def _parse_tiny(source: str) -> str:
     arch = source[len(TINY_PREFIX):]
     if arch not in tiny.TINY_ARCHS:
@@ -98,12 +108,18 @@ def load_model(
         weights_sha256 = sha256_of_tensors(model)
         tokenizer: Any = tiny.build_tokenizer(arch)
         if attn_implementation:
-            model.set_attn_implementation(attn_implementation)
+            try:
+                model.set_attn_implementation(attn_implementation)
+            except (ValueError, ImportError) as exc:
+                raise InputError(f"--attn-impl {attn_implementation!r} cannot be used: {str(exc).splitlines()[0]}") from None
+        _cast_parameters(model, dtype)
     else:
         model, tokenizer, weights_sha256 = _load_directory(
             Path(source), dtype=dtype, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code
         )
-    nn.Module.to(model, device=device, dtype=dtype)  # in place; PreTrainedModel.to's wrapper confuses mypy
+    # Device only: a dtype cast here would also round float32 buffers (RoPE inv_freq) that transformers
+    # keeps in float32 whatever the weights' dtype, and the capture would no longer be what HF computes.
+    nn.Module.to(model, device=device)  # in place; PreTrainedModel.to's wrapper confuses mypy
     model.eval()
     layers_path, num_layers = decoder_layers(model)
     return LoadedModel(model, tokenizer, source, weights_sha256, layers_path, num_layers)

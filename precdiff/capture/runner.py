@@ -162,19 +162,25 @@ def _run(loaded: LoadedModel, resolved: ResolvedInput, options: CaptureOptions, 
     sink = TensorSink(writer, summary=options.summary, device=device)
     keep = name_filter(options.include, options.exclude)
     try:
-        with torch.no_grad(), attach(model, keep, sink, save_inputs=options.save_inputs):
+        with torch.no_grad(), attach(model, keep, sink, save_inputs=options.save_inputs) as hooked:
+            if hooked == 0:
+                raise InputError("--include / --exclude selected no module of the model; `precdiff capture` needs "
+                                 "at least one (module names look like model.layers.0.mlp.down_proj)")
             out = model(input_ids=ids, use_cache=True)
         sink.flush()
-    except RuntimeError as exc:  # device OOM, kernel failures: user-facing, the partial file is kept
-        sink.flush()
-        raise CaptureError(f"the forward pass failed: {str(exc).splitlines()[0]}; the tensors captured before "
+        logits = out.logits[0]  # [seq, vocab]
+        prompt_ids, prompt_logprobs = topk_logprobs(logits, options.top_k)
+        writer.write_prompt_logprobs(prompt_ids, prompt_logprobs)
+        if options.max_new_tokens == 0:
+            return []
+        record = greedy_generate(model, logits[-1], out.past_key_values, len(resolved.ids),
+                                 options.max_new_tokens, options.top_k)
+    except (RuntimeError, AttributeError) as exc:  # device OOM, kernel failures, unexpected outputs
+        try:
+            sink.flush()  # keep what was computed; a sticky device error may refuse even this
+        except RuntimeError:
+            pass
+        raise CaptureError(f"the model run failed: {str(exc).splitlines()[0]}; the tensors captured before "
                            f"the failure are in {writer.partial_path}") from None
-    logits = out.logits[0]  # [seq, vocab]
-    prompt_ids, prompt_logprobs = topk_logprobs(logits, options.top_k)
-    writer.write_prompt_logprobs(prompt_ids, prompt_logprobs)
-    if options.max_new_tokens == 0:
-        return []
-    record = greedy_generate(model, logits[-1], out.past_key_values, len(resolved.ids),
-                             options.max_new_tokens, options.top_k)
     writer.write_generation(record.ids, record.topk_ids, record.topk_logprobs, record.margin)
     return [int(i) for i in np.asarray(record.ids)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import traceback
 from typing import Any, Callable, TypeVar
 
 import typer
@@ -21,6 +22,7 @@ from precdiff.errors import PrecdiffError
 EXIT_OK = 0
 EXIT_DIVERGED = 1
 EXIT_USAGE = 2
+EXIT_INTERNAL = 3  # a bug in precdiff: traceback shown; never 1, which scripts read as "diverged"
 
 app = typer.Typer(
     name="precdiff",
@@ -59,6 +61,11 @@ def command(name: str | None = None, parent: typer.Typer | None = None, **kwargs
             except KeyboardInterrupt:
                 _stderr.print("[red]Interrupted[/red]: stopped by the user")
                 raise typer.Exit(130) from None
+            except Exception:
+                traceback.print_exc()
+                _stderr.print("[red]InternalError[/red]: this is a bug in precdiff, not in your input; please "
+                              "report it with the traceback above")
+                raise typer.Exit(EXIT_INTERNAL) from None
             raise typer.Exit(int(code or 0))
 
         (parent or app).command(name, **kwargs)(wrapper)

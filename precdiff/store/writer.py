@@ -60,6 +60,8 @@ class CaptureWriter:
         self.partial_path = Path(fmt.partial_path_for(str(self.path)))
         if compression not in (None, "gzip"):
             raise InputError(f"unknown compression {compression!r}; use --compress gzip / compression='gzip' or none")
+        if self.path.is_dir():
+            raise InputError(f"--out {self.path} is a directory; give a file name such as {self.path / 'run.h5'}")
         if self.path.exists() and not overwrite:
             raise InputError(f"{self.path} exists; remove it or pass --overwrite")
         if not self.path.parent.exists():

@@ -154,7 +154,7 @@ def test_failed_forward_keeps_partial(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(CaptureError) as info:
         capture("tiny:llama", tmp_path / "f.h5", CaptureInput(input_ids=(1, 2)), CPU)
     partial = Path(str(tmp_path / "f.h5") + ".partial")
-    assert str(info.value) == ("the forward pass failed: CUDA out of memory (simulated); the tensors captured "
+    assert str(info.value) == ("the model run failed: CUDA out of memory (simulated); the tensors captured "
                                f"before the failure are in {partial}")
     with open_capture(partial) as cap:
         assert not cap.complete and len(cap.tensor_names()) == 9
@@ -198,3 +198,31 @@ def test_batch_invariant_kernels_are_recorded_and_restored(tmp_path: Path) -> No
                 CaptureOptions(device="cpu", kernels="batch-invariant", attn_implementation="eager"))
     assert str(info.value) == ("--kernels batch-invariant uses its own attention (precdiff_batch_invariant); "
                                "drop --attn-impl eager")
+
+
+def test_low_precision_keeps_float32_buffers_like_transformers(tiny_dir) -> None:  # type: ignore[no-untyped-def]
+    import transformers
+
+    from precdiff.capture.models import load_model
+
+    stock = transformers.AutoModelForCausalLM.from_pretrained(str(tiny_dir("llama")), dtype=torch.bfloat16)
+    expected = {name: b.dtype for name, b in stock.named_buffers()}
+    for source in (str(tiny_dir("llama")), "tiny:llama"):
+        loaded = load_model(source, dtype=torch.bfloat16, device=torch.device("cpu"))
+        assert {name: b.dtype for name, b in loaded.model.named_buffers()} == expected
+        assert expected["model.rotary_emb.inv_freq"] == torch.float32
+        assert all(p.dtype == torch.bfloat16 for p in loaded.model.parameters())
+
+
+def test_bad_attention_implementation_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="^--attn-impl 'bogus' cannot be used: "):
+        capture("tiny:llama", tmp_path / "x.h5", CaptureInput(input_ids=(1,)),
+                CaptureOptions(device="cpu", attn_implementation="bogus"))
+
+
+def test_include_matching_nothing_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as info:
+        capture("tiny:llama", tmp_path / "x.h5", CaptureInput(input_ids=(1,)),
+                CaptureOptions(device="cpu", include=("nomatch",)))
+    assert str(info.value) == ("--include / --exclude selected no module of the model; `precdiff capture` "
+                               "needs at least one (module names look like model.layers.0.mlp.down_proj)")

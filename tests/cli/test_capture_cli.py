@@ -109,3 +109,21 @@ def test_demo_runs_and_is_within_noise(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "demo" / "compare.json").read_text())
     assert report["verdict"]["status"] == "within_noise"
     assert (tmp_path / "demo" / "reference_cpu_float32.h5").exists()
+
+
+def test_out_is_a_directory(tmp_path: Path) -> None:
+    code, out = run("capture", "tiny:llama", "--out", str(tmp_path), "--input-ids", "1")
+    assert code == 2
+    assert one_line_error(out) == f"InputError: --out {tmp_path} is a directory; give a file name such as {tmp_path / 'run.h5'}"
+
+
+def test_a_bug_exits_3_not_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from precdiff.capture import runner
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("planted bug")
+
+    monkeypatch.setattr(runner, "resolve_device", broken)
+    code, out = run("capture", "tiny:llama", "--out", str(tmp_path / "x.h5"), "--input-ids", "1")
+    assert code == 3
+    assert "ZeroDivisionError: planted bug" in out and "this is a bug in precdiff" in out

@@ -52,3 +52,14 @@ def test_a_multiplied_error_on_the_same_background_is_a_jump(make_capture: MakeC
     verdict = compare(make_capture("a.h5", a, manifest=manifest),
                       make_capture("b.h5", b, manifest={**manifest, "dtype": "bfloat16"})).verdict
     assert (verdict.status, verdict.layer, verdict.module) == ("diverged", 10, "model.layers.10"), verdict.message
+
+
+def test_steady_growth_far_beyond_the_floor_is_a_drift(make_capture: MakeCapture) -> None:
+    errors = [0.045 * 1.9 ** i for i in range(8)] + [1.0] * (LAYERS - 8)  # ×1.9 per layer: never a ×2 jump
+    a, b = residual_stream(errors)
+    manifest = {"model": {"num_layers": LAYERS}}
+    verdict = compare(make_capture("a.h5", a, manifest=manifest),
+                      make_capture("b.h5", b, manifest={**manifest, "dtype": "bfloat16"})).verdict
+    assert (verdict.status, verdict.reason, verdict.layer, verdict.module) == (
+        "diverged", "drift", 0, "model.layers.0"), verdict.message
+    assert verdict.message.startswith("divergence drifts from layer 0 (4.5e-02 in model.layers.0) to ")
