@@ -37,7 +37,7 @@ def _new_tf32_api() -> bool:
 
 # (name in the manifest, owner object, attribute) of the new-API switches.
 def _precision_switches() -> list[tuple[str, Any, str]]:
-    b = torch.backends
+    b: Any = torch.backends  # the cudnn.conv / cudnn.rnn namespaces are added at run time
     return [("matmul", b.cuda.matmul, "fp32_precision"), ("cudnn_conv", b.cudnn.conv, "fp32_precision"),
             ("cudnn_rnn", b.cudnn.rnn, "fp32_precision")]
 

@@ -20,7 +20,7 @@ from torch import nn
 from precdiff.capture.environment import build_manifest
 from precdiff.capture.hooks import attach
 from precdiff.capture.logits import topk_logprobs
-from precdiff.capture.models import LoadedModel, sha256_of_tensors
+from precdiff.capture.models import LoadedModel
 from precdiff.capture.names import decoder_layers, name_filter
 from precdiff.capture.runner import TensorSink
 from precdiff.config import CaptureOptions
@@ -64,12 +64,14 @@ class _Session:
         self.model, self.out, self.options = model, out, options
         self.stack = ExitStack()
         self.writer: CaptureWriter | None = None
+        self.batch = 1
         self.sink: TensorSink | None = None
 
     def start(self) -> None:
         embeddings = self.model.get_input_embeddings()  # type: ignore[operator]
         self.stack.callback(embeddings.register_forward_pre_hook(self._on_ids).remove)
-        self.stack.callback(self.model.register_forward_hook(self._finish).remove)
+        # always_call: the hook also runs when the forward raises, so hooks never outlive this call.
+        self.stack.callback(self.model.register_forward_hook(self._finish, always_call=True).remove)
         keep = name_filter(self.options.include, self.options.exclude)
         self.stack.enter_context(attach(self.model, keep, self._on_tensor))
 
@@ -79,8 +81,11 @@ class _Session:
         ids = args[0]
         layers_path, num_layers = decoder_layers(self.model)
         source = str(getattr(self.model.config, "_name_or_path", "") or type(self.model).__name__)
-        loaded = LoadedModel(self.model, None, source, sha256_of_tensors(self.model),  # type: ignore[arg-type]
-                             layers_path, num_layers)
+        # No weights hash: the files are out of reach here, and hashing the loaded tensors would copy the
+        # whole model to the host and differ from `precdiff capture`'s file hash anyway. compare warns on
+        # a missing hash instead of refusing.
+        loaded = LoadedModel(self.model, None, source, None, layers_path, num_layers)  # type: ignore[arg-type]  # model typed as PreTrainedModel
+        self.batch = int(ids.shape[0])
         self.writer = self.stack.enter_context(CaptureWriter(self.out, compression=self.options.compression))
         id_list = [int(i) for i in ids[0].tolist()]  # the first sequence of the batch
         self.writer.write_manifest(build_manifest(loaded, self.options, ids.device, input_source="external",
@@ -89,12 +94,22 @@ class _Session:
         self.sink = TensorSink(self.writer, summary=self.options.summary, device=ids.device)
 
     def _on_tensor(self, name: str, module: str, role: str, tensor: torch.Tensor) -> None:
-        if self.sink is not None:
-            self.sink(name, module, role, tensor[:1] if tensor.ndim and tensor.shape[0] > 1 else tensor)
+        if self.sink is None:
+            return
+        # Batched calls: keep the first sequence of tensors laid out [batch, …]; other layouts (MoE
+        # [tokens, …] buffers) are stored whole.
+        if self.batch > 1 and tensor.ndim and tensor.shape[0] == self.batch:
+            tensor = tensor[:1]
+        self.sink(name, module, role, tensor)
 
     def _finish(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         try:
             if self.writer is None or self.sink is None:
+                return
+            if sys.exc_info()[0] is not None or output is None:  # the forward raised: keep the .partial
+                print(f"precdiff: the captured forward failed; partial capture in {self.writer.partial_path}",
+                      file=sys.stderr)
+                self.writer.abort()
                 return
             self.sink.flush()
             logits = getattr(output, "logits", None)

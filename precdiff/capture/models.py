@@ -31,7 +31,7 @@ class LoadedModel:
     model: transformers.PreTrainedModel
     tokenizer: Any  # transformers tokenizer, or None for a directory without one
     source: str
-    weights_sha256: str
+    weights_sha256: str | None  # None where the weights cannot be hashed (external captures)
     layers_path: str
     num_layers: int
 
@@ -133,7 +133,7 @@ def _load_directory(
                              "pass a Hugging Face model directory (config.json + *.safetensors) or e.g. tiny:llama")
     if not (path / "config.json").is_file():
         raise ModelLoadError(f"{path} has no config.json; pass a Hugging Face model directory")
-    weight_files = sorted(path.glob("*.safetensors"))
+    weight_files = _weight_files(path)
     if not weight_files:
         pickled = sorted(p.name for p in path.glob("*.bin"))
         hint = (f" (found {', '.join(pickled)}: precdiff does not unpickle weight files; convert them to "
@@ -158,6 +158,26 @@ def _load_directory(
         except (OSError, ValueError, KeyError, ImportError) as exc:
             raise ModelLoadError(f"cannot load the tokenizer in {path}: {str(exc).splitlines()[0]}") from None
     return model, tokenizer, _sha256_of_files(weight_files)
+
+
+def _weight_files(path: Path) -> list[Path]:
+    """The safetensors files the model loads: the shards named by ``model.safetensors.index.json``, or
+    ``model.safetensors``; other ``*.safetensors`` (e.g. a ``consolidated.safetensors`` copy) are not
+    weights of this model and must not change its hash."""
+    import json
+
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelLoadError(f"{index} is not a valid safetensors index ({exc}); repair or remove it") from None
+        missing = [name for name in shards if not (path / name).is_file()]
+        if missing:
+            raise ModelLoadError(f"{path} lacks shard(s) {', '.join(missing)} named by {index.name}")
+        return [path / name for name in shards]
+    single = path / "model.safetensors"
+    return [single] if single.is_file() else sorted(path.glob("*.safetensors"))
 
 
 def save_tiny(arch: str, directory: str | os.PathLike[str], *, seed: int = tiny.DEFAULT_SEED,

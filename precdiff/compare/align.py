@@ -104,8 +104,11 @@ def check_comparability(a: Capture, b: Capture) -> tuple[Difference, ...]:
     else:
         for field in sorted(set(flat_a) | set(flat_b)):
             severity = _severity(field)
-            if severity is not None and flat_a.get(field) != flat_b.get(field):
-                differences.append(Difference(field, flat_a.get(field), flat_b.get(field), severity))
+            value_a, value_b = flat_a.get(field), flat_b.get(field)
+            if severity is not None and value_a != value_b:
+                if severity == SEVERITY_REFUSE and (value_a is None or value_b is None):
+                    severity = SEVERITY_WARN  # unknown on one side (e.g. an external capture's weights)
+                differences.append(Difference(field, value_a, value_b, severity))
         config_a = manifest_a.get("model", {}).get("config") or {}
         config_b = manifest_b.get("model", {}).get("config") or {}
         for key in sorted((set(config_a) | set(config_b)) - _CONFIG_IGNORED):
