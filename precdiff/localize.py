@@ -129,13 +129,22 @@ def fmt_growth(value: float | None) -> str:
     return f"×{value:.0f}" if value < 1e4 else f"×{value:.1e}"
 
 
+# Stage index of every tensor when the comparison holds no decoder-layer tensor at all (e.g. a capture
+# made with --include lm_head): "before" or "after" the layers would be a guess.
+OUTSIDE_LAYERS = -2
+
+
 def _stage_label(index: int, last: int) -> str:
+    if index == OUTSIDE_LAYERS:
+        return "outside the decoder layers"
     if index < 0:
         return "embeddings"
     return "head" if index >= last else f"layer {index}"
 
 
 def _where(index: int, last: int) -> str:
+    if index == OUTSIDE_LAYERS:
+        return "outside the decoder layers"
     if index < 0:
         return "before the first layer"
     return "after the last layer" if index >= last else f"at layer {index}"
@@ -159,6 +168,8 @@ def _stages(tensors: Sequence[TensorComparison], candidates: Sequence[TensorComp
     def stage_of(t: TensorComparison) -> int:
         if t.layer is not None:
             return t.layer
+        if not layer_positions:
+            return OUTSIDE_LAYERS
         return -1 if position[t.name] < first_layer_pos else last
 
     groups: dict[int, list[TensorComparison]] = {}

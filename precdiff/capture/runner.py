@@ -37,6 +37,7 @@ class CaptureResult:
     generated_text: str | None
     device: str
     dtype: str
+    skipped: tuple[str, ...] = ()  # tensors the format cannot hold (unsupported dtype or rank)
 
 
 class TensorSink:
@@ -55,6 +56,10 @@ class TensorSink:
         self._pending: list[tuple[str, str, str, torch.dtype, tuple[int, ...], PendingStats]] = []
 
     def __call__(self, name: str, module: str, role: str, tensor: torch.Tensor) -> None:
+        reason = self.writer.accepts(tensor.dtype, tensor.shape)
+        if reason is not None:  # e.g. complex rotary tables: recorded, and the capture goes on
+            self.writer.skip(name, reason)
+            return
         stats = PendingStats(tensor)
         if self.summary:
             self._pending.append((name, module, role, tensor.dtype, tuple(tensor.shape), stats))
@@ -150,6 +155,7 @@ def capture(
             path=path, tensor_count=writer.tensor_count, input_ids=resolved.ids, input_text=resolved.text,
             generated_ids=generated, generated_text=tokenizer.decode(generated) if tokenizer is not None else None,
             device=str(device), dtype=str(dtype).replace("torch.", ""),
+            skipped=tuple(f"{entry['name']} ({entry['reason']})" for entry in writer.skipped),
         )
     raise AssertionError("unreachable")  # ExitStack does not swallow exceptions
 

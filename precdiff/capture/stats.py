@@ -17,6 +17,7 @@ import torch
 from precdiff.store.format import STAT_NAMES
 
 STAT_ORDER = STAT_NAMES  # min, max, mean, std, l2, nan_count, inf_count
+_CHUNK = 1 << 22  # elements per float64 chunk in the torch path (32 MiB)
 
 
 # Per-program partials of the CUDA kernel (precdiff.capture.stats_triton), combined on the host.
@@ -94,7 +95,7 @@ def tensor_stats_torch(tensor: torch.Tensor) -> torch.Tensor:
     """Reference implementation with torch ops (any device, any dtype).
 
     Tensors without NaN/Inf (the usual case, decided with one host check) take a short path of
-    three reductions that upcast inside the kernel; others take the masked path.
+    chunked float64 sums shifted by the first element; others take the masked path.
     """
     x = tensor.detach()
     if x.dtype == torch.bool or not x.is_floating_point():
@@ -105,11 +106,20 @@ def tensor_stats_torch(tensor: torch.Tensor) -> torch.Tensor:
         return torch.stack([nan, nan, nan, nan, nan, zero, zero])
     minimum, maximum = torch.aminmax(x)
     if bool(torch.isfinite(minimum) & torch.isfinite(maximum)):  # NaN propagates into aminmax
-        n = float(x.numel())
-        total = x.sum(dtype=torch.float64)
-        l2 = torch.linalg.vector_norm(x, dtype=torch.float64)
-        mean = total / n
-        std = torch.sqrt(torch.clamp(l2 * l2 / n - mean * mean, min=0.0))
+        flat = x.reshape(-1)
+        shift = flat[0].to(torch.float64)
+        total = torch.zeros((), dtype=torch.float64, device=x.device)
+        squares = torch.zeros((), dtype=torch.float64, device=x.device)
+        # Float64 sums of x − x[0] in bounded chunks: no full-size float64 copy, and no cancellation
+        # in the variance when |mean| ≫ std.
+        for chunk in flat.split(_CHUNK):
+            centred = chunk.to(torch.float64) - shift
+            total += centred.sum()
+            squares += torch.dot(centred, centred)
+        n = float(flat.numel())
+        mean = shift + total / n
+        std = torch.sqrt(torch.clamp(squares / n - (total / n) ** 2, min=0.0))
+        l2 = torch.sqrt(torch.clamp(squares + 2.0 * shift * total + n * shift * shift, min=0.0))
         zero = torch.zeros((), dtype=torch.float64, device=x.device)
         return torch.stack([minimum.to(torch.float64), maximum.to(torch.float64), mean, std, l2, zero, zero])
     return _masked_stats(x)

@@ -135,6 +135,9 @@ def _warnings(cap_a: Capture, cap_b: Capture) -> tuple[str, ...]:
         if not cap.complete:
             notes.append(f"{side} ({cap.path}) is an incomplete capture (interrupted); compared the "
                          f"{len(cap.tensor_names())} tensors it holds")
+        if cap.newer_partial is not None:
+            notes.append(f"{side}: a newer incomplete capture {cap.newer_partial} sits beside {cap.path}; "
+                         f"{cap.path} is the older, complete one (a later capture to it was interrupted)")
         if not cap.manifest:
             notes.append(f"{side} ({cap.path}) has no manifest: comparability could not be checked")
     return tuple(notes)

@@ -15,5 +15,7 @@ def print_capture_result(result: CaptureResult, console: Console | None = None) 
     console.print(f"[bold green]captured[/bold green] {escape(str(result.path))}: {result.tensor_count} tensors, "
                   f"{len(result.input_ids)} input tokens, {len(result.generated_ids)} generated "
                   f"({result.device}, {result.dtype})")
+    if result.skipped:
+        console.print(f"  [yellow]not stored[/yellow] ({len(result.skipped)}): " + escape(", ".join(result.skipped)))
     if result.generated_text is not None:
         console.print(f"  generated: {escape(repr(result.generated_text))}")

@@ -26,6 +26,7 @@ _TORCH_TO_CODE: dict[torch.dtype, str] = {
 }
 
 FLOAT_CODES = frozenset({"F64", "F32", "F16", "BF16"})
+STORABLE_DTYPES = frozenset(_TORCH_TO_CODE)
 
 
 def dtype_code(dtype: torch.dtype) -> str:

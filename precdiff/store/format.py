@@ -6,7 +6,8 @@ This module is the single owner of the on-disk layout; ``docs/format.md`` is the
 Layout of a capture file (format version 1)::
 
     /                                  attrs: format="precdiff-capture", format_version=1,
-                                              complete (bool), precdiff_version, created_utc
+                                              complete (bool), precdiff_version, created_utc,
+                                              skipped (JSON, optional)
     /manifest                          scalar UTF-8 string: JSON object (environment manifest)
     /input/ids                         int64 [seq]         the exact token ids the model saw
     /input/text                        scalar UTF-8 string (optional) rendered prompt text
@@ -44,6 +45,7 @@ ATTR_FORMAT_VERSION: Final = "format_version"
 ATTR_COMPLETE: Final = "complete"
 ATTR_PRECDIFF_VERSION: Final = "precdiff_version"
 ATTR_CREATED: Final = "created_utc"
+ATTR_SKIPPED: Final = "skipped"  # JSON list of {"name", "reason"}: tensors the format cannot hold
 
 # Groups and datasets.
 MANIFEST: Final = "manifest"

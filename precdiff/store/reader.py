@@ -76,6 +76,10 @@ class Capture:
             raise InputError(f"capture file {self.path} does not exist{hint}")
         if self.path.is_dir():
             raise InputError(f"{self.path} is a directory, not a capture file; pass the .h5 written by precdiff capture")
+        # A re-capture to the same name that was interrupted leaves the old file beside a newer .partial.
+        partial = Path(fmt.partial_path_for(str(self.path)))
+        self.newer_partial: Path | None = (
+            partial if partial.exists() and partial.stat().st_mtime > self.path.stat().st_mtime else None)
         with open(self.path, "rb") as handle:
             signature = handle.read(8)
         if signature != HDF5_SIGNATURE:
@@ -109,6 +113,8 @@ class Capture:
         self.complete = bool(attrs.get(fmt.ATTR_COMPLETE, False))
         self.precdiff_version = _decode(attrs.get(fmt.ATTR_PRECDIFF_VERSION, ""))
         self.created_utc = _decode(attrs.get(fmt.ATTR_CREATED, ""))
+        skipped = attrs.get(fmt.ATTR_SKIPPED)
+        self.skipped: list[dict[str, str]] = json.loads(_decode(skipped)) if skipped is not None else []
 
     def _read_infos(self) -> dict[str, TensorInfo]:
         infos: dict[str, TensorInfo] = {}

@@ -21,7 +21,7 @@ import torch
 from precdiff._version import __version__
 from precdiff.errors import CaptureError, InputError
 from precdiff.store import format as fmt
-from precdiff.store.dtypes import dtype_code
+from precdiff.store.dtypes import STORABLE_DTYPES, dtype_code
 
 _STRING = h5py.string_dtype(encoding="utf-8")
 
@@ -80,6 +80,7 @@ class CaptureWriter:
         self._file.attrs[fmt.ATTR_PRECDIFF_VERSION] = __version__
         self._file.attrs[fmt.ATTR_CREATED] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self._index_dtype = fmt.index_dtype()
+        self._skipped: list[dict[str, str]] = []
         self._rows: list[np.ndarray] = []
         self._file.create_dataset(fmt.TENSOR_INDEX, shape=(0,), maxshape=(None,), dtype=self._index_dtype,
                                   chunks=(256,))
@@ -149,6 +150,24 @@ class CaptureWriter:
         self._count += 1
         if data is not None or len(self._rows) >= fmt.INDEX_BATCH:
             self.flush_index()
+
+    def accepts(self, dtype: torch.dtype, shape: Sequence[int]) -> str | None:
+        """``None`` if a tensor of this dtype and shape can be stored, else the reason it cannot."""
+        if dtype not in STORABLE_DTYPES:
+            return f"dtype {str(dtype).replace('torch.', '')} has no storage code in the format"
+        if len(shape) > fmt.MAX_NDIM:
+            return f"rank {len(shape)} exceeds the format's {fmt.MAX_NDIM}"
+        return None
+
+    def skip(self, name: str, reason: str) -> None:
+        """Record a tensor that is not stored (listed in the root attribute ``skipped``)."""
+        self._skipped.append({"name": name, "reason": reason})
+        self._file.attrs[fmt.ATTR_SKIPPED] = json.dumps(self._skipped)
+
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        """Tensors recorded with :meth:`skip`."""
+        return list(self._skipped)
 
     def flush_index(self) -> None:
         """Append the buffered index rows to the file and flush it."""

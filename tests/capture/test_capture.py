@@ -226,3 +226,17 @@ def test_include_matching_nothing_is_an_input_error(tmp_path: Path) -> None:
                 CaptureOptions(device="cpu", include=("nomatch",)))
     assert str(info.value) == ("--include / --exclude selected no module of the model; `precdiff capture` "
                                "needs at least one (module names look like model.layers.0.mlp.down_proj)")
+
+
+def test_unsupported_tensors_are_recorded_not_fatal(tmp_path: Path) -> None:
+    from precdiff.capture.runner import TensorSink
+    from precdiff.store import CaptureWriter
+
+    with CaptureWriter(tmp_path / "s.h5") as writer:
+        sink = TensorSink(writer, summary=False, device=torch.device("cpu"))
+        sink("rope.freqs_cis", "rope", "output", torch.polar(torch.ones(4), torch.zeros(4)))
+        sink("x", "x", "output", torch.ones(2))
+        writer.finish()
+    with open_capture(tmp_path / "s.h5") as cap:
+        assert cap.tensor_names() == ["x"]
+        assert cap.skipped == [{"name": "rope.freqs_cis", "reason": "dtype complex64 has no storage code in the format"}]

@@ -65,3 +65,11 @@ def test_combine_partials_matches_direct_statistics() -> None:
     np.testing.assert_allclose(result[:5], [finite.min(), finite.max(), finite.mean(), finite.std(),
                                             np.linalg.norm(finite)], rtol=1e-9)
     assert result[5:] == [1.0, 1.0]
+
+
+def test_std_does_not_cancel_when_the_mean_dominates() -> None:
+    values = torch.from_numpy(np.random.default_rng(1).normal(1e4, 1e-3, size=20000).astype(np.float32))
+    ref = values.double().numpy()
+    s = stats(values)
+    np.testing.assert_allclose([s["mean"], s["std"], s["l2"]], [ref.mean(), ref.std(), np.linalg.norm(ref)],
+                               rtol=1e-9)

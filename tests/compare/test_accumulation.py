@@ -63,3 +63,12 @@ def test_steady_growth_far_beyond_the_floor_is_a_drift(make_capture: MakeCapture
     assert (verdict.status, verdict.reason, verdict.layer, verdict.module) == (
         "diverged", "drift", 0, "model.layers.0"), verdict.message
     assert verdict.message.startswith("divergence drifts from layer 0 (4.5e-02 in model.layers.0) to ")
+
+
+def test_a_capture_without_layer_tensors_is_not_placed_before_the_layers(make_capture: MakeCapture) -> None:
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(1, 4, 32)).astype(np.float32)
+    verdict = compare(make_capture("a.h5", {"lm_head": logits}),
+                      make_capture("b.h5", {"lm_head": logits * 1.5})).verdict
+    assert verdict.status == "diverged" and verdict.layer is None
+    assert verdict.message.startswith("divergence jumps outside the decoder layers in lm_head"), verdict.message

@@ -136,3 +136,21 @@ def test_summary_only_tensor_refuses_values(tmp_path: Path) -> None:
         assert (info.stored, info.shape, info.dtype, info.stats["l2"]) == (False, (2, 3), "BF16", 5.0)
         with pytest.raises(InputError, match="captured with --summary"):
             cap.tensor("m")
+
+
+def test_newer_partial_beside_a_complete_capture_is_reported(tmp_path: Path) -> None:
+    import os
+    import time
+
+    target = tmp_path / "run.h5"
+    write(target, {"a": torch.ones(2)})
+    write(target, {"a": torch.zeros(2)}, finish=False)  # an interrupted re-capture to the same name
+    partial = Path(str(target) + ".partial")
+    older = time.time() - 60
+    os.utime(target, (older, older))
+    with open_capture(target) as cap:
+        assert cap.newer_partial == partial
+    from precdiff.compare.compare import compare
+
+    notes = compare(target, target).warnings
+    assert any("newer incomplete capture" in note for note in notes)
