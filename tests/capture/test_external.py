@@ -35,7 +35,7 @@ def test_first_forward_of_an_unmodified_program_is_captured(tmp_path: Path) -> N
     out = tmp_path / "engine.h5"
     result = run(tmp_path, PRECDIFF_CAPTURE=str(out))
     assert result.returncode == 0, result.stderr
-    assert f"precdiff: captured" in result.stderr
+    assert "precdiff: captured" in result.stderr
     with open_capture(out) as cap:
         assert cap.complete and cap.input_ids == [5, 6, 7, 8]
         assert cap.manifest["input"]["source"] == "external"

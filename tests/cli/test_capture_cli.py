@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from precdiff.cli._app import app
 import precdiff.cli.capture  # noqa: F401  (registers the commands)
+from precdiff.cli._app import app
 
 runner = CliRunner()
 

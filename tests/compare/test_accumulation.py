@@ -11,7 +11,6 @@ import pytest
 from precdiff.compare.compare import compare
 from precdiff.localize import MIN_JUMP_GROWTH
 
-
 LAYERS = 16
 MakeCapture = Callable[..., Path]
 
