@@ -161,13 +161,14 @@ def batch_invariant_attention(
     if causal and key.shape[2] > sq:
         key, value = key[:, :, :sq], value[:, :, :sq]
     mask = additive_mask(attention_mask, key.shape[2])
-    starts = kv_starts(mask, query.shape[0], query.device)
     if query.device.type == "cuda":
         from precdiff.kernels import triton_ops
 
-        out = triton_ops.attention(query, key, value, mask, starts, scale, causal)
-    else:
-        out = _torch_attention(query, key, value, mask, [int(s) for s in starts.tolist()], scale, causal)
+        # No mask: every sequence starts at key 0, and the decode hot path skips building starts.
+        starts = kv_starts(mask, query.shape[0], query.device) if mask is not None else None
+        return triton_ops.attention(query, key, value, mask, starts, scale, causal), None
+    starts_list = kv_starts(mask, query.shape[0], query.device).tolist()
+    out = _torch_attention(query, key, value, mask, [int(s) for s in starts_list], scale, causal)
     return out.transpose(1, 2).contiguous(), None
 
 

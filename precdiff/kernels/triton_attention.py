@@ -15,6 +15,8 @@ import torch
 import triton
 import triton.language as tl
 
+from precdiff.kernels.triton_launch import launch
+
 ATTN_BLOCK_M = 64
 ATTN_BLOCK_N = 64
 
@@ -24,7 +26,7 @@ def _attn_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, starts_ptr, o_ptr, scale,
                  s_qb, s_qh, s_qm, s_qd, s_kb, s_kh, s_kn, s_kd, s_vb, s_vh, s_vn, s_vd,
                  s_mb, s_mh, s_mm, s_mn, s_ob, s_oh, s_om, s_od,
                  H, GROUPS, SQ, SKV, D,
-                 HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, IEEE: tl.constexpr,
+                 HAS_MASK: tl.constexpr, HAS_STARTS: tl.constexpr, CAUSAL: tl.constexpr, IEEE: tl.constexpr,
                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_D: tl.constexpr):
     pid_m = tl.program_id(0)
     bh = tl.program_id(1)
@@ -37,7 +39,9 @@ def _attn_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, starts_ptr, o_ptr, scale,
     d_ok = offs_d < D
     q = tl.load(q_ptr + b * s_qb + h * s_qh + offs_m[:, None] * s_qm + offs_d[None, :] * s_qd,
                 mask=row_ok[:, None] & d_ok[None, :], other=0.0)
-    start = tl.load(starts_ptr + b).to(tl.int32)
+    start = 0
+    if HAS_STARTS:
+        start = tl.load(starts_ptr + b).to(tl.int32)
     q_pos = SKV - SQ + offs_m  # absolute key position of each query (bottom-right aligned)
     end = SKV
     if CAUSAL:
@@ -81,26 +85,26 @@ def _attn_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, starts_ptr, o_ptr, scale,
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
-              starts: torch.Tensor, scale: float, causal: bool) -> torch.Tensor:
+              starts: torch.Tensor | None, scale: float, causal: bool) -> torch.Tensor:
     """q [B, H, Sq, D], k/v [B, Hkv, Skv, D], mask additive fp32 [B'|1, H'|1, Sq, Skv] or None,
-    starts [B] -> [B, H, Sq, D]."""
+    starts [B] (None: every sequence starts at key 0) -> [B, Sq, H, D] (the layout transformers wants back:
+    written there directly, which saves the transpose copy SDPA callers make)."""
     batch, heads, sq, dim = q.shape
     skv = k.shape[2]
     if v.shape[3] != dim:
         raise NotImplementedError("batch-invariant Triton attention needs equal q/k and v head dims")
-    out = torch.empty((batch, heads, sq, dim), dtype=q.dtype, device=q.device)
+    out = torch.empty((batch, sq, heads, dim), dtype=q.dtype, device=q.device)
+    out_bhsd = out.transpose(1, 2)
     if mask is not None:
         mask = mask.expand(batch, heads, sq, skv)
         ms = (mask.stride(0), mask.stride(1), mask.stride(2), mask.stride(3))
     else:
         ms = (0, 0, 0, 0)
     grid = (triton.cdiv(sq, ATTN_BLOCK_M), batch * heads)
-    _attn_kernel[grid](
-        q, k, v, mask if mask is not None else q, starts.to(torch.int32), out, float(scale),
-        *q.stride(), *k.stride(), *v.stride(), *ms, *out.stride(),
-        heads, heads // k.shape[1], sq, skv, dim,
-        HAS_MASK=mask is not None, CAUSAL=causal, IEEE=q.dtype == torch.float32,
-        BLOCK_M=ATTN_BLOCK_M, BLOCK_N=ATTN_BLOCK_N, HEAD_D=max(16, triton.next_power_of_2(dim)),
-        num_warps=4, num_stages=2,
-    )
+    launch(_attn_kernel, grid,
+           q, k, v, mask if mask is not None else q, starts if starts is not None else q, out_bhsd, float(scale),
+           *q.stride(), *k.stride(), *v.stride(), *ms, *out_bhsd.stride(),
+           heads, heads // k.shape[1], sq, skv, dim,
+           mask is not None, starts is not None, causal, q.dtype == torch.float32,
+           ATTN_BLOCK_M, ATTN_BLOCK_N, max(16, triton.next_power_of_2(dim)), tensors=6, num_warps=4, num_stages=2)
     return out

@@ -9,6 +9,7 @@
 # safetensors) goes to MODEL_DIR (default: a temporary folder), never into OUT_DIR.
 # Exit codes of the runs are recorded, not fatal: standard kernels are expected to exit 1.
 # Budget: about 6 minutes on one H100 (6 model loads, 4 invariance runs, 2 x 100 generation runs).
+# PARTS="invariance" or PARTS="determinism" runs one half (default: both).
 set -uo pipefail
 
 OUT_DIR=${1:?usage: run_invariance_h100.sh OUT_DIR}
@@ -47,13 +48,14 @@ python -m precdiff tiny save llama "$MODEL_DIR" --set hidden_size=2048 --set num
 echo "save: $((SECONDS - start)) s" | tee -a "$SUMMARY"
 
 COMMON=(--device cuda --dtype bfloat16)
-for kernels in standard batch-invariant; do
+PARTS=${PARTS:-invariance determinism}
+[[ $PARTS == *invariance* ]] && for kernels in standard batch-invariant; do
   for level in module op; do
     run "invariance_${kernels}_${level}" invariance "$MODEL_DIR" "${COMMON[@]}" --kernels "$kernels" \
       --batch-sizes 1,2,8,32 --level "$level"
   done
 done
-for kernels in standard batch-invariant; do
+[[ $PARTS == *determinism* ]] && for kernels in standard batch-invariant; do
   run "determinism_${kernels}" determinism "$MODEL_DIR" "${COMMON[@]}" --kernels "$kernels" \
     --runs 100 --max-new-tokens 32
 done

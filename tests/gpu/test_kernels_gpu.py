@@ -46,6 +46,26 @@ def test_mm_rows_bitwise_invariant_over_m(dtype: torch.dtype, k: int, n: int) ->
     assert ((got.double() - ref).abs().max() / ref.abs().max()).item() < TOL[dtype]
 
 
+# Tuned shapes, an untuned shape served by the nearest tuned one, and a ragged K (TMA zero-fill path).
+TILE_SHAPES = [(4096, 4096), (4096, 1024), (2048, 5632), (2000, 1504)]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=["bf16", "fp32"])
+@pytest.mark.parametrize("k,n", TILE_SHAPES, ids=[f"K{k}_N{n}" for k, n in TILE_SHAPES])
+def test_every_shipped_tile_config_gives_the_same_bits(dtype: torch.dtype, k: int, n: int) -> None:
+    """Tile choice per (M, K, N) is only sound if every config the tables can return agrees bitwise."""
+    from precdiff.kernels import gemm_tiles, triton_gemm
+
+    torch.manual_seed(0)
+    x = torch.randn(1024, k, device="cuda", dtype=dtype)
+    w = torch.randn(n, k, device="cuda", dtype=dtype) / k**0.5
+    configs = gemm_tiles.all_configs(gemm_tiles.kind_of(dtype == torch.float32))
+    ref = triton_gemm.matmul(x, w.t(), config=configs[0])
+    bad = {str(c): m for c in configs for m in (1, 7, 16, 33, 64, 100, 256, 1024)
+           if not torch.equal(triton_gemm.matmul(x[:m], w.t(), config=c), ref[:m])}
+    assert bad == {}, f"{len(configs)} configs, differing (config: first M): {bad}"
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=["bf16", "fp32"])
 def test_bmm_and_grouped_mm_invariant(dtype: torch.dtype) -> None:
     from precdiff.kernels import batch_invariant_mode
@@ -163,3 +183,24 @@ def test_mode_restores_flags_after_exception() -> None:
         assert settings.backend == "triton"
         raise RuntimeError("boom")
     assert torch.backends.cuda.flash_sdp_enabled() == before and active_dispatch_keys() == {}
+
+
+def test_launch_cache_reuses_kernels_only_for_matching_signatures() -> None:
+    """The direct launch path (triton_launch) must give what a fresh ``kernel[grid]`` launch gives,
+    including for a misaligned operand, which Triton specialises differently."""
+    from precdiff.kernels import triton_gemm, triton_launch
+
+    torch.manual_seed(0)
+    triton_launch.clear()
+    w = torch.randn(256, 128, device="cuda", dtype=torch.bfloat16)
+    buf = torch.randn(3 * 128 + 1, device="cuda", dtype=torch.bfloat16)
+    aligned, misaligned = buf[:384].view(3, 128), buf[1:385].view(3, 128)  # data_ptr % 16 == 2
+    results = []
+    for _ in range(3):  # first call compiles and caches, the next two take the direct path
+        results.append((triton_gemm.matmul(aligned, w.t()), triton_gemm.matmul(misaligned, w.t())))
+    assert len(triton_launch._cache) == 2
+    for got_aligned, got_misaligned in results:
+        assert torch.equal(got_aligned, results[0][0]) and torch.equal(got_misaligned, results[0][1])
+    ref = misaligned.double() @ w.t().double()
+    assert ((results[2][1].double() - ref).abs().max() / ref.abs().max()).item() < TOL[torch.bfloat16]
+    assert torch.equal(triton_gemm.matmul(misaligned.contiguous(), w.t()), results[0][1])
