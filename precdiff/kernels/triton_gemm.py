@@ -26,7 +26,7 @@ import triton.language as tl
 
 from precdiff.kernels import gemm_tiles
 from precdiff.kernels.gemm_tiles import POINTER, TMA_PERSISTENT
-from precdiff.kernels.triton_launch import Plan, launch, launch_plan
+from precdiff.kernels.triton_launch import Plan, launch, launch_plan, remember
 
 try:  # host-side TMA descriptors (triton >= 3.4); without them every GEMM takes the pointer kernel
     from triton.tools.tensor_descriptor import TensorDescriptor
@@ -177,13 +177,18 @@ def _matmul_tma(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, x: torch.Te
 _plans: dict[tuple[Any, ...], Plan] = {}
 
 
+def _plan_key(a: torch.Tensor, b: torch.Tensor) -> tuple[Any, ...]:
+    """Everything a 2-D ``a @ b`` launch depends on except the data pointers' alignment."""
+    return a.shape, b.shape, a.stride(), b.stride(), a.dtype, b.dtype, a.get_device()
+
+
 def _mm_fast(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor | None:
     """``a @ b`` for 2-D operands through a cached plan, or None when this shape has none yet.
 
     The decode hot path: a Linear at M = batch size runs the same shape every token, so everything
     but the output allocation and the launch is looked up once per shape.
     """
-    plan = _plans.get((a.shape, b.shape, a.stride(), b.stride(), a.dtype, b.dtype, a.get_device()))
+    plan = _plans.get(_plan_key(a, b))
     if plan is None:
         return None
     out = torch.empty((a.shape[0], b.shape[1]), dtype=a.dtype, device=a.device)
@@ -200,7 +205,7 @@ def matmul(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None, a
     plain_mm = bias is None and alpha == 1 and beta == 1 and config is None and a.dim() == 2 and b.dim() == 2
     if plain_mm and (fast := _mm_fast(a, b)) is not None:
         return fast
-    alpha, beta = float(alpha), float(beta)  # the launch cache keys floats by type
+    alpha, beta = float(alpha), float(beta)  # fp32 kernel scalars whatever the caller passed
     batched = a.dim() == 3
     m, k = a.shape[-2], a.shape[-1]
     n = b.shape[-1]
@@ -227,11 +232,8 @@ def matmul(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None, a
     tail = (m, n, k, *s_a, *s_b, *s_c, *s_x, alpha, beta, x is not None, is_fp32, k % bk == 0, bm, bn, bk, GROUP_M)
     options = {"num_warps": warps, "num_stages": stages}
     if plain_mm:
-        if len(_plans) >= 4096:
-            _plans.clear()
-        plan = Plan(_mm_kernel, grid, a.get_device(), tail, options)
-        _plans[(a.shape, b.shape, a.stride(), b.stride(), a.dtype, b.dtype, a.get_device())] = plan
-        launch_plan(plan, a, b, out, out)
+        launch_plan(remember(_plans, _plan_key(a, b), Plan(_mm_kernel, grid, a.get_device(), tail, options)),
+                    a, b, out, out)
     else:
         launch(_mm_kernel, grid, a, b, out, x if x is not None else out, *tail, tensors=4, **options)
     return out

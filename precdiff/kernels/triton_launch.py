@@ -78,15 +78,21 @@ def launch_plan(plan: Plan, *tensors: torch.Tensor) -> None:
     _launch(key, plan.kernel, plan.grid, plan.device, (*tensors, *plan.tail), plan.options)
 
 
+def remember(cache: dict[Any, Any], key: Any, value: Any) -> Any:
+    """``cache[key] = value`` in a bounded cache (emptied when full: a forward has few shapes, and an
+    emptied cache only costs one slow launch per shape) -> value."""
+    if len(cache) >= _MAX_ENTRIES:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 def _launch(key: tuple[Any, ...], kernel: Any, grid3: tuple[int, int, int], device: int, args: tuple[Any, ...],
             options: dict[str, Any]) -> None:
     global _direct
     compiled = _cache.get(key) if _direct else None
     if compiled is None:
-        compiled = kernel[grid3](*args, **options)
-        if len(_cache) >= _MAX_ENTRIES:
-            _cache.clear()
-        _cache[key] = compiled
+        remember(_cache, key, kernel[grid3](*args, **options))
         return
     stream = _stream(device)
     try:

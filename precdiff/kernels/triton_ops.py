@@ -31,7 +31,7 @@ import triton.language as tl
 
 from precdiff.kernels import triton_gemm
 from precdiff.kernels.triton_attention import ATTN_BLOCK_M, ATTN_BLOCK_N, attention
-from precdiff.kernels.triton_launch import Plan, launch, launch_plan
+from precdiff.kernels.triton_launch import Plan, launch, launch_plan, remember
 
 ROW_BLOCK = 1024
 _FLOATS = triton_gemm.FLOATS
@@ -100,10 +100,8 @@ def _reduce(x: torch.Tensor, dim: Sequence[int] | None, keepdim: bool, dtype: to
             if plan is None:
                 length = x.shape[-1]
                 scale = (1.0 / length if length else float("nan")) if mean else 1.0
-                if len(_row_plans) >= 4096:
-                    _row_plans.clear()
-                plan = _row_plans[key] = Plan(_row_sum_kernel, (out.numel(),), x.get_device(),
-                                              (length, length, scale, ROW_BLOCK), {})
+                plan = remember(_row_plans, key, Plan(_row_sum_kernel, (out.numel(),), x.get_device(),
+                                                      (length, length, scale, ROW_BLOCK), {}))
             launch_plan(plan, x, out)
         return out
     dims = list(range(x.dim())) if not dim else sorted({d % max(x.dim(), 1) for d in dim})
