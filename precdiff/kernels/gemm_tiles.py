@@ -172,8 +172,12 @@ def select(m: int, k: int, n: int, kind: str, capability: tuple[int, int]) -> Co
     if not tuned:
         return _pick(DEFAULT[kind], m)
     shape = (k, n) if (k, n) in tuned else _nearest(list(tuned), k, n)
-    config = _pick(tuned[shape], m)
-    return (*config[:5], POINTER) if m < TMA_MIN_M else config
+    return runs_as(_pick(tuned[shape], m), m)
+
+
+def runs_as(config: Config, m: int) -> Config:
+    """The config as it runs for ``m`` rows: below :data:`TMA_MIN_M`, a TMA config takes the pointer kernel."""
+    return config if m >= TMA_MIN_M or config[5] == POINTER else (*config[:5], POINTER)
 
 
 def all_configs(kind: str) -> list[Config]:

@@ -214,9 +214,10 @@ def matmul(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None, a
         return out
     capability, sms = _device_info(a.get_device())
     is_fp32 = a.dtype == torch.float32
-    cfg = config or gemm_tiles.select(m, k, n, gemm_tiles.kind_of(is_fp32), capability)
+    cfg = gemm_tiles.runs_as(tuple(config), m) if config else gemm_tiles.select(  # type: ignore[arg-type]
+        m, k, n, gemm_tiles.kind_of(is_fp32), capability)
     x = bias.expand(out.shape) if bias is not None else None  # a view: the kernel reads it in its dtype
-    tma_ok = cfg[5] != POINTER and m >= gemm_tiles.TMA_MIN_M and not batched and not is_fp32 and k > 0
+    tma_ok = cfg[5] != POINTER and not batched and not is_fp32 and k > 0
     if (tma_ok and capability >= (9, 0) and TensorDescriptor is not None
             and _matmul_tma(a, b, out, x, alpha, beta, cfg, sms)):
         return out

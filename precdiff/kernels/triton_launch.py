@@ -1,9 +1,10 @@
 """Launch Triton kernels with less host work than ``kernel[grid](...)``: the decode hot path.
 
 Measured on the H100 machine (``benchmarks/decode_overhead.py``, host-bound 1x64 GEMM):
-``kernel[grid](...)`` costs ~29 µs of Python per launch (it specialises every argument, builds a
-string cache key and checks globals each time), ``CompiledKernel.run`` ~9 µs. A decode step of an
-8B model reaches our kernels ~300 times, so the difference is ~6 ms per token.
+``kernel[grid](...)`` cost 19.7 µs of Python per launch (it specialises every argument, builds a
+string cache key and checks globals each time), ``CompiledKernel.run`` 10.1 µs and this module's
+cached launch 11.2 µs (``benchmarks/results/decode_overhead.json``). A decode step of an 8B model
+reaches our kernels ~300 times, so the difference is ~2.5 ms per token.
 
 Here the first launch of an argument *signature* goes through ``kernel[grid](...)``, which compiles
 or finds the kernel and returns it; later launches with the same signature call the compiled kernel
@@ -35,6 +36,10 @@ def _stream(device: int) -> int:
     return int(torch.cuda.current_stream(device).cuda_stream)  # pragma: no cover - older torch
 
 
+def _grid3(grid: tuple[int, ...]) -> tuple[int, int, int]:
+    return grid[0], grid[1] if len(grid) > 1 else 1, grid[2] if len(grid) > 2 else 1
+
+
 def _active(hook: Any) -> bool:
     """A launch hook that will call something: not None, and not an empty ``HookChain`` (triton >= 3.5)."""
     return hook is not None and bool(getattr(hook, "calls", True))
@@ -50,7 +55,7 @@ class Plan:
     def __init__(self, kernel: Any, grid: tuple[int, ...], device: int, tail: tuple[Any, ...],
                  options: dict[str, Any]) -> None:
         self.kernel, self.device, self.tail, self.options = kernel, device, tail, options
-        self.grid = (grid[0], grid[1] if len(grid) > 1 else 1, grid[2] if len(grid) > 2 else 1)
+        self.grid = _grid3(grid)
 
 
 def launch(kernel: Any, grid: tuple[int, ...], *args: Any, tensors: int, **options: Any) -> None:
@@ -68,8 +73,7 @@ def launch(kernel: Any, grid: tuple[int, ...], *args: Any, tensors: int, **optio
     device = args[0].get_device()
     key = (kernel, device, *options.values(),
            *[(t.dtype, t.data_ptr() % 16 == 0) for t in args[:tensors]], *args[tensors:])
-    grid3 = (grid[0], grid[1] if len(grid) > 1 else 1, grid[2] if len(grid) > 2 else 1)
-    _launch(key, kernel, grid3, device, args, options)
+    _launch(key, kernel, _grid3(grid), device, args, options)
 
 
 def launch_plan(plan: Plan, *tensors: torch.Tensor) -> None:

@@ -86,6 +86,11 @@ def _rows(x: torch.Tensor, dims: list[int]) -> tuple[torch.Tensor, list[int], in
     return moved.reshape(-1, length).contiguous(), [x.shape[d] for d in keep], length
 
 
+def _scale(length: int, mean: bool) -> float:
+    """Factor applied to a row sum: 1/length for a mean (NaN for an empty row, as torch.mean gives)."""
+    return (1.0 / length if length else float("nan")) if mean else 1.0
+
+
 def _reduce(x: torch.Tensor, dim: Sequence[int] | None, keepdim: bool, dtype: torch.dtype | None,
             mean: bool) -> torch.Tensor:
     out_dtype = dtype or x.dtype
@@ -99,9 +104,8 @@ def _reduce(x: torch.Tensor, dim: Sequence[int] | None, keepdim: bool, dtype: to
             plan = _row_plans.get(key)
             if plan is None:
                 length = x.shape[-1]
-                scale = (1.0 / length if length else float("nan")) if mean else 1.0
                 plan = remember(_row_plans, key, Plan(_row_sum_kernel, (out.numel(),), x.get_device(),
-                                                      (length, length, scale, ROW_BLOCK), {}))
+                                                      (length, length, _scale(length, mean), ROW_BLOCK), {}))
             launch_plan(plan, x, out)
         return out
     dims = list(range(x.dim())) if not dim else sorted({d % max(x.dim(), 1) for d in dim})
@@ -113,8 +117,8 @@ def _reduce(x: torch.Tensor, dim: Sequence[int] | None, keepdim: bool, dtype: to
     rows, kept, length = _rows(x, dims)
     out = torch.empty(kept, dtype=out_dtype, device=x.device)
     if out.numel() > 0:
-        scale = (1.0 / length if length else float("nan")) if mean else 1.0
-        launch(_row_sum_kernel, (rows.shape[0],), rows, out, length, rows.stride(0), scale, ROW_BLOCK, tensors=2)
+        launch(_row_sum_kernel, (rows.shape[0],), rows, out, length, rows.stride(0), _scale(length, mean), ROW_BLOCK,
+               tensors=2)
     if keepdim:
         for d in dims:
             out = out.unsqueeze(d)
