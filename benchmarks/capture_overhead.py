@@ -22,9 +22,9 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Callable
 
 import torch
 import transformers
@@ -35,9 +35,18 @@ from precdiff.capture.runner import TensorSink
 from precdiff.devices import device_facts, synchronize
 from precdiff.store import CaptureWriter
 
-LLAMA_8B = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
-                num_key_value_heads=8, vocab_size=128256, max_position_embeddings=8192, rope_theta=500000.0,
-                rms_norm_eps=1e-5, tie_word_embeddings=False)
+LLAMA_8B = dict(
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    vocab_size=128256,
+    max_position_embeddings=8192,
+    rope_theta=500000.0,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=False,
+)
 
 
 def build_model(layers: int, dtype: torch.dtype, device: torch.device) -> torch.nn.Module:
@@ -48,7 +57,7 @@ def build_model(layers: int, dtype: torch.dtype, device: torch.device) -> torch.
     model = model.to_empty(device=device)
     torch.manual_seed(0)
     with torch.no_grad():
-        for name, parameter in model.named_parameters():
+        for parameter in model.parameters():
             if parameter.ndim == 1:
                 parameter.fill_(1.0)
             else:
@@ -74,7 +83,9 @@ def timed(run: Callable[[], None], device: torch.device, repeats: int) -> list[f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--layers", type=int, default=32)
@@ -89,7 +100,9 @@ def main() -> None:
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
     model = build_model(args.layers, dtype, device)
-    ids = torch.randint(0, LLAMA_8B["vocab_size"], (1, args.tokens), generator=torch.Generator().manual_seed(1))
+    ids = torch.randint(
+        0, LLAMA_8B["vocab_size"], (1, args.tokens), generator=torch.Generator().manual_seed(1)
+    )
     ids = ids.to(device)
     keep = name_filter(None, None)
     folder = Path(tempfile.mkdtemp(dir=args.tmp))
@@ -108,6 +121,7 @@ def main() -> None:
                 sink.flush()
                 writer.finish()
             path.unlink()
+
         return run
 
     runs = {"plain": plain, "summary": captured(True), "full": captured(False)}
@@ -117,16 +131,24 @@ def main() -> None:
         times = timed(runs[mode], device, repeats)
         results[mode] = {"median_s": statistics.median(times), "times_s": times}
     base = float(results["plain"]["median_s"])  # type: ignore[arg-type]
-    for mode, row in results.items():
+    for row in results.values():
         row["ratio_to_plain"] = float(row["median_s"]) / base  # type: ignore[arg-type]
     report = {
-        "benchmark": "capture_overhead", "date": date.today().isoformat(), "device": device_facts(device),
-        "host": platform.node(), "torch": torch.__version__, "transformers": transformers.__version__,
-        "model": {"shape": "llama-8b", **LLAMA_8B, "num_hidden_layers": args.layers}, "dtype": args.dtype,
-        "tokens": args.tokens, "results": results,
+        "benchmark": "capture_overhead",
+        "date": date.today().isoformat(),
+        "device": device_facts(device),
+        "host": platform.node(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "model": {"shape": "llama-8b", **LLAMA_8B, "num_hidden_layers": args.layers},
+        "dtype": args.dtype,
+        "tokens": args.tokens,
+        "results": results,
     }
-    print(f"capture overhead: llama-8B shape, {args.layers} layers, {args.tokens} tokens, {args.dtype}, "
-          f"{report['device']['name']}")
+    print(
+        f"capture overhead: llama-8B shape, {args.layers} layers, {args.tokens} tokens, {args.dtype}, "
+        f"{report['device']['name']}"
+    )
     print(f"{'mode':<10}{'median s':>12}{'× plain':>10}")
     for mode, row in results.items():
         print(f"{mode:<10}{float(row['median_s']):>12.4f}{float(row['ratio_to_plain']):>10.2f}")  # type: ignore[arg-type]

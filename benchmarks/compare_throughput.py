@@ -33,9 +33,15 @@ HIDDEN_SHAPE = (1, 2048, 4096)
 
 def _stats(values: np.ndarray) -> dict[str, float]:
     sample = values.reshape(-1)[:: max(1, values.size // 1_000_000)].astype(np.float64)
-    return {"min": float(sample.min()), "max": float(sample.max()), "mean": float(sample.mean()),
-            "std": float(sample.std()), "l2": float(np.sqrt(np.dot(sample, sample) * values.size / sample.size)),
-            "nan_count": 0.0, "inf_count": 0.0}
+    return {
+        "min": float(sample.min()),
+        "max": float(sample.max()),
+        "mean": float(sample.mean()),
+        "std": float(sample.std()),
+        "l2": float(np.sqrt(np.dot(sample, sample) * values.size / sample.size)),
+        "nan_count": 0.0,
+        "inf_count": 0.0,
+    }
 
 
 def _bf16_bits(values: np.ndarray) -> np.ndarray:
@@ -49,8 +55,15 @@ def build(folder: Path, target_bytes: int) -> tuple[Path, Path, int]:
     rng = np.random.default_rng(0)
     paths = folder / "A.h5", folder / "B.h5"
     writers = [CaptureWriter(p) for p in paths]
-    manifest = {"dtype": "bfloat16", "model": {"layers_path": "model.layers", "num_layers": 0,
-                                               "weights_sha256": "synthetic", "config": {}}}
+    manifest = {
+        "dtype": "bfloat16",
+        "model": {
+            "layers_path": "model.layers",
+            "num_layers": 0,
+            "weights_sha256": "synthetic",
+            "config": {},
+        },
+    }
     for w in writers:
         w.write_manifest(manifest)
         w.write_input(list(range(LOGITS_SHAPE[1])), None)
@@ -62,13 +75,27 @@ def build(folder: Path, target_bytes: int) -> tuple[Path, Path, int]:
         a = rng.standard_normal(HIDDEN_SHAPE, dtype=np.float32)
         b = a + np.float32(1e-2) * rng.standard_normal(HIDDEN_SHAPE, dtype=np.float32)
         for w, values in zip(writers, (a, b)):
-            w.write_tensor(f"model.layers.{i}", module=f"model.layers.{i}", role="output", dtype=torch.bfloat16,
-                           shape=HIDDEN_SHAPE, stats=_stats(values), data=_bf16_bits(values))
+            w.write_tensor(
+                f"model.layers.{i}",
+                module=f"model.layers.{i}",
+                role="output",
+                dtype=torch.bfloat16,
+                shape=HIDDEN_SHAPE,
+                stats=_stats(values),
+                data=_bf16_bits(values),
+            )
         stored += hidden_bytes
     noisy = logits + np.float32(1e-3) * rng.standard_normal(LOGITS_SHAPE, dtype=np.float32)
     for w, values in zip(writers, (logits, noisy)):
-        w.write_tensor("lm_head", module="lm_head", role="output", dtype=torch.float32, shape=LOGITS_SHAPE,
-                       stats=_stats(values), data=values)
+        w.write_tensor(
+            "lm_head",
+            module="lm_head",
+            role="output",
+            dtype=torch.float32,
+            shape=LOGITS_SHAPE,
+            stats=_stats(values),
+            data=values,
+        )
         w.finish()
     return paths[0], paths[1], stored
 
@@ -81,8 +108,16 @@ def measure(a: str, b: str) -> None:
     result = compare(a, b)
     elapsed = time.perf_counter() - start
     peak = _peak_rss_bytes()
-    print(json.dumps({"seconds": elapsed, "peak_rss_bytes": peak, "tensors": len(result.tensors),
-                      "status": result.verdict.status}))
+    print(
+        json.dumps(
+            {
+                "seconds": elapsed,
+                "peak_rss_bytes": peak,
+                "tensors": len(result.tensors),
+                "status": result.verdict.status,
+            }
+        )
+    )
 
 
 def _peak_rss_bytes() -> int:
@@ -122,8 +157,12 @@ def main() -> None:
         # Flush the freshly written files first: otherwise the kernel's write-back of 4 GB of dirty
         # pages competes with the comparison and the figure measures the disk, not precdiff.
         os.sync()
-        run = subprocess.run([sys.executable, __file__, "--measure", str(a), str(b)], capture_output=True,
-                             text=True, check=True)
+        run = subprocess.run(
+            [sys.executable, __file__, "--measure", str(a), str(b)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         timing = json.loads(run.stdout.strip().splitlines()[-1])
     total = 2 * stored
     result = {

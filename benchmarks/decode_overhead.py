@@ -63,8 +63,10 @@ def op_costs() -> dict[str, dict[str, float]]:
         "linear 1x4096 @ 4096x4096": (lambda: torch.nn.functional.linear(x, w_q),) * 2,
         "linear 1x14336 @ 14336x4096": (lambda: torch.nn.functional.linear(x_down, w_down),) * 2,
         "rmsnorm mean [1,1,4096] fp32": (lambda: h32.pow(2).mean(-1, keepdim=True),) * 2,
-        "attention 1 query, 2048 keys": (lambda: sdpa_attention_forward(module, q, k, v, None),
-                                         lambda: batch_invariant_attention(module, q, k, v, None)),
+        "attention 1 query, 2048 keys": (
+            lambda: sdpa_attention_forward(module, q, k, v, None),
+            lambda: batch_invariant_attention(module, q, k, v, None),
+        ),
     }
     res: dict[str, dict[str, float]] = {}
     for name, (standard, invariant) in cases.items():
@@ -72,7 +74,9 @@ def op_costs() -> dict[str, dict[str, float]]:
         with batch_invariant_mode("cuda"):
             bi = _per_call_us(invariant)
         res[name] = {"standard_us": std, "batch_invariant_us": bi, "extra_us": bi - std}
-        print(f"{name:32} standard {std:7.1f} us  batch-invariant {bi:7.1f} us  (+{bi - std:.1f})", flush=True)
+        print(
+            f"{name:32} standard {std:7.1f} us  batch-invariant {bi:7.1f} us  (+{bi - std:.1f})", flush=True
+        )
     return res
 
 
@@ -87,8 +91,35 @@ def host_costs() -> dict[str, float]:
     w = torch.randn(64, 64, device="cuda", dtype=torch.bfloat16)
     out = torch.empty(1, 64, device="cuda", dtype=torch.bfloat16)
     b = w.t()
-    args = (x, b, out, out, 1, 64, 64, 0, 64, 1, 0, *b.stride(), 0, 64, 1, 0, 64, 1, 1.0, 1.0,
-            False, False, True, 16, 64, 64, 8)
+    args = (
+        x,
+        b,
+        out,
+        out,
+        1,
+        64,
+        64,
+        0,
+        64,
+        1,
+        0,
+        *b.stride(),
+        0,
+        64,
+        1,
+        0,
+        64,
+        1,
+        1.0,
+        1.0,
+        False,
+        False,
+        True,
+        16,
+        64,
+        64,
+        8,
+    )
     opts = {"num_warps": 4, "num_stages": 3}
     kernel = triton_gemm._mm_kernel
     compiled = kernel[(1, 1)](*args, **opts)
@@ -101,8 +132,9 @@ def host_costs() -> dict[str, float]:
         "triton kernel[grid](...)": lambda: kernel[(1, 1)](*args, **opts),
         "precdiff launch() cache": lambda: triton_launch.launch(kernel, (1, 1), *args, tensors=4, **opts),
         "CompiledKernel[grid](...)": lambda: compiled[(1, 1, 1)](*args),
-        "CompiledKernel.run(...)": lambda: compiled.run(1, 1, 1, stream, compiled.function, compiled.packed_metadata,
-                                                         None, enter, leave, *args),
+        "CompiledKernel.run(...)": lambda: compiled.run(
+            1, 1, 1, stream, compiled.function, compiled.packed_metadata, None, enter, leave, *args
+        ),
         "triton_gemm.matmul": lambda: triton_gemm.matmul(x, b),
     }
     res = {name: _per_call_us(fn, 5000) for name, fn in variants.items()}
@@ -134,8 +166,15 @@ def decode_steps(layers: int, prefill: int, steps: int, profile: str | None) -> 
     from precdiff.kernels import ATTENTION_IMPLEMENTATION, batch_invariant_mode, register_attention
 
     register_attention()
-    cfg = LlamaConfig(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=layers,
-                      num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192)
+    cfg = LlamaConfig(
+        vocab_size=128256,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=layers,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        max_position_embeddings=8192,
+    )
     torch.manual_seed(0)
     torch.set_default_dtype(torch.bfloat16)
     with torch.device("cuda"):
@@ -154,7 +193,9 @@ def decode_steps(layers: int, prefill: int, steps: int, profile: str | None) -> 
                     with batch_invariant_mode("cuda"):
                         runs.append(_decode(model, ids, steps))
             res[f"{mode}_ms_per_step"] = statistics.median(runs[1:])
-            print(f"{mode:16} {res[f'{mode}_ms_per_step']:.2f} ms per decode step ({layers} layers)", flush=True)
+            print(
+                f"{mode:16} {res[f'{mode}_ms_per_step']:.2f} ms per decode step ({layers} layers)", flush=True
+            )
         res["ratio"] = res["batch_invariant_ms_per_step"] / res["standard_ms_per_step"]
         print(f"decode step ratio {res['ratio']:.3f}x", flush=True)
         if profile:
@@ -178,8 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", help="write a cProfile of batch-invariant decode steps here")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    report: dict[str, Any] = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-                              "date": time.strftime("%Y-%m-%d")}
+    report: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+    }
     report["host"] = host_costs()
     report["ops"] = op_costs()
     report["decode"] = decode_steps(args.layers, args.prefill, args.steps, args.profile)

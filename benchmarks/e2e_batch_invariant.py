@@ -57,17 +57,29 @@ def main(argv: list[str] | None = None) -> int:
     from precdiff.kernels import ATTENTION_IMPLEMENTATION, batch_invariant_mode, register_attention
 
     register_attention()
-    cfg = LlamaConfig(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=args.layers,
-                      num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192,
-                      rope_theta=500000.0)  # type: ignore[call-arg]  # accepted as a legacy kwarg
+    cfg = LlamaConfig(
+        vocab_size=128256,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=args.layers,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        max_position_embeddings=8192,
+        rope_theta=500000.0,
+    )  # type: ignore[call-arg]  # accepted as a legacy kwarg
     torch.manual_seed(0)
     torch.set_default_dtype(torch.bfloat16)  # build the 8B weights directly in bf16 (16 GB, not 32)
     with torch.device("cuda"):
         model = LlamaForCausalLM(cfg).eval()
     torch.set_default_dtype(torch.float32)
     ids = torch.randint(0, cfg.vocab_size, (1, args.prefill), device="cuda")
-    results: dict[str, Any] = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-                               "layers": args.layers, "prefill": args.prefill, "decode": args.decode}
+    results: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "layers": args.layers,
+        "prefill": args.prefill,
+        "decode": args.decode,
+    }
     times: dict[str, list[tuple[float, float, list[int]]]] = {"standard": [], "batch_invariant": []}
     with torch.no_grad():
         # Modes alternate run by run, so a drift in the host's speed hits both alike.
@@ -84,20 +96,34 @@ def main(argv: list[str] | None = None) -> int:
     for mode, runs in times.items():
         pre = statistics.median(t[0] for t in runs)
         dec = statistics.median(t[1] for t in runs)
-        results[mode] = {"prefill_s": pre, "decode_s": dec, "total_s": pre + dec, "tokens": runs[0][2][:16],
-                         "runs": [[t[0], t[1]] for t in runs]}
-        print(f"{mode:16} prefill {pre:.3f}s  decode {args.decode} steps {dec:.3f}s  total {pre + dec:.3f}s",
-              flush=True)
+        results[mode] = {
+            "prefill_s": pre,
+            "decode_s": dec,
+            "total_s": pre + dec,
+            "tokens": runs[0][2][:16],
+            "runs": [[t[0], t[1]] for t in runs],
+        }
+        print(
+            f"{mode:16} prefill {pre:.3f}s  decode {args.decode} steps {dec:.3f}s  total {pre + dec:.3f}s",
+            flush=True,
+        )
     for key in ("prefill_s", "decode_s", "total_s"):
-        results[f"ratio_{key.removesuffix('_s')}"] = results["batch_invariant"][key] / results["standard"][key]
-    print(f"ratio batch-invariant / standard: prefill {results['ratio_prefill']:.3f}x, decode "
-          f"{results['ratio_decode']:.3f}x, total {results['ratio_total']:.3f}x (target <= 1.25x)")
+        results[f"ratio_{key.removesuffix('_s')}"] = (
+            results["batch_invariant"][key] / results["standard"][key]
+        )
+    print(
+        f"ratio batch-invariant / standard: prefill {results['ratio_prefill']:.3f}x, decode "
+        f"{results['ratio_decode']:.3f}x, total {results['ratio_total']:.3f}x (target <= 1.25x)"
+    )
     # Eager decoding is bound by the host, and a shared host drifts run to run: the fastest run of
     # each mode is the least disturbed estimate, so its ratio is reported too.
     fastest = {mode: min(t[0] + t[1] for t in runs) for mode, runs in times.items()}
     results["ratio_total_fastest_runs"] = fastest["batch_invariant"] / fastest["standard"]
-    print(f"fastest runs: standard {fastest['standard']:.3f}s, batch-invariant {fastest['batch_invariant']:.3f}s, "
-          f"ratio {results['ratio_total_fastest_runs']:.3f}x", flush=True)
+    print(
+        f"fastest runs: standard {fastest['standard']:.3f}s, batch-invariant {fastest['batch_invariant']:.3f}s, "
+        f"ratio {results['ratio_total_fastest_runs']:.3f}x",
+        flush=True,
+    )
     with open(args.out, "w") as fh:
         json.dump(results, fh, indent=1)
     return 0

@@ -35,19 +35,58 @@ CHECK_SHAPES = SHAPES + [(4096, 1024), (2000, 1504)]
 CHECK_MS = sorted(set(range(1, 65)) | {100, 128, 255, 256, 513, 1024, 2048})
 P, T, TP = 0, 1, 2  # load path: pointer, TMA, persistent TMA (precdiff.kernels.gemm_tiles)
 CANDIDATES: dict[str, list[tuple[int, ...]]] = {  # (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages, load)
-    "half": [(16, 16, 256, 4, 4, P), (16, 32, 64, 4, 6, P), (16, 64, 64, 4, 4, P), (16, 32, 128, 4, 4, P),
-             (16, 32, 256, 4, 3, P), (16, 64, 128, 4, 4, P), (16, 64, 256, 4, 3, P), (32, 64, 128, 4, 4, P),
-             (64, 64, 64, 4, 4, P), (64, 128, 64, 4, 4, P), (128, 128, 64, 8, 3, P), (128, 256, 64, 8, 3, P),
-             (128, 256, 64, 8, 4, P), (16, 16, 256, 4, 4, T), (16, 32, 128, 4, 4, T), (16, 64, 128, 4, 4, T),
-             (16, 32, 256, 4, 4, T), (16, 64, 256, 4, 3, T), (64, 64, 128, 4, 4, T), (64, 128, 64, 4, 4, T),
-             (64, 128, 128, 4, 3, T), (128, 128, 64, 8, 4, T), (128, 256, 64, 8, 3, T), (128, 256, 64, 8, 4, T),
-             (128, 128, 128, 8, 3, T), (256, 128, 64, 8, 3, T), (64, 128, 128, 4, 3, TP), (128, 128, 64, 8, 4, TP),
-             (128, 256, 64, 8, 3, TP), (128, 128, 128, 8, 3, TP)],
-    "fp32": [(16, 16, 32, 4, 3, P), (16, 32, 32, 4, 3, P), (16, 64, 32, 4, 3, P), (32, 32, 32, 4, 3, P),
-             (32, 64, 32, 4, 3, P), (64, 64, 32, 4, 3, P), (64, 64, 16, 4, 4, P), (64, 128, 32, 8, 3, P),
-             (64, 128, 32, 4, 3, P), (128, 64, 32, 8, 3, P), (128, 128, 16, 8, 3, P), (128, 128, 32, 8, 2, P),
-             (16, 16, 64, 4, 3, P), (16, 16, 128, 4, 3, P), (16, 32, 128, 4, 3, P), (16, 64, 128, 4, 3, P),
-             (16, 32, 256, 4, 2, P), (32, 32, 128, 4, 3, P)],
+    "half": [
+        (16, 16, 256, 4, 4, P),
+        (16, 32, 64, 4, 6, P),
+        (16, 64, 64, 4, 4, P),
+        (16, 32, 128, 4, 4, P),
+        (16, 32, 256, 4, 3, P),
+        (16, 64, 128, 4, 4, P),
+        (16, 64, 256, 4, 3, P),
+        (32, 64, 128, 4, 4, P),
+        (64, 64, 64, 4, 4, P),
+        (64, 128, 64, 4, 4, P),
+        (128, 128, 64, 8, 3, P),
+        (128, 256, 64, 8, 3, P),
+        (128, 256, 64, 8, 4, P),
+        (16, 16, 256, 4, 4, T),
+        (16, 32, 128, 4, 4, T),
+        (16, 64, 128, 4, 4, T),
+        (16, 32, 256, 4, 4, T),
+        (16, 64, 256, 4, 3, T),
+        (64, 64, 128, 4, 4, T),
+        (64, 128, 64, 4, 4, T),
+        (64, 128, 128, 4, 3, T),
+        (128, 128, 64, 8, 4, T),
+        (128, 256, 64, 8, 3, T),
+        (128, 256, 64, 8, 4, T),
+        (128, 128, 128, 8, 3, T),
+        (256, 128, 64, 8, 3, T),
+        (64, 128, 128, 4, 3, TP),
+        (128, 128, 64, 8, 4, TP),
+        (128, 256, 64, 8, 3, TP),
+        (128, 128, 128, 8, 3, TP),
+    ],
+    "fp32": [
+        (16, 16, 32, 4, 3, P),
+        (16, 32, 32, 4, 3, P),
+        (16, 64, 32, 4, 3, P),
+        (32, 32, 32, 4, 3, P),
+        (32, 64, 32, 4, 3, P),
+        (64, 64, 32, 4, 3, P),
+        (64, 64, 16, 4, 4, P),
+        (64, 128, 32, 8, 3, P),
+        (64, 128, 32, 4, 3, P),
+        (128, 64, 32, 8, 3, P),
+        (128, 128, 16, 8, 3, P),
+        (128, 128, 32, 8, 2, P),
+        (16, 16, 64, 4, 3, P),
+        (16, 16, 128, 4, 3, P),
+        (16, 32, 128, 4, 3, P),
+        (16, 64, 128, 4, 3, P),
+        (16, 32, 256, 4, 2, P),
+        (32, 32, 128, 4, 3, P),
+    ],
 }
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
@@ -70,9 +109,12 @@ def tile_check(dtype: torch.dtype, configs: list[tuple[int, ...]]) -> dict[str, 
         ref = triton_gemm.matmul(x, w.t(), config=configs[-1])
         for cfg in configs:
             try:
-                bad: Any = [m for m in CHECK_MS
-                            if not torch.equal(triton_gemm.matmul(x[:m], w.t(), config=cfg), ref[:m])]
-            except Exception as exc:  # noqa: BLE001 - a candidate that does not compile counts as failing
+                bad: Any = [
+                    m
+                    for m in CHECK_MS
+                    if not torch.equal(triton_gemm.matmul(x[:m], w.t(), config=cfg), ref[:m])
+                ]
+            except Exception as exc:
                 bad = [f"error: {type(exc).__name__}: {str(exc)[:200]}"]
             res.setdefault(str(list(cfg)), {})[f"K{k}_N{n}"] = bad
     return res
@@ -103,8 +145,9 @@ def tune(name: str, identical: list[tuple[int, ...]]) -> list[dict[str, Any]]:
             for cfg in (c for c in identical if _plausible(c, m)):
                 try:
                     speed[str(list(cfg))] = t_ref / _bench(
-                        lambda x=x, w=w, cfg=cfg: triton_gemm.matmul(x, w.t(), config=cfg))
-                except Exception as exc:  # noqa: BLE001 - skip a candidate that fails at this size
+                        lambda x=x, w=w, cfg=cfg: triton_gemm.matmul(x, w.t(), config=cfg)
+                    )
+                except Exception as exc:
                     print(f"      {list(cfg)} failed at M={m}: {type(exc).__name__}", flush=True)
             best = max(speed, key=lambda c: speed[c])
             rows.append({"M": m, "K": k, "N": n, "speed_vs_cublas": speed, "best": best})
@@ -126,19 +169,26 @@ def tuned_table(rows: list[dict[str, Any]]) -> dict[tuple[int, int], list[tuple[
     return table
 
 
-def write_tables(tables: dict[str, dict[tuple[int, int], list[tuple[int, tuple[int, ...]]]]],
-                 path: str = "precdiff/kernels/gemm_tiles.py") -> None:
+def write_tables(
+    tables: dict[str, dict[tuple[int, int], list[tuple[int, tuple[int, ...]]]]],
+    path: str = "precdiff/kernels/gemm_tiles.py",
+) -> None:
     """Rewrite the generated block of gemm_tiles.py and install the tables in this process."""
     from precdiff.kernels import gemm_tiles
 
     major, minor = torch.cuda.get_device_capability()
-    if gemm_tiles.TUNED_CAPABILITY == (major, minor):  # keep the kinds not tuned in this run
+    if (major, minor) == gemm_tiles.TUNED_CAPABILITY:  # keep the kinds not tuned in this run
         tables = {**gemm_tiles.TUNED, **tables}  # type: ignore[dict-item]
-    tuned_on = (f"{torch.cuda.get_device_name()}, torch {torch.__version__}, "
-                f"triton {__import__('triton').__version__}, {time.strftime('%Y-%m-%d')}")
-    lines = ["# BEGIN tuned tables (written by benchmarks/gemm_batch_invariant.py --tune --write-table; do not edit)",
-             f"TUNED_CAPABILITY = ({major}, {minor})", f'TUNED_ON = "{tuned_on}"',
-             "TUNED: dict[str, dict[tuple[int, int], list[Bucket]]] = {"]
+    tuned_on = (
+        f"{torch.cuda.get_device_name()}, torch {torch.__version__}, "
+        f"triton {__import__('triton').__version__}, {time.strftime('%Y-%m-%d')}"
+    )
+    lines = [
+        "# BEGIN tuned tables (written by benchmarks/gemm_batch_invariant.py --tune --write-table; do not edit)",
+        f"TUNED_CAPABILITY = ({major}, {minor})",
+        f'TUNED_ON = "{tuned_on}"',
+        "TUNED: dict[str, dict[tuple[int, int], list[Bucket]]] = {",
+    ]
     for kind, shapes in tables.items():
         lines.append(f'    "{kind}": {{')
         for (k, n), buckets in shapes.items():
@@ -177,13 +227,25 @@ def measure(name: str) -> list[dict[str, Any]]:
             t_ref = _bench(lambda x=x, w=w: torch.mm(x, w.t()))
             with batch_invariant_mode("cuda"):
                 t_bi = _bench(lambda x=x, w=w: torch.mm(x, w.t()))
-            cfg = gemm_tiles.select(m, k, n, gemm_tiles.kind_of(dtype == torch.float32),
-                                    torch.cuda.get_device_capability())
-            row = {"dtype": name, "M": m, "K": k, "N": n, "cublas_tflops": flops / t_ref / 1e12,
-                   "bi_tflops": flops / t_bi / 1e12, "ratio": t_bi / t_ref, "config": list(cfg)}
+            cfg = gemm_tiles.select(
+                m, k, n, gemm_tiles.kind_of(dtype == torch.float32), torch.cuda.get_device_capability()
+            )
+            row = {
+                "dtype": name,
+                "M": m,
+                "K": k,
+                "N": n,
+                "cublas_tflops": flops / t_ref / 1e12,
+                "bi_tflops": flops / t_bi / 1e12,
+                "ratio": t_bi / t_ref,
+                "config": list(cfg),
+            }
             rows.append(row)
-            print(f"{name:5} {m:5d} {k:6d} {n:6d} {row['cublas_tflops']:12.2f} {row['bi_tflops']:9.2f} "
-                  f"{row['ratio']:6.2f}  {list(cfg)}", flush=True)
+            print(
+                f"{name:5} {m:5d} {k:6d} {n:6d} {row['cublas_tflops']:12.2f} {row['bi_tflops']:9.2f} "
+                f"{row['ratio']:6.2f}  {list(cfg)}",
+                flush=True,
+            )
     return rows
 
 
@@ -197,8 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     from precdiff.kernels import gemm_tiles
 
     torch.backends.cuda.matmul.fp32_precision = "ieee"
-    report: dict[str, Any] = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-                              "date": time.strftime("%Y-%m-%d"), "rows": [], "tile_check": {}, "tune": {}}
+    report: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+        "rows": [],
+        "tile_check": {},
+        "tune": {},
+    }
     names = args.dtypes.split(",")
     tables = {}
     for name in names:
@@ -210,8 +278,11 @@ def main(argv: list[str] | None = None) -> int:
         report["tile_check"][name] = check
         identical = [c for c in configs if all(b == [] for b in check[str(list(c))].values())]
         differing = [c for c in configs if c not in identical]
-        print(f"[{name}] {len(identical)} configs bit-identical to the reference {list(reference)} on every "
-              f"checked shape; differing or failing: {[list(c) for c in differing]}", flush=True)
+        print(
+            f"[{name}] {len(identical)} configs bit-identical to the reference {list(reference)} on every "
+            f"checked shape; differing or failing: {[list(c) for c in differing]}",
+            flush=True,
+        )
         report[f"{name}_all_identical"] = not differing
         if args.tune:
             report["tune"][name] = tune(name, identical)
@@ -226,8 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         ratios = [r["ratio"] for r in rows]
         geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
         report[f"{name}_geomean_ratio"], report[f"{name}_worst_ratio"] = geo, max(ratios)
-        print(f"[{name}] geomean slowdown {geo:.3f}x, worst {max(ratios):.3f}x "
-              f"(targets: <= 1.15x geomean, <= 1.5x worst)", flush=True)
+        print(
+            f"[{name}] geomean slowdown {geo:.3f}x, worst {max(ratios):.3f}x "
+            f"(targets: <= 1.15x geomean, <= 1.5x worst)",
+            flush=True,
+        )
         _save(args.out, report)
     return 0
 

@@ -32,6 +32,8 @@ def run_demo(out_dir: str | os.PathLike[str]) -> Comparison:
     reference = folder / "reference_cpu_float32.h5"
     other_options = second_configuration()
     other = folder / f"other_{other_options.device}_{other_options.dtype}.h5"
-    capture(DEMO_MODEL, reference, CaptureInput(prompt=DEMO_PROMPT), CaptureOptions(device="cpu", dtype="float32"))
+    capture(
+        DEMO_MODEL, reference, CaptureInput(prompt=DEMO_PROMPT), CaptureOptions(device="cpu", dtype="float32")
+    )
     capture(DEMO_MODEL, other, CaptureInput(tokens_from=str(reference)), other_options)
     return compare(reference, other)

@@ -68,7 +68,9 @@ def resolve_device(spec: str | None) -> torch.device:
             )
         count = torch.cuda.device_count()
         if index is not None and index >= count:
-            raise DeviceUnavailableError(f"device 'cuda:{index}' requested but only {count} CUDA GPU(s) exist")
+            raise DeviceUnavailableError(
+                f"device 'cuda:{index}' requested but only {count} CUDA GPU(s) exist"
+            )
         return torch.device("cuda", index or 0)
     _import_torch_npu()
     if not torch.npu.is_available():  # type: ignore[attr-defined]
@@ -89,8 +91,12 @@ def device_facts(device: torch.device) -> dict[str, Any]:
     facts: dict[str, Any] = {"type": device.type, "index": device.index, "name": None, "capability": None}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        facts.update(name=props.name, capability=f"{props.major}.{props.minor}",
-                     multiprocessors=props.multi_processor_count, memory_bytes=props.total_memory)
+        facts.update(
+            name=props.name,
+            capability=f"{props.major}.{props.minor}",
+            multiprocessors=props.multi_processor_count,
+            memory_bytes=props.total_memory,
+        )
     elif device.type == "npu":
         facts["name"] = torch.npu.get_device_name(device)  # type: ignore[attr-defined]
     else:

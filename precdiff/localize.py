@@ -48,8 +48,8 @@ in the report but do not take part here (unless nothing else does).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from precdiff.compare.results import (
     COMPARED,
@@ -156,8 +156,9 @@ def _candidates(tensors: Sequence[TensorComparison]) -> list[TensorComparison]:
     return aligned or usable
 
 
-def _stages(tensors: Sequence[TensorComparison], candidates: Sequence[TensorComparison],
-            num_layers: int | None) -> tuple[list[_Stage], int]:
+def _stages(
+    tensors: Sequence[TensorComparison], candidates: Sequence[TensorComparison], num_layers: int | None
+) -> tuple[list[_Stage], int]:
     """Group candidates by stage; returns the stages and the index used for "after the layers"."""
     layer_positions = [i for i, t in enumerate(tensors) if t.layer is not None]
     first_layer_pos = layer_positions[0] if layer_positions else len(tensors)
@@ -177,8 +178,11 @@ def _stages(tensors: Sequence[TensorComparison], candidates: Sequence[TensorComp
         groups.setdefault(stage_of(t), []).append(t)
     stages = []
     for index in sorted(groups):
-        flips = [t for t in tensors if not t.is_float and t.status == COMPARED and not t.exact
-                 and stage_of(t) == index]
+        flips = [
+            t
+            for t in tensors
+            if not t.is_float and t.status == COMPARED and not t.exact and stage_of(t) == index
+        ]
         flip, flip_floor = None, 0.0
         if flips:
             before = [t for t in groups[index] if position[t.name] < position[flips[0].name]]
@@ -209,14 +213,24 @@ def _summaries(stages: Sequence[_Stage], last: int) -> list[LayerSummary]:
         # or (tensors without a token axis) when they stay under the flip bound.
         discounted = any(t.rel_l2_unflipped is not None for t in stage.tensors)
         explained = stage.flip is not None and (
-            not any(t.above_floor for t in stage.tensors) if discounted else _err(worst) <= stage.flip_floor)
-        summaries.append(LayerSummary(
-            index=stage.index, label=_stage_label(stage.index, last), output=output.name,
-            rel_l2=output.rel_l2, cosine=output.cosine, max_rel_l2=worst.rel_l2, worst=worst.name,
-            received=received, growth=_growth(_err(worst), received, floor), noise_floor=floor,
-            above_floor=any(t.raw_above_floor for t in stage.tensors),
-            discrete_flip=stage.flip.name if explained and stage.flip is not None else None,
-        ))
+            not any(t.above_floor for t in stage.tensors) if discounted else _err(worst) <= stage.flip_floor
+        )
+        summaries.append(
+            LayerSummary(
+                index=stage.index,
+                label=_stage_label(stage.index, last),
+                output=output.name,
+                rel_l2=output.rel_l2,
+                cosine=output.cosine,
+                max_rel_l2=worst.rel_l2,
+                worst=worst.name,
+                received=received,
+                growth=_growth(_err(worst), received, floor),
+                noise_floor=floor,
+                above_floor=any(t.raw_above_floor for t in stage.tensors),
+                discrete_flip=stage.flip.name if explained and stage.flip is not None else None,
+            )
+        )
         received = _raw_err(output)
     return summaries
 
@@ -232,12 +246,14 @@ def _module_growths(stage: _Stage, received_by_stage: float) -> dict[str, tuple[
     for i, t in enumerate(tensors):
         if t.role != "output":
             continue
-        inputs = [x for x in tensors if x.role == "input" and x.name.startswith(t.name.split("[")[0] + ":input")]
+        inputs = [
+            x for x in tensors if x.role == "input" and x.name.startswith(t.name.split("[")[0] + ":input")
+        ]
         if inputs:
             received = max(_err(x) for x in inputs)
         else:
             start = next(j for j, x in enumerate(tensors) if _is_within(x.module, t.module))
-            received = max([received_by_stage] + [_err(x) for x in tensors[:min(start, i)]])
+            received = max([received_by_stage] + [_err(x) for x in tensors[: min(start, i)]])
         result[t.name] = (received, _growth(_err(t), received, t.noise_floor))
     return result
 
@@ -285,41 +301,94 @@ def localize(
     broken = next((t for t in tensors if t.nonfinite_mismatch), None)
     if broken is not None:
         where = f"at layer {broken.layer}" if broken.layer is not None else "outside the decoder layers"
-        message = (f"divergence: NaN/Inf first differ {where} in {broken.name}: A has {broken.nan_a} NaN "
-                   f"{broken.inf_a} Inf, B has {broken.nan_b} NaN {broken.inf_b} Inf")
-        return Localization(Verdict(STATUS_DIVERGED, message, "nonfinite", layer=broken.layer,
-                                    module=broken.module, tensor=broken.name, noise_floor=floor), layers)
+        message = (
+            f"divergence: NaN/Inf first differ {where} in {broken.name}: A has {broken.nan_a} NaN "
+            f"{broken.inf_a} Inf, B has {broken.nan_b} NaN {broken.inf_b} Inf"
+        )
+        return Localization(
+            Verdict(
+                STATUS_DIVERGED,
+                message,
+                "nonfinite",
+                layer=broken.layer,
+                module=broken.module,
+                tensor=broken.name,
+                noise_floor=floor,
+            ),
+            layers,
+        )
 
-    jumps = [s for s in layers if s.above_floor and s.discrete_flip is None
-             and (s.growth is None or not s.growth < MIN_JUMP_GROWTH)]
+    jumps = [
+        s
+        for s in layers
+        if s.above_floor and s.discrete_flip is None and (s.growth is None or not s.growth < MIN_JUMP_GROWTH)
+    ]
     if jumps:
         jump = max(jumps, key=lambda s: s.growth if s.growth is not None else 0.0)
         stage = next(s for s in stages if s.index == jump.index)
         culprit, received, growth = _culprit(stage, jump.received or 0.0)
         layer = jump.index if 0 <= jump.index < last else None
-        message = (f"divergence jumps {_where(jump.index, last)} in {culprit.module}: rel-L2 "
-                   f"{fmt_rel(received)} → {fmt_rel(culprit.rel_l2)} ({fmt_growth(growth)})")
-        return Localization(Verdict(
-            STATUS_DIVERGED, message, "jump", layer=layer, module=culprit.module, tensor=culprit.name,
-            rel_l2=culprit.rel_l2, cosine=culprit.cosine, received_rel_l2=received, growth=growth,
-            layer_growth=jump.growth, noise_floor=culprit.noise_floor,
-        ), layers)
+        message = (
+            f"divergence jumps {_where(jump.index, last)} in {culprit.module}: rel-L2 "
+            f"{fmt_rel(received)} → {fmt_rel(culprit.rel_l2)} ({fmt_growth(growth)})"
+        )
+        return Localization(
+            Verdict(
+                STATUS_DIVERGED,
+                message,
+                "jump",
+                layer=layer,
+                module=culprit.module,
+                tensor=culprit.name,
+                rel_l2=culprit.rel_l2,
+                cosine=culprit.cosine,
+                received_rel_l2=received,
+                growth=growth,
+                layer_growth=jump.growth,
+                noise_floor=culprit.noise_floor,
+            ),
+            layers,
+        )
 
     mismatched = next((t for t in tensors if t.status == SHAPE_MISMATCH), None)
     if mismatched is not None:
-        message = (f"divergence: shapes differ first in {mismatched.name}: A {list(mismatched.shape_a)} vs "
-                   f"B {list(mismatched.shape_b)}")
-        return Localization(Verdict(STATUS_DIVERGED, message, "shape", layer=mismatched.layer,
-                                    module=mismatched.module, tensor=mismatched.name, noise_floor=floor), layers)
+        message = (
+            f"divergence: shapes differ first in {mismatched.name}: A {list(mismatched.shape_a)} vs "
+            f"B {list(mismatched.shape_b)}"
+        )
+        return Localization(
+            Verdict(
+                STATUS_DIVERGED,
+                message,
+                "shape",
+                layer=mismatched.layer,
+                module=mismatched.module,
+                tensor=mismatched.name,
+                noise_floor=floor,
+            ),
+            layers,
+        )
     if not tensors:
-        return Localization(Verdict(STATUS_WITHIN_NOISE, "no tensor was compared", "nothing_compared"), layers)
+        return Localization(
+            Verdict(STATUS_WITHIN_NOISE, "no tensor was compared", "nothing_compared"), layers
+        )
     flips = [s for s in layers if s.above_floor and s.discrete_flip is not None]
     if flips:
         where = ", ".join(s.label for s in flips)
-        message = (f"within noise: errors above the floor ({where}) follow a discrete flip caused by rounding, "
-                   f"first {flips[0].discrete_flip} (e.g. MoE routing); no error jumps otherwise")
-        return Localization(Verdict(STATUS_WITHIN_NOISE, message, "discrete_flip", tensor=flips[0].discrete_flip,
-                                    noise_floor=floor), layers)
+        message = (
+            f"within noise: errors above the floor ({where}) follow a discrete flip caused by rounding, "
+            f"first {flips[0].discrete_flip} (e.g. MoE routing); no error jumps otherwise"
+        )
+        return Localization(
+            Verdict(
+                STATUS_WITHIN_NOISE,
+                message,
+                "discrete_flip",
+                tensor=flips[0].discrete_flip,
+                noise_floor=floor,
+            ),
+            layers,
+        )
     accumulated = [s for s in layers if s.above_floor and s.discrete_flip is None]
     if accumulated:
         steepest = max(accumulated, key=lambda s: s.growth if s.growth is not None else 0.0)
@@ -330,26 +399,70 @@ def localize(
             first = accumulated[0]
             stage = next(s for s in stages if s.index == first.index)
             culprit = max(stage.tensors, key=_err)
-            message = (f"divergence drifts from {first.label} ({fmt_rel(first.max_rel_l2)} in {culprit.module}) to "
-                       f"{fmt_rel(peak.max_rel_l2)} at {peak.label}, {(peak.max_rel_l2 or 0.0) / floor:.0f}× the noise "
-                       f"floor, without a single jump")
-            return Localization(Verdict(
-                STATUS_DIVERGED, message, "drift", layer=first.index if 0 <= first.index < last else None,
-                module=culprit.module, tensor=culprit.name, rel_l2=culprit.rel_l2, cosine=culprit.cosine,
-                growth=first.growth, layer_growth=first.growth, noise_floor=floor), layers)
-        message = (f"within noise: rel-L2 rises above the noise floor {fmt_rel(floor)} (up to "
-                   f"{fmt_rel(peak.max_rel_l2)} at {peak.label}) without a jump (steepest "
-                   f"{fmt_growth(steepest.growth)} at {steepest.label}, a jump needs ×{MIN_JUMP_GROWTH:g}): "
-                   "accumulated rounding")
-        return Localization(Verdict(STATUS_WITHIN_NOISE, message, "accumulated", tensor=steepest.worst,
-                                    rel_l2=steepest.max_rel_l2, growth=steepest.growth, noise_floor=floor), layers)
+            message = (
+                f"divergence drifts from {first.label} ({fmt_rel(first.max_rel_l2)} in {culprit.module}) to "
+                f"{fmt_rel(peak.max_rel_l2)} at {peak.label}, {(peak.max_rel_l2 or 0.0) / floor:.0f}× the noise "
+                f"floor, without a single jump"
+            )
+            return Localization(
+                Verdict(
+                    STATUS_DIVERGED,
+                    message,
+                    "drift",
+                    layer=first.index if 0 <= first.index < last else None,
+                    module=culprit.module,
+                    tensor=culprit.name,
+                    rel_l2=culprit.rel_l2,
+                    cosine=culprit.cosine,
+                    growth=first.growth,
+                    layer_growth=first.growth,
+                    noise_floor=floor,
+                ),
+                layers,
+            )
+        message = (
+            f"within noise: rel-L2 rises above the noise floor {fmt_rel(floor)} (up to "
+            f"{fmt_rel(peak.max_rel_l2)} at {peak.label}) without a jump (steepest "
+            f"{fmt_growth(steepest.growth)} at {steepest.label}, a jump needs ×{MIN_JUMP_GROWTH:g}): "
+            "accumulated rounding"
+        )
+        return Localization(
+            Verdict(
+                STATUS_WITHIN_NOISE,
+                message,
+                "accumulated",
+                tensor=steepest.worst,
+                rel_l2=steepest.max_rel_l2,
+                growth=steepest.growth,
+                noise_floor=floor,
+            ),
+            layers,
+        )
     if others_exact and all(t.exact for t in tensors):
-        return Localization(Verdict(STATUS_MATCH, f"match: all {len(tensors)} tensors are bitwise identical",
-                                    "identical", noise_floor=floor), layers)
+        return Localization(
+            Verdict(
+                STATUS_MATCH,
+                f"match: all {len(tensors)} tensors are bitwise identical",
+                "identical",
+                noise_floor=floor,
+            ),
+            layers,
+        )
     worst = max(candidates, key=_err) if candidates else tensors[0]
-    message = (f"within noise: largest rel-L2 {fmt_rel(worst.rel_l2)} in {worst.name} is below the noise "
-               f"floor {fmt_rel(worst.noise_floor)}")
+    message = (
+        f"within noise: largest rel-L2 {fmt_rel(worst.rel_l2)} in {worst.name} is below the noise "
+        f"floor {fmt_rel(worst.noise_floor)}"
+    )
     # layer / module stay null: they name a divergence, and there is none (tensor says where the max is).
-    return Localization(Verdict(STATUS_WITHIN_NOISE, message, "noise",
-                                tensor=worst.name, rel_l2=worst.rel_l2, cosine=worst.cosine,
-                                noise_floor=worst.noise_floor), layers)
+    return Localization(
+        Verdict(
+            STATUS_WITHIN_NOISE,
+            message,
+            "noise",
+            tensor=worst.name,
+            rel_l2=worst.rel_l2,
+            cosine=worst.cosine,
+            noise_floor=worst.noise_floor,
+        ),
+        layers,
+    )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -13,8 +13,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 # Environment variables that change numerics or capture behaviour; cleared for every test.
-NUMERIC_ENV = ("CUBLAS_WORKSPACE_CONFIG", "NVIDIA_TF32_OVERRIDE", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE",
-               "PRECDIFF_CAPTURE")
+NUMERIC_ENV = (
+    "CUBLAS_WORKSPACE_CONFIG",
+    "NVIDIA_TF32_OVERRIDE",
+    "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE",
+    "PRECDIFF_CAPTURE",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -46,5 +50,10 @@ def llama_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from precdiff.config import CaptureInput, CaptureOptions
 
     path = tmp_path_factory.mktemp("captures") / "llama_fp32.h5"
-    capture("tiny:llama", path, CaptureInput(prompt="Hello, world"), CaptureOptions(device="cpu", max_new_tokens=4))
+    capture(
+        "tiny:llama",
+        path,
+        CaptureInput(prompt="Hello, world"),
+        CaptureOptions(device="cpu", max_new_tokens=4),
+    )
     return path

@@ -33,10 +33,20 @@ def blocks() -> list[tuple[str, int, str]]:
 def test_example_block_runs(tmp_path: Path, name: str, expected_exit: int, script: str) -> None:
     for folder in ("examples", "tests"):
         (tmp_path / folder).symlink_to(ROOT / folder)
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               HF_HUB_OFFLINE="1", COLUMNS="120")
-    result = subprocess.run(["bash", "-c", "set -e\n" + script], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=600)
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        HF_HUB_OFFLINE="1",
+        COLUMNS="120",
+    )
+    result = subprocess.run(
+        ["bash", "-c", "set -e\n" + script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == expected_exit, output
     assert "Traceback" not in output, output

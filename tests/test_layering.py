@@ -12,7 +12,17 @@ SHARED = {"errors", "config", "devices", "_version"}
 
 # stage -> stages it may import (besides SHARED). Everything not listed here may import nothing else.
 ALLOWED: dict[str, set[str]] = {
-    "cli": {"capture", "store", "compare", "localize", "templates", "kernels", "report", "demo", "invariance"},
+    "cli": {
+        "capture",
+        "store",
+        "compare",
+        "localize",
+        "templates",
+        "kernels",
+        "report",
+        "demo",
+        "invariance",
+    },
     "invariance": {"capture", "kernels"},
     "demo": {"capture", "compare"},
     "capture": {"store", "templates", "kernels"},
@@ -22,7 +32,12 @@ ALLOWED: dict[str, set[str]] = {
     "templates": {"store"},
     "kernels": set(),
     "report": {"capture", "compare", "localize", "templates", "store", "invariance"},
-    "errors": set(), "config": set(), "devices": set(), "_version": set(), "__init__": {"*"}, "__main__": {"cli"},
+    "errors": set(),
+    "config": set(),
+    "devices": set(),
+    "_version": set(),
+    "__init__": {"*"},
+    "__main__": {"cli"},
 }
 UI_LIBRARIES = {"typer", "rich"}
 
@@ -49,7 +64,9 @@ def test_stages_import_only_allowed_stages() -> None:
         for module in imported_modules(path):
             parts = module.split(".")
             if parts[0] in UI_LIBRARIES and stage not in ("cli", "report"):
-                violations.append(f"{path.relative_to(PACKAGE)} imports {module} (UI only in cli/ and report/)")
+                violations.append(
+                    f"{path.relative_to(PACKAGE)} imports {module} (UI only in cli/ and report/)"
+                )
             if parts[0] != "precdiff" or len(parts) == 1:
                 continue
             target = parts[1]
@@ -60,13 +77,18 @@ def test_stages_import_only_allowed_stages() -> None:
 
 
 def test_nothing_imports_the_cli() -> None:
-    offenders = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
-                 if stage_of(p) not in ("cli", "__main__")
-                 and any(m.startswith("precdiff.cli") for m in imported_modules(p))]
+    offenders = [
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if stage_of(p) not in ("cli", "__main__")
+        and any(m.startswith("precdiff.cli") for m in imported_modules(p))
+    ]
     assert offenders == []
 
 
 def test_import_precdiff_imports_no_optional_backend() -> None:
-    code = ("import sys, precdiff, precdiff.cli; "
-            "bad = [m for m in ('torch_npu', 'triton') if m in sys.modules]; assert not bad, bad")
+    code = (
+        "import sys, precdiff, precdiff.cli; "
+        "bad = [m for m in ('torch_npu', 'triton') if m in sys.modules]; assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -23,10 +23,18 @@ def test_flat_functions_and_stage_modules_coexist() -> None:
 
 
 def test_python_api_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    precdiff.capture("tiny:llama", tmp_path / "a.h5", precdiff.CaptureInput(prompt="Hello"),
-                     precdiff.CaptureOptions(device="cpu", max_new_tokens=2))
-    precdiff.capture("tiny:llama", tmp_path / "b.h5", precdiff.CaptureInput(tokens_from=str(tmp_path / "a.h5")),
-                     precdiff.CaptureOptions(device="cpu", max_new_tokens=2))
+    precdiff.capture(
+        "tiny:llama",
+        tmp_path / "a.h5",
+        precdiff.CaptureInput(prompt="Hello"),
+        precdiff.CaptureOptions(device="cpu", max_new_tokens=2),
+    )
+    precdiff.capture(
+        "tiny:llama",
+        tmp_path / "b.h5",
+        precdiff.CaptureInput(tokens_from=str(tmp_path / "a.h5")),
+        precdiff.CaptureOptions(device="cpu", max_new_tokens=2),
+    )
     result = precdiff.compare(tmp_path / "a.h5", tmp_path / "b.h5")
     assert result.verdict.status == "match" and bool(result)
     with precdiff.open_capture(tmp_path / "a.h5") as cap:

@@ -1,6 +1,6 @@
 """Perturb one module's weights in a copy of a model directory (the 'buggy kernel' of this example).
 
-    python plant_fault.py SOURCE_DIR TARGET_DIR PARAMETER [SCALE]
+python plant_fault.py SOURCE_DIR TARGET_DIR PARAMETER [SCALE]
 """
 
 from __future__ import annotations

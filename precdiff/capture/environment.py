@@ -11,9 +11,10 @@ import os
 import platform
 import socket
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any
 
 import h5py
 import numpy as np
@@ -38,8 +39,11 @@ def _new_tf32_api() -> bool:
 # (name in the manifest, owner object, attribute) of the new-API switches.
 def _precision_switches() -> list[tuple[str, Any, str]]:
     b: Any = torch.backends  # the cudnn.conv / cudnn.rnn namespaces are added at run time
-    return [("matmul", b.cuda.matmul, "fp32_precision"), ("cudnn_conv", b.cudnn.conv, "fp32_precision"),
-            ("cudnn_rnn", b.cudnn.rnn, "fp32_precision")]
+    return [
+        ("matmul", b.cuda.matmul, "fp32_precision"),
+        ("cudnn_conv", b.cudnn.conv, "fp32_precision"),
+        ("cudnn_rnn", b.cudnn.rnn, "fp32_precision"),
+    ]
 
 
 def determinism_state() -> dict[str, Any]:
@@ -55,7 +59,8 @@ def determinism_state() -> dict[str, Any]:
         precision = {name: str(getattr(owner, attr)) for name, owner, attr in _precision_switches()}
         state["fp32_precision"] = precision
         state["allow_tf32_matmul"] = precision["matmul"] == "tf32" or (
-            precision["matmul"] == "none" and state["float32_matmul_precision"] != "highest")
+            precision["matmul"] == "none" and state["float32_matmul_precision"] != "highest"
+        )
         state["allow_tf32_cudnn"] = precision["cudnn_conv"] == "tf32"
     else:
         state["allow_tf32_matmul"] = bool(torch.backends.cuda.matmul.allow_tf32)
@@ -71,8 +76,11 @@ def deterministic_mode(enabled: bool) -> Iterator[None]:
         return
     saved = determinism_state()
     saved_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    saved_precision = [(owner, attr, getattr(owner, attr)) for _, owner, attr in _precision_switches()] \
-        if _new_tf32_api() else []
+    saved_precision = (
+        [(owner, attr, getattr(owner, attr)) for _, owner, attr in _precision_switches()]
+        if _new_tf32_api()
+        else []
+    )
     try:
         # cuBLAS reads this when its handle is created; set before the first CUDA matmul.
         os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE
@@ -118,7 +126,9 @@ def tokenizer_facts(tokenizer: Any) -> dict[str, Any] | None:
     if tokenizer is None:
         return None
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    serialised = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    serialised = (
+        backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    )
     template = getattr(tokenizer, "chat_template", None)
     if isinstance(template, dict):
         template = json.dumps(template, sort_keys=True)
@@ -133,11 +143,23 @@ def tokenizer_facts(tokenizer: Any) -> dict[str, Any] | None:
 
 # Config entries that describe how a model was *run*, not what it is: two captures of the same model
 # in different dtypes or attention backends must still have equal configs.
-_RUN_CONFIG_KEYS = frozenset({
-    "dtype", "torch_dtype", "_attn_implementation", "attn_implementation", "_attn_implementation_autoset",
-    "transformers_version", "_name_or_path", "name_or_path", "use_cache", "output_attentions",
-    "output_hidden_states", "return_dict", "_commit_hash",
-})
+_RUN_CONFIG_KEYS = frozenset(
+    {
+        "dtype",
+        "torch_dtype",
+        "_attn_implementation",
+        "attn_implementation",
+        "_attn_implementation_autoset",
+        "transformers_version",
+        "_name_or_path",
+        "name_or_path",
+        "use_cache",
+        "output_attentions",
+        "output_hidden_states",
+        "return_dict",
+        "_commit_hash",
+    }
+)
 
 
 def architecture_config(config: Any) -> dict[str, Any]:
@@ -166,10 +188,18 @@ def build_manifest(
         "format_version": FORMAT_VERSION,
         "command_line": list(options.command_line) or list(sys.argv),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "host": {"hostname": socket.gethostname(), "platform": platform.platform(), "python": platform.python_version()},
+        "host": {
+            "hostname": socket.gethostname(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
         "device": device_facts(device),
-        "versions": {**backend_versions(), "transformers": transformers.__version__, "numpy": np.__version__,
-                     "h5py": h5py.__version__},
+        "versions": {
+            **backend_versions(),
+            "transformers": transformers.__version__,
+            "numpy": np.__version__,
+            "h5py": h5py.__version__,
+        },
         "dtype": str(next(loaded.model.parameters()).dtype).replace("torch.", ""),
         "attn_implementation": getattr(config, "_attn_implementation", None),
         "kernels": options.kernels,
@@ -189,8 +219,12 @@ def build_manifest(
         "tokenizer": tokenizer,
         "input": {"source": input_source, "num_tokens": len(input_ids), "ids_sha256": sha256_ids(input_ids)},
         "capture": {
-            "summary": options.summary, "save_inputs": options.save_inputs, "include": list(options.include),
-            "exclude": list(options.exclude), "top_k": options.top_k, "max_new_tokens": options.max_new_tokens,
+            "summary": options.summary,
+            "save_inputs": options.save_inputs,
+            "include": list(options.include),
+            "exclude": list(options.exclude),
+            "top_k": options.top_k,
+            "max_new_tokens": options.max_new_tokens,
             "compression": options.compression,
         },
     }

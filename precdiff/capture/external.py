@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -88,8 +89,17 @@ class _Session:
         self.batch = int(ids.shape[0])
         self.writer = self.stack.enter_context(CaptureWriter(self.out, compression=self.options.compression))
         id_list = [int(i) for i in ids[0].tolist()]  # the first sequence of the batch
-        self.writer.write_manifest(build_manifest(loaded, self.options, ids.device, input_source="external",
-                                                  input_ids=id_list, kernel_settings=None, template_sha256=None))
+        self.writer.write_manifest(
+            build_manifest(
+                loaded,
+                self.options,
+                ids.device,
+                input_source="external",
+                input_ids=id_list,
+                kernel_settings=None,
+                template_sha256=None,
+            )
+        )
         self.writer.write_input(id_list, None)
         self.sink = TensorSink(self.writer, summary=self.options.summary, device=ids.device)
 
@@ -107,8 +117,10 @@ class _Session:
             if self.writer is None or self.sink is None:
                 return
             if sys.exc_info()[0] is not None or output is None:  # the forward raised: keep the .partial
-                print(f"precdiff: the captured forward failed; partial capture in {self.writer.partial_path}",
-                      file=sys.stderr)
+                print(
+                    f"precdiff: the captured forward failed; partial capture in {self.writer.partial_path}",
+                    file=sys.stderr,
+                )
                 self.writer.abort()
                 return
             self.sink.flush()
@@ -128,6 +140,9 @@ def install_from_environment() -> Callable[[], None] | None:
     if not out:
         return None
     include = os.environ.get(ENV_INCLUDE)
-    options = CaptureOptions(summary=os.environ.get(ENV_SUMMARY) == "1",
-                             include=(include,) if include else (), command_line=tuple(sys.argv))
+    options = CaptureOptions(
+        summary=os.environ.get(ENV_SUMMARY) == "1",
+        include=(include,) if include else (),
+        command_line=tuple(sys.argv),
+    )
     return install(out, options)

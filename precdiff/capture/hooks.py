@@ -8,8 +8,9 @@ removes every handle in ``finally``, also when the forward raises. Each tensor t
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn

@@ -34,18 +34,25 @@ def parse_input_ids(text: str) -> tuple[int, ...]:
 
 def _require_tokenizer(tokenizer: Any, flag: str) -> Any:
     if tokenizer is None:
-        raise InputError(f"{flag} needs a tokenizer but the model directory has none; "
-                         "pass --input-ids / input_ids=, or --tokens-from OTHER.h5")
+        raise InputError(
+            f"{flag} needs a tokenizer but the model directory has none; "
+            "pass --input-ids / input_ids=, or --tokens-from OTHER.h5"
+        )
     return tokenizer
 
 
 def resolve_input(spec: CaptureInput, tokenizer: Any, vocab_size: int) -> ResolvedInput:
     """Turn exactly one input option into token ids, checking them against ``vocab_size``."""
-    given = [name for name in ("prompt", "prompt_file", "messages", "input_ids", "tokens_from")
-             if getattr(spec, name) is not None]
+    given = [
+        name
+        for name in ("prompt", "prompt_file", "messages", "input_ids", "tokens_from")
+        if getattr(spec, name) is not None
+    ]
     if len(given) != 1:
         flags = "--prompt, --prompt-file, --messages, --input-ids, --tokens-from"
-        detail = "none was given" if not given else "got " + ", ".join("--" + g.replace("_", "-") for g in given)
+        detail = (
+            "none was given" if not given else "got " + ", ".join("--" + g.replace("_", "-") for g in given)
+        )
         raise InputError(f"give exactly one input among {flags}; {detail}")
     source = given[0]
     if spec.template_kwargs and source != "messages":
@@ -58,16 +65,22 @@ def resolve_input(spec: CaptureInput, tokenizer: Any, vocab_size: int) -> Resolv
 
         with open_capture(spec.tokens_from or "") as other:
             ids, text = other.input_ids, other.input_text
-            template = ((other.manifest.get("tokenizer") or {}).get("chat_template_sha256"))
+            template = (other.manifest.get("tokenizer") or {}).get("chat_template_sha256")
         if not ids:
-            raise InputError(f"{spec.tokens_from} holds no input ids (killed before writing them); capture it again")
+            raise InputError(
+                f"{spec.tokens_from} holds no input ids (killed before writing them); capture it again"
+            )
         resolved = ResolvedInput(ids, text, source, template)
     elif source == "messages":
         from precdiff.templates import load_messages, render_conversation
 
         messages = load_messages(spec.messages or "")
-        rendering = render_conversation(_require_tokenizer(tokenizer, "--messages"), messages,
-                                        add_generation_prompt=True, template_kwargs=dict(spec.template_kwargs))
+        rendering = render_conversation(
+            _require_tokenizer(tokenizer, "--messages"),
+            messages,
+            add_generation_prompt=True,
+            template_kwargs=dict(spec.template_kwargs),
+        )
         resolved = ResolvedInput(list(rendering.token_ids), rendering.text, source, rendering.template_sha256)
     else:
         if source == "prompt_file":
@@ -79,7 +92,9 @@ def resolve_input(spec: CaptureInput, tokenizer: Any, vocab_size: int) -> Resolv
         else:
             text = spec.prompt or ""
         if not text:
-            raise InputError(f"the input from --{source.replace('_', '-')} is empty: nothing to run the model on")
+            raise InputError(
+                f"the input from --{source.replace('_', '-')} is empty: nothing to run the model on"
+            )
         tok = _require_tokenizer(tokenizer, "--" + source.replace("_", "-"))
         ids = list(tok(text, add_special_tokens=True)["input_ids"])
         resolved = ResolvedInput(ids, text, source)
@@ -87,6 +102,8 @@ def resolve_input(spec: CaptureInput, tokenizer: Any, vocab_size: int) -> Resolv
         raise InputError(f"the input from --{source.replace('_', '-')} is empty: nothing to run the model on")
     too_large = [i for i in resolved.ids if i >= vocab_size]
     if too_large:
-        raise InputError(f"token id {too_large[0]} is outside the model's vocabulary (size {vocab_size}); "
-                         "check --input-ids, or that --tokens-from came from the same model")
+        raise InputError(
+            f"token id {too_large[0]} is outside the model's vocabulary (size {vocab_size}); "
+            "check --input-ids, or that --tokens-from came from the same model"
+        )
     return resolved

@@ -21,7 +21,11 @@ from precdiff.capture.names import decoder_layers
 from precdiff.errors import InputError, ModelLoadError
 
 TINY_PREFIX = "tiny:"
-DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
 
 
 @dataclass
@@ -74,10 +78,12 @@ def _cast_parameters(model: nn.Module, dtype: torch.dtype) -> None:
 
 
 def _parse_tiny(source: str) -> str:
-    arch = source[len(TINY_PREFIX):]
+    arch = source[len(TINY_PREFIX) :]
     if arch not in tiny.TINY_ARCHS:
-        raise ModelLoadError(f"unknown tiny model {source!r}; choose one of: "
-                             + ", ".join(TINY_PREFIX + a for a in tiny.TINY_ARCHS))
+        raise ModelLoadError(
+            f"unknown tiny model {source!r}; choose one of: "
+            + ", ".join(TINY_PREFIX + a for a in tiny.TINY_ARCHS)
+        )
     return arch
 
 
@@ -111,11 +117,16 @@ def load_model(
             try:
                 model.set_attn_implementation(attn_implementation)
             except (ValueError, ImportError) as exc:
-                raise InputError(f"--attn-impl {attn_implementation!r} cannot be used: {str(exc).splitlines()[0]}") from None
+                raise InputError(
+                    f"--attn-impl {attn_implementation!r} cannot be used: {str(exc).splitlines()[0]}"
+                ) from None
         _cast_parameters(model, dtype)
     else:
         model, tokenizer, weights_sha256 = _load_directory(
-            Path(source), dtype=dtype, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code
+            Path(source),
+            dtype=dtype,
+            attn_implementation=attn_implementation,
+            trust_remote_code=trust_remote_code,
         )
     # Device only: a dtype cast here would also round float32 buffers (RoPE inv_freq) that transformers
     # keeps in float32 whatever the weights' dtype, and the capture would no longer be what HF computes.
@@ -129,23 +140,34 @@ def _load_directory(
     path: Path, *, dtype: torch.dtype, attn_implementation: str | None, trust_remote_code: bool
 ) -> tuple[transformers.PreTrainedModel, Any, str]:
     if not path.is_dir():
-        raise ModelLoadError(f"model {str(path)!r} is neither a local directory nor tiny:<arch>; "
-                             "pass a Hugging Face model directory (config.json + *.safetensors) or e.g. tiny:llama")
+        raise ModelLoadError(
+            f"model {str(path)!r} is neither a local directory nor tiny:<arch>; "
+            "pass a Hugging Face model directory (config.json + *.safetensors) or e.g. tiny:llama"
+        )
     if not (path / "config.json").is_file():
         raise ModelLoadError(f"{path} has no config.json; pass a Hugging Face model directory")
     weight_files = _weight_files(path)
     if not weight_files:
         pickled = sorted(p.name for p in path.glob("*.bin"))
-        hint = (f" (found {', '.join(pickled)}: precdiff does not unpickle weight files; convert them to "
-                "safetensors first)") if pickled else ""
+        hint = (
+            (
+                f" (found {', '.join(pickled)}: precdiff does not unpickle weight files; convert them to "
+                "safetensors first)"
+            )
+            if pickled
+            else ""
+        )
         raise ModelLoadError(f"{path} has no *.safetensors weights{hint}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    kwargs: dict[str, Any] = dict(local_files_only=True, trust_remote_code=trust_remote_code, use_safetensors=True,
-                                  dtype=dtype)
+    kwargs: dict[str, Any] = dict(
+        local_files_only=True, trust_remote_code=trust_remote_code, use_safetensors=True, dtype=dtype
+    )
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     try:
-        model: transformers.PreTrainedModel = transformers.AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+        model: transformers.PreTrainedModel = transformers.AutoModelForCausalLM.from_pretrained(
+            str(path), **kwargs
+        )
     except (OSError, ValueError, KeyError, ImportError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"cannot load the model in {path}: {first_line}") from None
@@ -171,7 +193,9 @@ def _weight_files(path: Path) -> list[Path]:
         try:
             shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
         except (ValueError, KeyError, TypeError) as exc:
-            raise ModelLoadError(f"{index} is not a valid safetensors index ({exc}); repair or remove it") from None
+            raise ModelLoadError(
+                f"{index} is not a valid safetensors index ({exc}); repair or remove it"
+            ) from None
         missing = [name for name in shards if not (path / name).is_file()]
         if missing:
             raise ModelLoadError(f"{path} lacks shard(s) {', '.join(missing)} named by {index.name}")
@@ -180,11 +204,16 @@ def _weight_files(path: Path) -> list[Path]:
     return [single] if single.is_file() else sorted(path.glob("*.safetensors"))
 
 
-def save_tiny(arch: str, directory: str | os.PathLike[str], *, seed: int = tiny.DEFAULT_SEED,
-              overrides: dict[str, Any] | None = None) -> Path:
+def save_tiny(
+    arch: str,
+    directory: str | os.PathLike[str],
+    *,
+    seed: int = tiny.DEFAULT_SEED,
+    overrides: dict[str, Any] | None = None,
+) -> Path:
     """Write ``tiny:<arch>`` (optionally reshaped by config ``overrides``) as a normal HF directory."""
     if arch.startswith(TINY_PREFIX):
-        arch = arch[len(TINY_PREFIX):]
+        arch = arch[len(TINY_PREFIX) :]
     _parse_tiny(TINY_PREFIX + arch)
     _quiet_transformers()
     target = Path(directory)

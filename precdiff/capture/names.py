@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,8 +24,15 @@ from precdiff.config import name_filter
 from precdiff.errors import ModelLoadError
 
 NameFilter = Callable[[str], bool]
-__all__ = ["NameFilter", "decoder_layers", "flatten_tensors", "input_prefix", "layer_index", "name_filter",
-           "occurrence_name"]
+__all__ = [
+    "NameFilter",
+    "decoder_layers",
+    "flatten_tensors",
+    "input_prefix",
+    "layer_index",
+    "name_filter",
+    "occurrence_name",
+]
 
 
 def decoder_layers(model: nn.Module) -> tuple[str, int]:
@@ -61,7 +69,7 @@ def layer_index(name: str, layers_path: str) -> int | None:
     prefix = layers_path + "."
     if not name.startswith(prefix):
         return None
-    head = name[len(prefix):].split(".", 1)[0]
+    head = name[len(prefix) :].split(".", 1)[0]
     head = re.split(r"[\[:#]", head, maxsplit=1)[0]
     return int(head) if head.isdigit() else None
 

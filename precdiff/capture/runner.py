@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -67,15 +69,24 @@ class TensorSink:
                 self.flush()
             return
         data = to_storage(tensor)  # synchronous device-to-host copy
-        self.writer.write_tensor(name, module=module, role=role, dtype=tensor.dtype, shape=tuple(tensor.shape),
-                                 stats=resolve([stats])[0], data=data)
+        self.writer.write_tensor(
+            name,
+            module=module,
+            role=role,
+            dtype=tensor.dtype,
+            shape=tuple(tensor.shape),
+            stats=resolve([stats])[0],
+            data=data,
+        )
 
     def flush(self) -> None:
         if not self._pending:
             return
         values = resolve([entry[5] for entry in self._pending])
         for (name, module, role, dtype, shape, _), row in zip(self._pending, values):
-            self.writer.write_tensor(name, module=module, role=role, dtype=dtype, shape=shape, stats=row, data=None)
+            self.writer.write_tensor(
+                name, module=module, role=role, dtype=dtype, shape=shape, stats=row, data=None
+            )
         self._pending.clear()
         self.writer.flush_index()
 
@@ -100,8 +111,10 @@ def _attn_implementation(options: CaptureOptions) -> str | None:
     from precdiff.kernels import ATTENTION_IMPLEMENTATION
 
     if options.attn_implementation not in (None, ATTENTION_IMPLEMENTATION):
-        raise InputError(f"--kernels batch-invariant uses its own attention ({ATTENTION_IMPLEMENTATION}); "
-                         f"drop --attn-impl {options.attn_implementation}")
+        raise InputError(
+            f"--kernels batch-invariant uses its own attention ({ATTENTION_IMPLEMENTATION}); "
+            f"drop --attn-impl {options.attn_implementation}"
+        )
     return ATTENTION_IMPLEMENTATION
 
 
@@ -138,30 +151,53 @@ def capture(
         stack.enter_context(deterministic_mode(options.deterministic))
         attn = _attn_implementation(options)
         kernel_settings = stack.enter_context(kernel_mode(options, device))
-        loaded = load_model(model, dtype=dtype, device=device, attn_implementation=attn,
-                            trust_remote_code=options.trust_remote_code, seed=options.seed)
+        loaded = load_model(
+            model,
+            dtype=dtype,
+            device=device,
+            attn_implementation=attn,
+            trust_remote_code=options.trust_remote_code,
+            seed=options.seed,
+        )
         vocab_size = int(cast(torch.Tensor, loaded.model.get_input_embeddings().weight).shape[0])
         resolved = resolve_input(inputs, loaded.tokenizer, vocab_size)
         writer = stack.enter_context(CaptureWriter(out, compression=options.compression))
-        writer.write_manifest(build_manifest(
-            loaded, options, device, input_source=resolved.source, input_ids=resolved.ids,
-            kernel_settings=kernel_settings, template_sha256=resolved.template_sha256,
-        ))
+        writer.write_manifest(
+            build_manifest(
+                loaded,
+                options,
+                device,
+                input_source=resolved.source,
+                input_ids=resolved.ids,
+                kernel_settings=kernel_settings,
+                template_sha256=resolved.template_sha256,
+            )
+        )
         writer.write_input(resolved.ids, resolved.text)
         generated = _run(loaded, resolved, options, device, writer)
         path = writer.finish()
         tokenizer = loaded.tokenizer
         return CaptureResult(
-            path=path, tensor_count=writer.tensor_count, input_ids=resolved.ids, input_text=resolved.text,
-            generated_ids=generated, generated_text=tokenizer.decode(generated) if tokenizer is not None else None,
-            device=str(device), dtype=str(dtype).replace("torch.", ""),
+            path=path,
+            tensor_count=writer.tensor_count,
+            input_ids=resolved.ids,
+            input_text=resolved.text,
+            generated_ids=generated,
+            generated_text=tokenizer.decode(generated) if tokenizer is not None else None,
+            device=str(device),
+            dtype=str(dtype).replace("torch.", ""),
             skipped=tuple(f"{entry['name']} ({entry['reason']})" for entry in writer.skipped),
         )
     raise AssertionError("unreachable")  # ExitStack does not swallow exceptions
 
 
-def _run(loaded: LoadedModel, resolved: ResolvedInput, options: CaptureOptions, device: torch.device,
-         writer: CaptureWriter) -> list[int]:
+def _run(
+    loaded: LoadedModel,
+    resolved: ResolvedInput,
+    options: CaptureOptions,
+    device: torch.device,
+    writer: CaptureWriter,
+) -> list[int]:
     """Prefill under hooks, then logprobs and greedy generation; returns the generated ids."""
     model = loaded.model
     ids = torch.tensor([resolved.ids], device=device)
@@ -170,8 +206,10 @@ def _run(loaded: LoadedModel, resolved: ResolvedInput, options: CaptureOptions, 
     try:
         with torch.no_grad(), attach(model, keep, sink, save_inputs=options.save_inputs) as hooked:
             if hooked == 0:
-                raise InputError("--include / --exclude selected no module of the model; `precdiff capture` needs "
-                                 "at least one (module names look like model.layers.0.mlp.down_proj)")
+                raise InputError(
+                    "--include / --exclude selected no module of the model; `precdiff capture` needs "
+                    "at least one (module names look like model.layers.0.mlp.down_proj)"
+                )
             out = model(input_ids=ids, use_cache=True)
         sink.flush()
         logits = out.logits[0]  # [seq, vocab]
@@ -179,14 +217,15 @@ def _run(loaded: LoadedModel, resolved: ResolvedInput, options: CaptureOptions, 
         writer.write_prompt_logprobs(prompt_ids, prompt_logprobs)
         if options.max_new_tokens == 0:
             return []
-        record = greedy_generate(model, logits[-1], out.past_key_values, len(resolved.ids),
-                                 options.max_new_tokens, options.top_k)
+        record = greedy_generate(
+            model, logits[-1], out.past_key_values, len(resolved.ids), options.max_new_tokens, options.top_k
+        )
     except (RuntimeError, AttributeError) as exc:  # device OOM, kernel failures, unexpected outputs
-        try:
-            sink.flush()  # keep what was computed; a sticky device error may refuse even this
-        except RuntimeError:
-            pass
-        raise CaptureError(f"the model run failed: {str(exc).splitlines()[0]}; the tensors captured before "
-                           f"the failure are in {writer.partial_path}") from None
+        with contextlib.suppress(RuntimeError):  # a sticky device error may refuse even this flush
+            sink.flush()  # keep what was computed
+        raise CaptureError(
+            f"the model run failed: {str(exc).splitlines()[0]}; the tensors captured before "
+            f"the failure are in {writer.partial_path}"
+        ) from None
     writer.write_generation(record.ids, record.topk_ids, record.topk_logprobs, record.margin)
     return [int(i) for i in np.asarray(record.ids)]

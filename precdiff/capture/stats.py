@@ -9,7 +9,7 @@ separately); a tensor with no finite element has NaN for those five; std is the 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -21,7 +21,16 @@ _CHUNK = 1 << 22  # elements per float64 chunk in the torch path (32 MiB)
 
 
 # Per-program partials of the CUDA kernel (precdiff.capture.stats_triton), combined on the host.
-PARTIAL_FIELDS = ("min", "max", "finite_count", "shifted_sum", "shifted_sumsq", "nan_count", "inf_count", "shift")
+PARTIAL_FIELDS = (
+    "min",
+    "max",
+    "finite_count",
+    "shifted_sum",
+    "shifted_sumsq",
+    "nan_count",
+    "inf_count",
+    "shift",
+)
 
 _partials_kernel: Callable[[torch.Tensor], torch.Tensor] | None = None
 
@@ -29,7 +38,11 @@ _partials_kernel: Callable[[torch.Tensor], torch.Tensor] | None = None
 def _one_pass_cuda(tensor: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """The Triton one-pass kernel for CUDA float tensors, or None (no CUDA, no Triton, other dtype)."""
     global _partials_kernel
-    if not tensor.is_cuda or tensor.numel() == 0 or tensor.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+    if (
+        not tensor.is_cuda
+        or tensor.numel() == 0
+        or tensor.dtype not in (torch.float32, torch.float16, torch.bfloat16)
+    ):
         return None
     if _partials_kernel is None:
         try:
@@ -52,14 +65,21 @@ def combine_partials(partials: np.ndarray) -> list[float]:
     mean = shift + shifted_sum / count
     variance = max(shifted_sumsq / count - (shifted_sum / count) ** 2, 0.0)
     sumsq = shifted_sumsq + 2.0 * shift * shifted_sum + count * shift * shift
-    return [float(p[:, 0].min()), float(p[:, 1].max()), float(mean), float(np.sqrt(variance)),
-            float(np.sqrt(max(sumsq, 0.0))), float(p[:, 5].sum()), float(p[:, 6].sum())]
+    return [
+        float(p[:, 0].min()),
+        float(p[:, 1].max()),
+        float(mean),
+        float(np.sqrt(variance)),
+        float(np.sqrt(max(sumsq, 0.0))),
+        float(p[:, 5].sum()),
+        float(p[:, 6].sum()),
+    ]
 
 
 class PendingStats:
     """Statistics of one tensor still on its device: final values, or kernel partials to combine."""
 
-    __slots__ = ("values", "is_partial")
+    __slots__ = ("is_partial", "values")
 
     def __init__(self, tensor: torch.Tensor):
         kernel = _one_pass_cuda(tensor)
@@ -81,7 +101,7 @@ def resolve(pending: list[PendingStats]) -> list[list[float]]:
         host = torch.cat(blocks).cpu().numpy()
         start = 0
         for i, block in zip(partials, blocks):
-            results[i] = combine_partials(host[start:start + block.shape[0]])
+            results[i] = combine_partials(host[start : start + block.shape[0]])
             start += block.shape[0]
     return [r for r in results if r is not None]
 

@@ -21,10 +21,28 @@ from precdiff.errors import InputError
 
 # Special tokens shared by every tiny tokenizer; ids follow the 256 byte tokens.
 SPECIAL_TOKENS = (
-    "<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
-    "<|im_start|>", "<|im_end|>", "<bos>", "<eos>", "<start_of_turn>", "<end_of_turn>",
-    "<s>", "</s>", "[INST]", "[/INST]", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>",
-    "<think>", "</think>", "<pad>",
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<bos>",
+    "<eos>",
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "<s>",
+    "</s>",
+    "[INST]",
+    "[/INST]",
+    "<|user|>",
+    "<|assistant|>",
+    "<|system|>",
+    "<|end|>",
+    "<think>",
+    "</think>",
+    "<pad>",
 )
 
 LLAMA3_TEMPLATE = (
@@ -76,26 +94,50 @@ class TinySpec:
 
 
 _BASE: dict[str, Any] = dict(
-    hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
-    num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=False, rms_norm_eps=1e-6,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=512,
+    tie_word_embeddings=False,
+    rms_norm_eps=1e-6,
 )
-_MOE: dict[str, Any] = dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=64, decoder_sparse_step=1)
+_MOE: dict[str, Any] = dict(
+    num_experts=4, num_experts_per_tok=2, moe_intermediate_size=64, decoder_sparse_step=1
+)
 
 TINY_ARCHS: dict[str, TinySpec] = {
     "llama": TinySpec("LlamaConfig", LLAMA3_TEMPLATE, "<|begin_of_text|>", "<|eot_id|>"),
     "mistral": TinySpec("MistralConfig", MISTRAL_TEMPLATE, "<s>", "</s>"),
     "qwen2": TinySpec("Qwen2Config", CHATML_TEMPLATE, None, "<|im_end|>"),
     "qwen3": TinySpec("Qwen3Config", QWEN3_TEMPLATE, None, "<|im_end|>", dict(head_dim=16)),
-    "gemma2": TinySpec("Gemma2Config", GEMMA_TEMPLATE, "<bos>", "<end_of_turn>",
-                       dict(head_dim=16, query_pre_attn_scalar=16, sliding_window=64)),
-    "gemma3": TinySpec("Gemma3TextConfig", GEMMA_TEMPLATE, "<bos>", "<end_of_turn>",
-                       dict(head_dim=16, query_pre_attn_scalar=16, sliding_window=64)),
+    "gemma2": TinySpec(
+        "Gemma2Config",
+        GEMMA_TEMPLATE,
+        "<bos>",
+        "<end_of_turn>",
+        dict(head_dim=16, query_pre_attn_scalar=16, sliding_window=64),
+    ),
+    "gemma3": TinySpec(
+        "Gemma3TextConfig",
+        GEMMA_TEMPLATE,
+        "<bos>",
+        "<end_of_turn>",
+        dict(head_dim=16, query_pre_attn_scalar=16, sliding_window=64),
+    ),
     "phi3": TinySpec("Phi3Config", PHI3_TEMPLATE, None, "<|end|>"),
-    "qwen2_moe": TinySpec("Qwen2MoeConfig", CHATML_TEMPLATE, None, "<|im_end|>",
-                          dict(_MOE, shared_expert_intermediate_size=64)),
+    "qwen2_moe": TinySpec(
+        "Qwen2MoeConfig", CHATML_TEMPLATE, None, "<|im_end|>", dict(_MOE, shared_expert_intermediate_size=64)
+    ),
     "qwen3_moe": TinySpec("Qwen3MoeConfig", QWEN3_TEMPLATE, None, "<|im_end|>", dict(_MOE, head_dim=16)),
-    "mixtral": TinySpec("MixtralConfig", LLAMA3_TEMPLATE, "<|begin_of_text|>", "<|eot_id|>",
-                        dict(num_local_experts=4, num_experts_per_tok=2)),
+    "mixtral": TinySpec(
+        "MixtralConfig",
+        LLAMA3_TEMPLATE,
+        "<|begin_of_text|>",
+        "<|eot_id|>",
+        dict(num_local_experts=4, num_experts_per_tok=2),
+    ),
 }
 
 DEFAULT_SEED = 0
@@ -169,7 +211,9 @@ def build_model(
 ) -> transformers.PreTrainedModel:
     """The float32 CPU model of ``tiny:<arch>``, with seeded weights."""
     config = build_config(arch, overrides)
-    model: transformers.PreTrainedModel = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model: transformers.PreTrainedModel = transformers.AutoModelForCausalLM.from_config(
+        config, dtype=torch.float32
+    )
     seeded_init(model, seed)
     model.eval()
     return model
@@ -179,4 +223,6 @@ def _spec(arch: str) -> TinySpec:
     try:
         return TINY_ARCHS[arch]
     except KeyError:
-        raise InputError(f"unknown tiny architecture {arch!r}; choose one of: {', '.join(TINY_ARCHS)}") from None
+        raise InputError(
+            f"unknown tiny architecture {arch!r}; choose one of: {', '.join(TINY_ARCHS)}"
+        ) from None

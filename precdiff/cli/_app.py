@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import sys
 import traceback
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -63,8 +64,10 @@ def command(name: str | None = None, parent: typer.Typer | None = None, **kwargs
                 raise typer.Exit(130) from None
             except Exception:
                 traceback.print_exc()
-                _stderr.print("[red]InternalError[/red]: this is a bug in precdiff, not in your input; please "
-                              "report it with the traceback above")
+                _stderr.print(
+                    "[red]InternalError[/red]: this is a bug in precdiff, not in your input; please "
+                    "report it with the traceback above"
+                )
                 raise typer.Exit(EXIT_INTERNAL) from None
             raise typer.Exit(int(code or 0))
 

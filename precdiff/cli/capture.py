@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, app, command
 from precdiff.config import parse_key_values
 
-tiny_app = typer.Typer(help="Built-in tiny models (seeded random weights, no download).", no_args_is_help=True)
+tiny_app = typer.Typer(
+    help="Built-in tiny models (seeded random weights, no download).", no_args_is_help=True
+)
 app.add_typer(tiny_app, name="tiny")
 
 
@@ -19,26 +20,54 @@ app.add_typer(tiny_app, name="tiny")
 def capture_command(
     model: str = typer.Argument(..., help="Local Hugging Face model directory, or tiny:<arch>."),
     out: Path = typer.Option(..., "--out", "-o", help="Capture file to write (RUN.h5)."),
-    prompt: Optional[str] = typer.Option(None, "--prompt", help="Prompt text (tokenized with the model's tokenizer)."),
-    prompt_file: Optional[Path] = typer.Option(None, "--prompt-file", help="File holding the prompt text."),
-    messages: Optional[Path] = typer.Option(None, "--messages", help="OpenAI-style messages JSON, rendered with the chat template."),
-    input_ids: Optional[str] = typer.Option(None, "--input-ids", help="Token ids, e.g. 1,2,3 (no tokenizer needed)."),
-    tokens_from: Optional[Path] = typer.Option(None, "--tokens-from", help="Reuse the exact token ids of another capture."),
-    template_kwarg: Optional[list[str]] = typer.Option(None, "--template-kwarg", help="Chat-template variable KEY=VALUE (with --messages)."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto|cpu|cuda[:i]|npu[:i] (default auto)."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="float32|bfloat16|float16 (default float32)."),
-    attn_impl: Optional[str] = typer.Option(None, "--attn-impl", help="Attention implementation (eager, sdpa, …)."),
-    kernels: Optional[str] = typer.Option(None, "--kernels", help="standard|batch-invariant (default standard)."),
-    deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic algorithms, cuBLAS workspace, TF32 off."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed (also selects tiny-model weights; default 0)."),
+    prompt: str | None = typer.Option(
+        None, "--prompt", help="Prompt text (tokenized with the model's tokenizer)."
+    ),
+    prompt_file: Path | None = typer.Option(None, "--prompt-file", help="File holding the prompt text."),
+    messages: Path | None = typer.Option(
+        None, "--messages", help="OpenAI-style messages JSON, rendered with the chat template."
+    ),
+    input_ids: str | None = typer.Option(
+        None, "--input-ids", help="Token ids, e.g. 1,2,3 (no tokenizer needed)."
+    ),
+    tokens_from: Path | None = typer.Option(
+        None, "--tokens-from", help="Reuse the exact token ids of another capture."
+    ),
+    template_kwarg: list[str] | None = typer.Option(
+        None, "--template-kwarg", help="Chat-template variable KEY=VALUE (with --messages)."
+    ),
+    device: str | None = typer.Option(None, "--device", help="auto|cpu|cuda[:i]|npu[:i] (default auto)."),
+    dtype: str | None = typer.Option(None, "--dtype", help="float32|bfloat16|float16 (default float32)."),
+    attn_impl: str | None = typer.Option(
+        None, "--attn-impl", help="Attention implementation (eager, sdpa, …)."
+    ),
+    kernels: str | None = typer.Option(
+        None, "--kernels", help="standard|batch-invariant (default standard)."
+    ),
+    deterministic: bool = typer.Option(
+        False, "--deterministic", help="Deterministic algorithms, cuBLAS workspace, TF32 off."
+    ),
+    seed: int | None = typer.Option(
+        None, "--seed", help="Seed (also selects tiny-model weights; default 0)."
+    ),
     summary: bool = typer.Option(False, "--summary", help="Store statistics only, not full tensors."),
     save_inputs: bool = typer.Option(False, "--save-inputs", help="Also capture every module's inputs."),
-    include: Optional[list[str]] = typer.Option(None, "--include", help="Capture only modules matching this regex (repeatable)."),
-    exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="Skip modules matching this regex (repeatable)."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", help="Logprobs kept per position (default 20)."),
-    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Greedy tokens to generate (default 16)."),
-    compress: Optional[str] = typer.Option(None, "--compress", help="gzip: lossless compression of tensor data."),
-    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model code from the directory."),
+    include: list[str] | None = typer.Option(
+        None, "--include", help="Capture only modules matching this regex (repeatable)."
+    ),
+    exclude: list[str] | None = typer.Option(
+        None, "--exclude", help="Skip modules matching this regex (repeatable)."
+    ),
+    top_k: int | None = typer.Option(None, "--top-k", help="Logprobs kept per position (default 20)."),
+    max_new_tokens: int | None = typer.Option(
+        None, "--max-new-tokens", help="Greedy tokens to generate (default 16)."
+    ),
+    compress: str | None = typer.Option(
+        None, "--compress", help="gzip: lossless compression of tensor data."
+    ),
+    trust_remote_code: bool = typer.Option(
+        False, "--trust-remote-code", help="Allow model code from the directory."
+    ),
 ) -> int:
     """Run MODEL on one input and write every module's output, logprobs and generation to one HDF5 file."""
     from precdiff.capture import capture
@@ -55,10 +84,21 @@ def capture_command(
         template_kwargs=parse_key_values(template_kwarg, "--template-kwarg", "enable_thinking=false"),
     )
     options = CaptureOptions.from_cli(
-        device=device, dtype=dtype, attn_implementation=attn_impl, kernels=kernels, deterministic=deterministic,
-        seed=seed, summary=summary, save_inputs=save_inputs, include=tuple(include or ()),
-        exclude=tuple(exclude or ()), top_k=top_k, max_new_tokens=max_new_tokens, compression=compress,
-        trust_remote_code=trust_remote_code, command_line=tuple(["precdiff", *sys.argv[1:]]),
+        device=device,
+        dtype=dtype,
+        attn_implementation=attn_impl,
+        kernels=kernels,
+        deterministic=deterministic,
+        seed=seed,
+        summary=summary,
+        save_inputs=save_inputs,
+        include=tuple(include or ()),
+        exclude=tuple(exclude or ()),
+        top_k=top_k,
+        max_new_tokens=max_new_tokens,
+        compression=compress,
+        trust_remote_code=trust_remote_code,
+        command_line=("precdiff", *sys.argv[1:]),
     )
     print_capture_result(capture(model, out, spec, options))
     return EXIT_OK
@@ -78,22 +118,30 @@ def tiny_list() -> int:
 def tiny_save(
     arch: str = typer.Argument(..., help="Architecture, e.g. llama (see precdiff tiny list)."),
     directory: Path = typer.Argument(..., help="Directory to write the Hugging Face model into."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Weight seed (default 0)."),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help="Config override KEY=VALUE, e.g. hidden_size=2048."),
+    seed: int | None = typer.Option(None, "--seed", help="Weight seed (default 0)."),
+    set_: list[str] | None = typer.Option(
+        None, "--set", help="Config override KEY=VALUE, e.g. hidden_size=2048."
+    ),
 ) -> int:
     """Write a tiny model (optionally reshaped with --set) as a normal Hugging Face directory."""
     from precdiff.capture import save_tiny
     from precdiff.config import DEFAULT_SEED
 
-    path = save_tiny(arch, directory, seed=DEFAULT_SEED if seed is None else seed,
-                     overrides=parse_key_values(set_, "--set", "hidden_size=2048"))
+    path = save_tiny(
+        arch,
+        directory,
+        seed=DEFAULT_SEED if seed is None else seed,
+        overrides=parse_key_values(set_, "--set", "hidden_size=2048"),
+    )
     typer.echo(f"wrote {path}")
     return EXIT_OK
 
 
 @command("demo")
 def demo_command(
-    out_dir: Path = typer.Option(Path("reports/demo"), "--out-dir", help="Where the two captures and the JSON go."),
+    out_dir: Path = typer.Option(
+        Path("reports/demo"), "--out-dir", help="Where the two captures and the JSON go."
+    ),
 ) -> int:
     """Capture tiny:llama on CPU float32 and in a second configuration, compare, print the verdict."""
     from precdiff.demo import run_demo

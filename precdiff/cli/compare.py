@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,13 +13,27 @@ from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, command
 def compare_command(
     a: Path = typer.Argument(..., help="Reference capture (A)."),
     b: Path = typer.Argument(..., help="Capture to check against A (B)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full report as JSON to this file."),
-    force: bool = typer.Option(False, "--force", help="Compare even if weights, model config or input tokens differ."),
-    include: Optional[list[str]] = typer.Option(None, "--include", help="Compare only tensors matching this regex (repeatable)."),
-    exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="Skip tensors matching this regex (repeatable)."),
-    noise_floor: Optional[float] = typer.Option(None, "--noise-floor", help="rel-L2 treated as rounding noise (default: per dtype pair)."),
-    near_tie: Optional[float] = typer.Option(None, "--near-tie", help="Margin in nats under which a greedy flip is a near-tie."),
-    top: Optional[int] = typer.Option(None, "--top", help="How many tensors to list by largest error (default 10)."),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Also write the full report as JSON to this file."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Compare even if weights, model config or input tokens differ."
+    ),
+    include: list[str] | None = typer.Option(
+        None, "--include", help="Compare only tensors matching this regex (repeatable)."
+    ),
+    exclude: list[str] | None = typer.Option(
+        None, "--exclude", help="Skip tensors matching this regex (repeatable)."
+    ),
+    noise_floor: float | None = typer.Option(
+        None, "--noise-floor", help="rel-L2 treated as rounding noise (default: per dtype pair)."
+    ),
+    near_tie: float | None = typer.Option(
+        None, "--near-tie", help="Margin in nats under which a greedy flip is a near-tie."
+    ),
+    top: int | None = typer.Option(
+        None, "--top", help="How many tensors to list by largest error (default 10)."
+    ),
 ) -> int:
     """Compare capture B against reference A: verdict, per-layer error profile, logprobs, generation.
 
@@ -32,8 +45,12 @@ def compare_command(
     from precdiff.report.json_report import comparison_to_json, write_json
 
     options = CompareOptions.from_cli(
-        force=force, include=tuple(include) if include else None, exclude=tuple(exclude) if exclude else None,
-        noise_floor=noise_floor, near_tie_nats=near_tie, top=top,
+        force=force,
+        include=tuple(include) if include else None,
+        exclude=tuple(exclude) if exclude else None,
+        noise_floor=noise_floor,
+        near_tie_nats=near_tie,
+        top=top,
     )
     comparison = compare(a, b, options=options)
     print_comparison(comparison)
@@ -45,7 +62,7 @@ def compare_command(
 @command("inspect")
 def inspect_command(
     run: Path = typer.Argument(..., help="Capture file (RUN.h5, or an interrupted RUN.h5.partial)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the summary as JSON to this file."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the summary as JSON to this file."),
     show_all: bool = typer.Option(False, "--all", help="List every tensor, not only the first 40."),
 ) -> int:
     """Show a capture: manifest, input, generated tokens and the table of captured tensors."""

@@ -34,8 +34,9 @@ def invariance_command(
     batch_sizes: str | None = typer.Option(None, "--batch-sizes", help="Comma-separated (default 1,2,8,32)."),
     padding: str | None = typer.Option(None, "--padding", help="none|left|right (default none)."),
     level: str | None = typer.Option(None, "--level", help="module|op (default module)."),
-    decode_positions: int | None = typer.Option(None, "--decode-positions",
-                                                   help="Trailing positions checked as decode steps (default 4)."),
+    decode_positions: int | None = typer.Option(
+        None, "--decode-positions", help="Trailing positions checked as decode steps (default 4)."
+    ),
     seed: int | None = _SEED,
     prompt: str | None = _PROMPT,
     input_ids: str | None = _IDS,
@@ -48,8 +49,16 @@ def invariance_command(
     from precdiff.report.invariance import print_invariance, write_json
 
     options = InvarianceOptions.from_cli(
-        device=device, dtype=dtype, kernels=kernels, seed=seed, prompt=prompt, input_ids=_ids(input_ids),
-        trust_remote_code=trust_remote_code or None, padding=padding, level=level, decode_positions=decode_positions,
+        device=device,
+        dtype=dtype,
+        kernels=kernels,
+        seed=seed,
+        prompt=prompt,
+        input_ids=_ids(input_ids),
+        trust_remote_code=trust_remote_code or None,
+        padding=padding,
+        level=level,
+        decode_positions=decode_positions,
         batch_sizes=parse_batch_sizes(batch_sizes) if batch_sizes is not None else None,
     )
     report = check_invariance(model, options)
@@ -63,9 +72,12 @@ def invariance_command(
 def determinism_command(
     model: str = _MODEL,
     runs: int | None = typer.Option(None, "--runs", help="Number of randomly batched runs (default 100)."),
-    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", help="Greedy tokens per run (default 32)."),
-    max_companions: int | None = typer.Option(None, "--max-companions",
-                                                 help="Most random companions per batch (default 31)."),
+    max_new_tokens: int | None = typer.Option(
+        None, "--max-new-tokens", help="Greedy tokens per run (default 32)."
+    ),
+    max_companions: int | None = typer.Option(
+        None, "--max-companions", help="Most random companions per batch (default 31)."
+    ),
     device: str | None = _DEVICE,
     dtype: str | None = _DTYPE,
     kernels: str | None = _KERNELS,
@@ -81,8 +93,15 @@ def determinism_command(
     from precdiff.report.invariance import print_determinism, write_json
 
     options = DeterminismOptions.from_cli(
-        device=device, dtype=dtype, kernels=kernels, seed=seed, prompt=prompt, input_ids=_ids(input_ids),
-        trust_remote_code=trust_remote_code or None, runs=runs, max_new_tokens=max_new_tokens,
+        device=device,
+        dtype=dtype,
+        kernels=kernels,
+        seed=seed,
+        prompt=prompt,
+        input_ids=_ids(input_ids),
+        trust_remote_code=trust_remote_code or None,
+        runs=runs,
+        max_new_tokens=max_new_tokens,
         max_companions=max_companions,
     )
     report = check_determinism(model, options)

@@ -9,8 +9,9 @@ determinism flags and tokenizer/template hashes explain divergence (``warn``), t
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from precdiff.compare.results import SEVERITY_INFO, SEVERITY_REFUSE, SEVERITY_WARN, Difference
 from precdiff.errors import NotComparableError
@@ -63,10 +64,19 @@ _RULES: tuple[tuple[str, str], ...] = (
 # (the config key by key, the input ids token by token).
 _SKIP = ("created_utc", "command_line", "model.config", "input", "format_version")
 # Config keys that legitimately differ between a bf16 and an fp32 capture of one checkpoint.
-_CONFIG_IGNORED = frozenset({
-    "torch_dtype", "dtype", "transformers_version", "_name_or_path", "_attn_implementation",
-    "attn_implementation", "_attn_implementation_autoset", "_commit_hash", "use_cache",
-})
+_CONFIG_IGNORED = frozenset(
+    {
+        "torch_dtype",
+        "dtype",
+        "transformers_version",
+        "_name_or_path",
+        "_attn_implementation",
+        "attn_implementation",
+        "_attn_implementation_autoset",
+        "_commit_hash",
+        "use_cache",
+    }
+)
 
 
 def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -113,8 +123,9 @@ def check_comparability(a: Capture, b: Capture) -> tuple[Difference, ...]:
         config_b = manifest_b.get("model", {}).get("config") or {}
         for key in sorted((set(config_a) | set(config_b)) - _CONFIG_IGNORED):
             if config_a.get(key) != config_b.get(key):
-                differences.append(Difference(f"model.config.{key}", config_a.get(key), config_b.get(key),
-                                              SEVERITY_REFUSE))
+                differences.append(
+                    Difference(f"model.config.{key}", config_a.get(key), config_b.get(key), SEVERITY_REFUSE)
+                )
     ids = _ids_difference(a.input_ids, b.input_ids)
     if ids is not None:
         differences.append(ids)
@@ -139,20 +150,28 @@ def refusal_message(differences: tuple[Difference, ...], a: Capture, b: Capture)
     reasons: list[str] = []
     weights = [d for d in refused if d.field == "model.weights_sha256"]
     if weights:
-        reasons.append(f"ran different weights (weights_sha256 {_short(weights[0].a)} vs {_short(weights[0].b)})")
+        reasons.append(
+            f"ran different weights (weights_sha256 {_short(weights[0].a)} vs {_short(weights[0].b)})"
+        )
     model = [d for d in refused if d.field.startswith("model.") and d.field != "model.weights_sha256"]
     if model:
-        listed = ", ".join(f"{d.field.removeprefix('model.config.').removeprefix('model.')} {d.a} vs {d.b}"
-                           for d in model[:3])
+        listed = ", ".join(
+            f"{d.field.removeprefix('model.config.').removeprefix('model.')} {d.a} vs {d.b}"
+            for d in model[:3]
+        )
         more = f" and {len(model) - 3} more" if len(model) > 3 else ""
         reasons.append(f"ran different models ({listed}{more})")
     ids = any(d.field == "input.ids" for d in refused)
     if ids:
         ids_a, ids_b = a.input_ids, b.input_ids
-        reasons.append(f"saw different input tokens ({len(ids_a)} vs {len(ids_b)} tokens, "
-                       f"{_first_difference(ids_a, ids_b)})")
-        fix = (f"pass --tokens-from {a.path} to capture B with A's exact tokens, "
-               "or --force / force=True to compare anyway")
+        reasons.append(
+            f"saw different input tokens ({len(ids_a)} vs {len(ids_b)} tokens, "
+            f"{_first_difference(ids_a, ids_b)})"
+        )
+        fix = (
+            f"pass --tokens-from {a.path} to capture B with A's exact tokens, "
+            "or --force / force=True to compare anyway"
+        )
     else:
         fix = "compare two captures of the same model, or pass --force / force=True to compare anyway"
     return f"{a.path} and {b.path} " + "; ".join(reasons) + f"; {fix}"
@@ -170,5 +189,6 @@ def resolve_comparability(a: Capture, b: Capture, *, force: bool) -> tuple[Diffe
     if not force:
         raise NotComparableError(refusal_message(differences, a, b))
     return tuple(
-        Difference(d.field, d.a, d.b, SEVERITY_WARN) if d.severity == SEVERITY_REFUSE else d for d in differences
+        Difference(d.field, d.a, d.b, SEVERITY_WARN) if d.severity == SEVERITY_REFUSE else d
+        for d in differences
     )

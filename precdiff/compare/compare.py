@@ -63,7 +63,7 @@ def layer_of(name: str, layers_path: str | None) -> int | None:
     """The decoder-layer index of a tensor name, or ``None`` outside the layers."""
     if not layers_path or not name.startswith(layers_path + "."):
         return None
-    head = re.split(r"[.\[:#]", name[len(layers_path) + 1:], maxsplit=1)[0]
+    head = re.split(r"[.\[:#]", name[len(layers_path) + 1 :], maxsplit=1)[0]
     return int(head) if head.isdigit() else None
 
 
@@ -77,27 +77,48 @@ def _stats_only(info_a: TensorInfo, info_b: TensorInfo, base: dict[str, Any]) ->
     nan_a, nan_b = int(sa.get("nan_count", 0)), int(sb.get("nan_count", 0))
     inf_a, inf_b = int(sa.get("inf_count", 0)), int(sb.get("inf_count", 0))
     return TensorComparison(
-        **base, status=STATS_ONLY, numel=info_a.numel,
+        **base,
+        status=STATS_ONLY,
+        numel=info_a.numel,
         rel_l2=norm_ratio_bound(sa.get("l2", 0.0), sb.get("l2", 0.0)),
-        nan_a=nan_a, nan_b=nan_b, inf_a=inf_a, inf_b=inf_b,
+        nan_a=nan_a,
+        nan_b=nan_b,
+        inf_a=inf_a,
+        inf_b=inf_b,
         # Different counts prove a mismatch; equal counts may still hide one (positions unknown).
         nonfinite_mismatch=abs(nan_a - nan_b) + abs(inf_a - inf_b),
         exact=sa == sb,
     )
 
 
-def _compare_pair(cap_a: Capture, cap_b: Capture, info_a: TensorInfo, info_b: TensorInfo,
-                  options: CompareOptions, layers_path: str | None, num_tokens: int,
-                  run_codes: tuple[str, ...]) -> TensorComparison:
+def _compare_pair(
+    cap_a: Capture,
+    cap_b: Capture,
+    info_a: TensorInfo,
+    info_b: TensorInfo,
+    options: CompareOptions,
+    layers_path: str | None,
+    num_tokens: int,
+    run_codes: tuple[str, ...],
+) -> TensorComparison:
     name = info_a.name
     layer = layer_of(name, layers_path)
     codes = (info_a.dtype, info_b.dtype, *run_codes)
     rtol, atol = pair_tolerance(*codes)
     floor = options.noise_floor if options.noise_floor is not None else noise_floor(*codes)
     base: dict[str, Any] = dict(
-        name=name, module=info_a.module, role=info_a.role, layer=layer, dtype_a=info_a.dtype,
-        dtype_b=info_b.dtype, shape_a=info_a.shape, shape_b=info_b.shape, rtol=rtol, atol=atol,
-        noise_floor=floor, is_float=info_a.dtype in FLOAT_CODES and info_b.dtype in FLOAT_CODES,
+        name=name,
+        module=info_a.module,
+        role=info_a.role,
+        layer=layer,
+        dtype_a=info_a.dtype,
+        dtype_b=info_b.dtype,
+        shape_a=info_a.shape,
+        shape_b=info_b.shape,
+        rtol=rtol,
+        atol=atol,
+        noise_floor=floor,
+        is_float=info_a.dtype in FLOAT_CODES and info_b.dtype in FLOAT_CODES,
         token_aligned=num_tokens <= 1 or num_tokens in info_a.shape,
         layer_output=_is_layer_output(name, layer, layers_path),
     )
@@ -112,9 +133,20 @@ def _compare_pair(cap_a: Capture, cap_b: Capture, info_a: TensorInfo, info_b: Te
         block_b = next(blocks_b)  # same shape -> same cut points (reader contract)
         sums = merge(sums, accumulate(block_a, block_b, tolerance))
     return TensorComparison(
-        **base, status=COMPARED, numel=sums.n, rel_l2=rel_l2(sums), cosine=cosine(sums), max_abs=max_abs(sums),
-        mean_abs=mean_abs(sums), frac_beyond=frac_beyond(sums), n_unequal=sums.n_unequal, nan_a=sums.nan_a,
-        nan_b=sums.nan_b, inf_a=sums.inf_a, inf_b=sums.inf_b, nonfinite_mismatch=sums.nonfinite_mismatch,
+        **base,
+        status=COMPARED,
+        numel=sums.n,
+        rel_l2=rel_l2(sums),
+        cosine=cosine(sums),
+        max_abs=max_abs(sums),
+        mean_abs=mean_abs(sums),
+        frac_beyond=frac_beyond(sums),
+        n_unequal=sums.n_unequal,
+        nan_a=sums.nan_a,
+        nan_b=sums.nan_b,
+        inf_a=sums.inf_a,
+        inf_b=sums.inf_b,
+        nonfinite_mismatch=sums.nonfinite_mismatch,
         exact=sums.exact,
     )
 
@@ -133,11 +165,15 @@ def _warnings(cap_a: Capture, cap_b: Capture) -> tuple[str, ...]:
     notes = []
     for side, cap in (("A", cap_a), ("B", cap_b)):
         if not cap.complete:
-            notes.append(f"{side} ({cap.path}) is an incomplete capture (interrupted); compared the "
-                         f"{len(cap.tensor_names())} tensors it holds")
+            notes.append(
+                f"{side} ({cap.path}) is an incomplete capture (interrupted); compared the "
+                f"{len(cap.tensor_names())} tensors it holds"
+            )
         if cap.newer_partial is not None:
-            notes.append(f"{side}: a newer incomplete capture {cap.newer_partial} sits beside {cap.path}; "
-                         f"{cap.path} is the older, complete one (a later capture to it was interrupted)")
+            notes.append(
+                f"{side}: a newer incomplete capture {cap.newer_partial} sits beside {cap.path}; "
+                f"{cap.path} is the older, complete one (a later capture to it was interrupted)"
+            )
         if not cap.manifest:
             notes.append(f"{side} ({cap.path}) has no manifest: comparability could not be checked")
     return tuple(notes)
@@ -188,22 +224,38 @@ def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = 
         layers_path = model.get("layers_path") or infer_layers_path(cap_a.tensor_names())
         num_tokens = len(cap_a.input_ids) or int((cap_a.manifest.get("input") or {}).get("num_tokens") or 0)
         run_codes = tuple(manifest_dtype_code(c.manifest.get("dtype")) for c in (cap_a, cap_b) if c.manifest)
-        tensors = tuple(_compare_pair(cap_a, cap_b, ia, ib, options, layers_path, num_tokens, run_codes)
-                        for ia, ib in alignment.pairs)
+        tensors = tuple(
+            _compare_pair(cap_a, cap_b, ia, ib, options, layers_path, num_tokens, run_codes)
+            for ia, ib in alignment.pairs
+        )
         tensors = discount_flips(cap_a, cap_b, tensors, num_tokens)
         top_a, top_b = cap_a.prompt_logprobs, cap_b.prompt_logprobs
         logprobs = compare_topk(top_a, top_b) if top_a is not None and top_b is not None else None
         threshold = options.near_tie_nats if options.near_tie_nats is not None else near_tie_nats(*run_codes)
         gen_a, gen_b = cap_a.generation, cap_b.generation
-        generation = compare_generation(gen_a, gen_b, threshold) if gen_a is not None and gen_b is not None else None
+        generation = (
+            compare_generation(gen_a, gen_b, threshold) if gen_a is not None and gen_b is not None else None
+        )
         others_exact = (logprobs is None or logprobs.exact) and (generation is None or generation.exact)
         num_layers = model.get("num_layers")
-        located = localize(tensors, num_layers=int(num_layers) if num_layers is not None else None,
-                           others_exact=others_exact and not alignment.a_only and not alignment.b_only)
+        located = localize(
+            tensors,
+            num_layers=int(num_layers) if num_layers is not None else None,
+            others_exact=others_exact and not alignment.a_only and not alignment.b_only,
+        )
         return Comparison(
-            a=_ref(cap_a), b=_ref(cap_b), verdict=located.verdict, tensors=tensors, layers=located.layers,
-            unmatched_a=alignment.a_only, unmatched_b=alignment.b_only, differences=differences,
-            forced=options.force, logprobs=logprobs, generation=generation, warnings=_warnings(cap_a, cap_b),
+            a=_ref(cap_a),
+            b=_ref(cap_b),
+            verdict=located.verdict,
+            tensors=tensors,
+            layers=located.layers,
+            unmatched_a=alignment.a_only,
+            unmatched_b=alignment.b_only,
+            differences=differences,
+            forced=options.force,
+            logprobs=logprobs,
+            generation=generation,
+            warnings=_warnings(cap_a, cap_b),
             top=_top(tensors, options.top),
         )
     raise AssertionError("unreachable")  # ExitStack does not swallow exceptions

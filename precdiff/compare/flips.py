@@ -12,7 +12,7 @@ as that tensor's error. Only tensors of one layer are read again, whole, one at 
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -34,8 +34,9 @@ def flipped_tokens(a: np.ndarray, b: np.ndarray, num_tokens: int) -> np.ndarray 
     return np.asarray(differs.any(axis=1))
 
 
-def discount_flips(cap_a: Capture, cap_b: Capture, tensors: Sequence[TensorComparison],
-                   num_tokens: int) -> tuple[TensorComparison, ...]:
+def discount_flips(
+    cap_a: Capture, cap_b: Capture, tensors: Sequence[TensorComparison], num_tokens: int
+) -> tuple[TensorComparison, ...]:
     """Add ``rel_l2_unflipped`` to the tensors that follow a differing integer tensor in their layer."""
     result = list(tensors)
     flipped: dict[int, np.ndarray] = {}  # layer -> tokens flipped so far in that layer
@@ -54,5 +55,7 @@ def discount_flips(cap_a: Capture, cap_b: Capture, tensors: Sequence[TensorCompa
         keep = ~rows
         a = np.compress(keep, cap_a.tensor(t.name).astype(np.float64), axis=axis)
         b = np.compress(keep, cap_b.tensor(t.name).astype(np.float64), axis=axis)
-        result[index] = dataclasses.replace(t, rel_l2_unflipped=rel_l2_of(a, b), tokens_flipped=int(rows.sum()))
+        result[index] = dataclasses.replace(
+            t, rel_l2_unflipped=rel_l2_of(a, b), tokens_flipped=int(rows.sum())
+        )
     return tuple(result)

@@ -23,8 +23,14 @@ class TensorRow:
     stats: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "role": self.role, "dtype": self.dtype, "shape": list(self.shape),
-                "stored": self.stored, "stats": {k: json_float(v) for k, v in self.stats.items()}}
+        return {
+            "name": self.name,
+            "role": self.role,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "stored": self.stored,
+            "stats": {k: json_float(v) for k, v in self.stats.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -44,11 +50,16 @@ class CaptureSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "path": self.path, "complete": self.complete, "format_version": self.format_version,
-            "manifest": self.manifest, "input_ids": list(self.input_ids), "input_text": self.input_text,
+            "path": self.path,
+            "complete": self.complete,
+            "format_version": self.format_version,
+            "manifest": self.manifest,
+            "input_ids": list(self.input_ids),
+            "input_text": self.input_text,
             "generated_ids": list(self.generated_ids),
             "generated_margins": [json_float(m) for m in self.generated_margins],
-            "prompt_topk": self.prompt_topk, "tensors": [t.to_dict() for t in self.tensors],
+            "prompt_topk": self.prompt_topk,
+            "tensors": [t.to_dict() for t in self.tensors],
         }
 
 
@@ -75,6 +86,8 @@ def summarize_capture(path: str | os.PathLike[str]) -> CaptureSummary:
             generated_ids=tuple(int(i) for i in generation.ids) if generation is not None else (),
             generated_margins=tuple(float(m) for m in generation.margin) if generation is not None else (),
             prompt_topk=int(topk.ids.shape[1]) if topk is not None and topk.ids.ndim == 2 else 0,
-            tensors=tuple(TensorRow(i.name, i.role, i.dtype, i.shape, i.stored, dict(i.stats))
-                          for i in cap.tensor_infos()),
+            tensors=tuple(
+                TensorRow(i.name, i.role, i.dtype, i.shape, i.stored, dict(i.stats))
+                for i in cap.tensor_infos()
+            ),
         )

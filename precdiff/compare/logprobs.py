@@ -24,8 +24,9 @@ from precdiff.store.reader import Generation, TopK
 _TINY = 1e-30
 
 
-def _bucket_masses(ids: NDArray[np.int64], logprobs: NDArray[np.float64], union: NDArray[np.int64]
-                   ) -> tuple[NDArray[np.float64], float]:
+def _bucket_masses(
+    ids: NDArray[np.int64], logprobs: NDArray[np.float64], union: NDArray[np.int64]
+) -> tuple[NDArray[np.float64], float]:
     """This side's mass for each union id (estimated where it is not in its top-k) and the rest."""
     probs = np.exp(logprobs)
     known = dict(zip(ids.tolist(), probs.tolist()))
@@ -40,8 +41,9 @@ def _bucket_masses(ids: NDArray[np.int64], logprobs: NDArray[np.float64], union:
     return masses, rest
 
 
-def position_kl(ids_a: NDArray[np.int64], lp_a: NDArray[np.float64], ids_b: NDArray[np.int64],
-                lp_b: NDArray[np.float64]) -> float:
+def position_kl(
+    ids_a: NDArray[np.int64], lp_a: NDArray[np.float64], ids_b: NDArray[np.int64], lp_b: NDArray[np.float64]
+) -> float:
     """KL(A‖B) in nats at one position, over the union of both top-k sets plus a rest bucket."""
     union = np.union1d(ids_a, ids_b)
     p, rest_p = _bucket_masses(ids_a, lp_a, union)
@@ -72,7 +74,9 @@ def compare_topk(a: TopK, b: TopK) -> LogprobComparison:
             if delta > max_delta or math.isnan(delta):
                 max_delta, max_delta_at = delta, t
     kl_array = np.asarray(kl, dtype=np.float64)
-    exact = a.ids.shape == b.ids.shape and np.array_equal(a.ids, b.ids) and np.array_equal(a.logprobs, b.logprobs)
+    exact = (
+        a.ids.shape == b.ids.shape and np.array_equal(a.ids, b.ids) and np.array_equal(a.logprobs, b.logprobs)
+    )
     return LogprobComparison(
         positions=n,
         k_a=int(a.ids.shape[1]) if a.ids.ndim == 2 else 0,
@@ -98,13 +102,20 @@ def compare_generation(a: Generation, b: Generation, near_tie_threshold: float) 
     common = min(ids_a.size, ids_b.size)
     differing = np.flatnonzero(ids_a[:common] != ids_b[:common])
     if differing.size == 0:
-        return GenerationComparison(int(ids_a.size), int(ids_b.size), common, None, None, None, None, None, None,
-                                    near_tie_threshold)
+        return GenerationComparison(
+            int(ids_a.size), int(ids_b.size), common, None, None, None, None, None, None, near_tie_threshold
+        )
     step = int(differing[0])
     margin_a, margin_b = float(a.margin[step]), float(b.margin[step])
     return GenerationComparison(
-        steps_a=int(ids_a.size), steps_b=int(ids_b.size), identical_prefix=step, first_divergent_step=step,
-        token_a=int(ids_a[step]), token_b=int(ids_b[step]), margin_a=margin_a, margin_b=margin_b,
+        steps_a=int(ids_a.size),
+        steps_b=int(ids_b.size),
+        identical_prefix=step,
+        first_divergent_step=step,
+        token_a=int(ids_a[step]),
+        token_b=int(ids_b[step]),
+        margin_a=margin_a,
+        margin_b=margin_b,
         near_tie=margin_a < near_tie_threshold and margin_b < near_tie_threshold,
         near_tie_threshold=near_tie_threshold,
     )

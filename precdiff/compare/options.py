@@ -6,8 +6,9 @@ them so the defaults here apply ("None means default").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from precdiff.config import name_filter
 from precdiff.errors import InputError
@@ -61,5 +62,3 @@ class CompareOptions:
     def name_filter(self) -> Callable[[str], bool]:
         """The tensor-name predicate of ``include``/``exclude`` (regexes are searched, not anchored)."""
         return name_filter(self.include, self.exclude)
-
-

@@ -180,7 +180,9 @@ class Verdict:
 
     status: str  # "match" | "within_noise" | "diverged"
     message: str  # one line, e.g. "divergence jumps at layer 12 in model.layers.12.mlp.down_proj: ..."
-    reason: str  # "identical" | "noise" | "discrete_flip" | "jump" | "nonfinite" | "shape" | "nothing_compared"
+    reason: (
+        str  # "identical" | "noise" | "discrete_flip" | "jump" | "nonfinite" | "shape" | "nothing_compared"
+    )
     layer: int | None = None
     module: str | None = None
     tensor: str | None = None

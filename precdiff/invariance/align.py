@@ -52,12 +52,15 @@ class Layout:
     probe_length: int
 
 
-WHOLE_TENSOR_DIFFERS = ("no batch or token dim found and it differs: it may summarise the whole batch "
-                        "(e.g. a histogram over all tokens)")
+WHOLE_TENSOR_DIFFERS = (
+    "no batch or token dim found and it differs: it may summarise the whole batch "
+    "(e.g. a histogram over all tokens)"
+)
 
 
-def probe_slice(tensor: torch.Tensor, reference_shape: tuple[int, ...], layout: Layout
-                ) -> tuple[torch.Tensor, bool] | str:
+def probe_slice(
+    tensor: torch.Tensor, reference_shape: tuple[int, ...], layout: Layout
+) -> tuple[torch.Tensor, bool] | str:
     """The probe's part of ``tensor`` shaped like the reference and whether it is the whole tensor
     (rule 3), or the reason it cannot be found."""
     shape = tuple(tensor.shape)
@@ -70,11 +73,11 @@ def probe_slice(tensor: torch.Tensor, reference_shape: tuple[int, ...], layout: 
     start_dim = 0
     whole = True
     if shape[0] == b and reference_shape[0] == 1 and b != 1:
-        x = tensor[layout.slot:layout.slot + 1]
+        x = tensor[layout.slot : layout.slot + 1]
         start_dim, whole = 1, False
     elif shape[0] == b * length and reference_shape[0] == t and b * length != t:
         first = layout.slot * length + layout.offset
-        x = tensor[first:first + t]
+        x = tensor[first : first + t]
         start_dim, whole = 1, False
     for dim in range(start_dim, len(shape)):
         size, want = x.shape[dim], reference_shape[dim]

@@ -29,30 +29,38 @@ def greedy_batch(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, steps:
     for _ in range(steps - 1):
         mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
         positions = positions[:, -1:] + 1
-        out = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=positions,
-                    past_key_values=out.past_key_values, use_cache=True)
+        out = model(
+            input_ids=chosen[:, None],
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=out.past_key_values,
+            use_cache=True,
+        )
         chosen = out.logits[:, -1].argmax(-1)
         tokens.append(chosen)
     return torch.stack(tokens, dim=1)
 
 
-def random_batch(session: Session, max_companions: int, generator: torch.Generator
-                 ) -> tuple[torch.Tensor, torch.Tensor, int]:
+def random_batch(
+    session: Session, max_companions: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """The probe among 0..``max_companions`` random companions, left-padded: (ids, mask, probe slot)."""
     probe = torch.tensor(session.probe.ids, dtype=torch.long)
     t = len(probe)
     companions = int(torch.randint(0, max_companions + 1, (1,), generator=generator))
     batch = companions + 1
     slot = int(torch.randint(0, batch, (1,), generator=generator))
-    lengths = [t if row == slot else int(torch.randint(1, 2 * t + 1, (1,), generator=generator))
-               for row in range(batch)]
+    lengths = [
+        t if row == slot else int(torch.randint(1, 2 * t + 1, (1,), generator=generator))
+        for row in range(batch)
+    ]
     length = max(lengths)
     ids = torch.full((batch, length), session.pad_id, dtype=torch.long)
     mask = torch.zeros((batch, length), dtype=torch.long)
     for row, n in enumerate(lengths):
         tokens = probe if row == slot else torch.randint(0, session.vocab_size, (n,), generator=generator)
-        ids[row, length - n:] = tokens
-        mask[row, length - n:] = 1
+        ids[row, length - n :] = tokens
+        mask[row, length - n :] = 1
     return ids.to(session.device), mask.to(session.device), slot
 
 
@@ -66,8 +74,9 @@ def first_divergence(completions: list[tuple[int, ...]]) -> int | None:
     return min(len(c) for c in completions)  # one is a prefix of another (only with unequal lengths)
 
 
-def check_determinism(model: str | nn.Module, options: DeterminismOptions | None = None,
-                      tokenizer: object = None) -> DeterminismReport:
+def check_determinism(
+    model: str | nn.Module, options: DeterminismOptions | None = None, tokenizer: object = None
+) -> DeterminismReport:
     """Generate the probe's greedy completion in ``runs`` random batches; count distinct completions.
 
     Args:
@@ -98,11 +107,21 @@ def check_determinism(model: str | nn.Module, options: DeterminismOptions | None
         # Most frequent first; ties in order of first appearance (dicts keep insertion order).
         ranked = sorted(by_completion.items(), key=lambda item: -len(item[1]))
         index = {ids: i for i, (ids, _) in enumerate(ranked)}
-        completions = tuple(Completion(ids=ids, text=session.decode(ids), count=len(runs), runs=tuple(runs))
-                            for ids, runs in ranked)
-        records = tuple(RunRecord(run=run, batch_size=batch, probe_slot=slot, completion=index[completion])
-                        for run, (batch, slot, completion) in enumerate(placements))
-        return DeterminismReport(run=session.run_info(options.seed), probe=session.probe, runs=options.runs,
-                                 max_new_tokens=options.max_new_tokens, max_companions=options.max_companions,
-                                 completions=completions, first_divergence_step=first_divergence(list(index)),
-                                 records=records)
+        completions = tuple(
+            Completion(ids=ids, text=session.decode(ids), count=len(runs), runs=tuple(runs))
+            for ids, runs in ranked
+        )
+        records = tuple(
+            RunRecord(run=run, batch_size=batch, probe_slot=slot, completion=index[completion])
+            for run, (batch, slot, completion) in enumerate(placements)
+        )
+        return DeterminismReport(
+            run=session.run_info(options.seed),
+            probe=session.probe,
+            runs=options.runs,
+            max_new_tokens=options.max_new_tokens,
+            max_companions=options.max_companions,
+            completions=completions,
+            first_divergence_step=first_divergence(list(index)),
+            records=records,
+        )

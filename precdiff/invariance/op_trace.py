@@ -29,8 +29,20 @@ from precdiff.invariance.align import CallTree
 # sink(tensor_name, scope, op, tensor)
 OpSink = Callable[[str, str, str, torch.Tensor], None]
 
-_SKIP_PACKETS = frozenset({"detach", "alias", "lift_fresh", "_local_scalar_dense", "empty", "empty_like",
-                           "empty_strided", "new_empty", "new_empty_strided", "_unsafe_view"})
+_SKIP_PACKETS = frozenset(
+    {
+        "detach",
+        "alias",
+        "lift_fresh",
+        "_local_scalar_dense",
+        "empty",
+        "empty_like",
+        "empty_strided",
+        "new_empty",
+        "new_empty_strided",
+        "_unsafe_view",
+    }
+)
 
 
 def traced(func: Any) -> bool:

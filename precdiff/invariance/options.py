@@ -49,8 +49,9 @@ class RunOptions:
 
     def validate(self) -> None:
         if self.kernels not in KERNEL_MODES:
-            raise InputError(f"unknown --kernels {self.kernels!r}; use one of: {', '.join(KERNEL_MODES)} "
-                             "(kernels=...)")
+            raise InputError(
+                f"unknown --kernels {self.kernels!r}; use one of: {', '.join(KERNEL_MODES)} (kernels=...)"
+            )
         if self.prompt is not None and self.input_ids is not None:
             raise InputError("give at most one of --prompt / prompt= and --input-ids / input_ids=")
 
@@ -67,12 +68,16 @@ class InvarianceOptions(RunOptions):
     def validate(self) -> None:
         super().validate()
         if self.padding not in PADDINGS:
-            raise InputError(f"unknown --padding {self.padding!r}; use one of: {', '.join(PADDINGS)} (padding=...)")
+            raise InputError(
+                f"unknown --padding {self.padding!r}; use one of: {', '.join(PADDINGS)} (padding=...)"
+            )
         if self.level not in LEVELS:
             raise InputError(f"unknown --level {self.level!r}; use one of: {', '.join(LEVELS)} (level=...)")
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes) or max(self.batch_sizes) < 2:
-            raise InputError(f"--batch-sizes / batch_sizes= needs positive sizes and at least one above 1, "
-                             f"got {','.join(map(str, self.batch_sizes)) or 'nothing'}; e.g. --batch-sizes 1,2,8,32")
+            raise InputError(
+                f"--batch-sizes / batch_sizes= needs positive sizes and at least one above 1, "
+                f"got {','.join(map(str, self.batch_sizes)) or 'nothing'}; e.g. --batch-sizes 1,2,8,32"
+            )
         if self.decode_positions < 0:
             raise InputError(f"decode_positions must be >= 0, got {self.decode_positions}")
 
@@ -106,9 +111,13 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(sorted({int(p) for p in parts}))
     except ValueError:
-        raise InputError(f"--batch-sizes takes positive integers separated by commas, got {text!r}; "
-                         "e.g. --batch-sizes 1,2,8,32") from None
+        raise InputError(
+            f"--batch-sizes takes positive integers separated by commas, got {text!r}; "
+            "e.g. --batch-sizes 1,2,8,32"
+        ) from None
     if not sizes or sizes[0] < 1:
-        raise InputError(f"--batch-sizes takes positive integers separated by commas, got {text!r}; "
-                         "e.g. --batch-sizes 1,2,8,32")
+        raise InputError(
+            f"--batch-sizes takes positive integers separated by commas, got {text!r}; "
+            "e.g. --batch-sizes 1,2,8,32"
+        )
     return sizes

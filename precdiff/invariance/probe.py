@@ -75,7 +75,9 @@ class _Recorder:
         if ref is None:
             self.unmatched.append(name)
         elif tensor.dtype != ref.tensor.dtype:
-            self.checks[name] = BatchCheck(batch, False, None, f"dtype {tensor.dtype} vs {ref.tensor.dtype} alone")
+            self.checks[name] = BatchCheck(
+                batch, False, None, f"dtype {tensor.dtype} vs {ref.tensor.dtype} alone"
+            )
         else:
             found = probe_slice(tensor.detach(), tuple(ref.tensor.shape), self.layout)
             if isinstance(found, str):
@@ -89,8 +91,15 @@ class _Recorder:
                 self.checks[name] = BatchCheck(batch, True, diff)
 
 
-def _forward(session: Session, level: str, recorder: _Recorder, tree: CallTree, ids: torch.Tensor,
-             mask: torch.Tensor | None, positions: torch.Tensor | None) -> torch.Tensor:
+def _forward(
+    session: Session,
+    level: str,
+    recorder: _Recorder,
+    tree: CallTree,
+    ids: torch.Tensor,
+    mask: torch.Tensor | None,
+    positions: torch.Tensor | None,
+) -> torch.Tensor:
     """One hooked forward; returns the logits ``[B, L, V]``."""
     model = session.model
     with ExitStack() as stack:
@@ -113,8 +122,9 @@ def _forward(session: Session, level: str, recorder: _Recorder, tree: CallTree, 
     return logits
 
 
-def build_batch(session: Session, batch: int, padding: str, generator: torch.Generator
-                ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, Layout]:
+def build_batch(
+    session: Session, batch: int, padding: str, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, Layout]:
     """The probe in slot ``batch // 2`` among random companions: (ids, mask, position ids, layout).
 
     ``padding="none"``: companions as long as the probe, no mask. ``left``/``right``: companion lengths
@@ -136,8 +146,8 @@ def build_batch(session: Session, batch: int, padding: str, generator: torch.Gen
     for row, n in enumerate(lengths):
         tokens = probe if row == slot else torch.randint(0, session.vocab_size, (n,), generator=generator)
         start = length - n if padding == "left" else 0
-        ids[row, start:start + n] = tokens
-        mask[row, start:start + n] = 1
+        ids[row, start : start + n] = tokens
+        mask[row, start : start + n] = 1
     offset = length - t if padding == "left" else 0
     layout = Layout(batch=batch, length=length, slot=slot, offset=offset, probe_length=t)
     device = session.device
@@ -154,8 +164,13 @@ def _output_check(reference_logits: torch.Tensor, logits: torch.Tensor, layout: 
     ref_lp = torch.log_softmax(reference_logits.float(), dim=-1)
     got_lp = torch.log_softmax(piece.to("cpu").float(), dim=-1)
     changed = (ref_lp.argmax(-1) != got_lp.argmax(-1))[0].nonzero().flatten().tolist()
-    return OutputCheck(batch_size=layout.batch, probe_slot=layout.slot, padded_length=layout.length,
-                       logprobs=compare(ref_lp, got_lp), greedy_changed_positions=tuple(int(i) for i in changed))
+    return OutputCheck(
+        batch_size=layout.batch,
+        probe_slot=layout.slot,
+        padded_length=layout.length,
+        logprobs=compare(ref_lp, got_lp),
+        greedy_changed_positions=tuple(int(i) for i in changed),
+    )
 
 
 def prefill_vs_decode(model: nn.Module, ids: torch.Tensor, positions: int) -> tuple[DecodeCheck, ...]:
@@ -175,16 +190,22 @@ def prefill_vs_decode(model: nn.Module, ids: torch.Tensor, positions: int) -> tu
     checks = []
     for t in range(start, length):
         position = torch.tensor([[t]], device=ids.device)
-        out = model(input_ids=ids[:, t:t + 1], past_key_values=cache, position_ids=position, use_cache=True)
+        out = model(input_ids=ids[:, t : t + 1], past_key_values=cache, position_ids=position, use_cache=True)
         cache = out.past_key_values
         step = out.logits[0, -1].detach().to("cpu")
-        checks.append(DecodeCheck(position=t, logits=compare(full[t], step),
-                                  argmax_equal=bool(full[t].argmax() == step.argmax())))
+        checks.append(
+            DecodeCheck(
+                position=t,
+                logits=compare(full[t], step),
+                argmax_equal=bool(full[t].argmax() == step.argmax()),
+            )
+        )
     return tuple(checks)
 
 
-def check_invariance(model: str | nn.Module, options: InvarianceOptions | None = None,
-                     tokenizer: object = None) -> InvarianceReport:
+def check_invariance(
+    model: str | nn.Module, options: InvarianceOptions | None = None, tokenizer: object = None
+) -> InvarianceReport:
     """Run the probe alone and inside batches; report per tensor whether it is bitwise invariant.
 
     Args:
@@ -226,7 +247,9 @@ def check_invariance(model: str | nn.Module, options: InvarianceOptions | None =
             checks = {}
             for name, ref in reference.refs.items():
                 check = recorder.checks.get(name)
-                reason = suspect_reason(name, recorder.scopes.get(name, ref.scope), children_differ, ops_differ)
+                reason = suspect_reason(
+                    name, recorder.scopes.get(name, ref.scope), children_differ, ops_differ
+                )
                 if check is None:
                     check = BatchCheck(batch, False, None, "absent in the batched run")
                 elif reason is not None:
@@ -235,11 +258,25 @@ def check_invariance(model: str | nn.Module, options: InvarianceOptions | None =
             per_batch.append(checks)
             unmatched.update(recorder.unmatched)
         tensors = tuple(
-            TensorInvariance(name=name, scope=ref.scope, op=ref.op, dtype=str(ref.tensor.dtype).removeprefix("torch."),
-                             shape=tuple(ref.tensor.shape), checks=tuple(checks[name] for checks in per_batch))
+            TensorInvariance(
+                name=name,
+                scope=ref.scope,
+                op=ref.op,
+                dtype=str(ref.tensor.dtype).removeprefix("torch."),
+                shape=tuple(ref.tensor.shape),
+                checks=tuple(checks[name] for checks in per_batch),
+            )
             for name, ref in reference.refs.items()
         )
         decode = prefill_vs_decode(session.model, probe, options.decode_positions)
-        return InvarianceReport(run=session.run_info(options.seed), probe=session.probe, level=options.level,
-                                padding=options.padding, batch_sizes=options.compared_sizes, tensors=tensors,
-                                outputs=tuple(outputs), decode=decode, unmatched=tuple(sorted(unmatched)))
+        return InvarianceReport(
+            run=session.run_info(options.seed),
+            probe=session.probe,
+            level=options.level,
+            padding=options.padding,
+            batch_sizes=options.compared_sizes,
+            tensors=tensors,
+            outputs=tuple(outputs),
+            decode=decode,
+            unmatched=tuple(sorted(unmatched)),
+        )

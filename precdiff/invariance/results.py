@@ -30,9 +30,16 @@ class RunInfo:
     runtime_s: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "device": self.device, "dtype": self.dtype, "kernels": self.kernels,
-                "kernel_settings": self.kernel_settings, "seed": self.seed, "versions": dict(self.versions),
-                "runtime_s": self.runtime_s}
+        return {
+            "model": self.model,
+            "device": self.device,
+            "dtype": self.dtype,
+            "kernels": self.kernels,
+            "kernel_settings": self.kernel_settings,
+            "seed": self.seed,
+            "versions": dict(self.versions),
+            "runtime_s": self.runtime_s,
+        }
 
 
 @dataclass(frozen=True)
@@ -60,8 +67,12 @@ class BatchCheck:
     note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"batch_size": self.batch_size, "aligned": self.aligned, "note": self.note,
-                **(self.diff.to_dict() if self.diff is not None else {})}
+        return {
+            "batch_size": self.batch_size,
+            "aligned": self.aligned,
+            "note": self.note,
+            **(self.diff.to_dict() if self.diff is not None else {}),
+        }
 
 
 @dataclass(frozen=True)
@@ -96,10 +107,18 @@ class TensorInvariance:
         return max((c.diff.max_ulp for c in self.checks if c.diff is not None), default=0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "scope": self.scope, "op": self.op, "dtype": self.dtype,
-                "shape": list(self.shape), "counted": self.counted, "aligned": self.aligned,
-                "invariant": self.invariant,
-                "max_ulp": self.max_ulp, "checks": [c.to_dict() for c in self.checks]}
+        return {
+            "name": self.name,
+            "scope": self.scope,
+            "op": self.op,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "counted": self.counted,
+            "aligned": self.aligned,
+            "invariant": self.invariant,
+            "max_ulp": self.max_ulp,
+            "checks": [c.to_dict() for c in self.checks],
+        }
 
 
 @dataclass(frozen=True)
@@ -113,8 +132,13 @@ class OutputCheck:
     greedy_changed_positions: tuple[int, ...]  # positions whose argmax token differs from alone
 
     def to_dict(self) -> dict[str, Any]:
-        return {"batch_size": self.batch_size, "probe_slot": self.probe_slot, "padded_length": self.padded_length,
-                "logprobs": self.logprobs.to_dict(), "greedy_changed_positions": list(self.greedy_changed_positions)}
+        return {
+            "batch_size": self.batch_size,
+            "probe_slot": self.probe_slot,
+            "padded_length": self.padded_length,
+            "logprobs": self.logprobs.to_dict(),
+            "greedy_changed_positions": list(self.greedy_changed_positions),
+        }
 
 
 @dataclass(frozen=True)
@@ -159,8 +183,9 @@ class InvarianceReport:
 
     @property
     def batch_invariant(self) -> bool:
-        return (all(t.invariant for t in self.tensors if t.counted)
-                and all(o.logprobs.bitwise_equal and not o.greedy_changed_positions for o in self.outputs))
+        return all(t.invariant for t in self.tensors if t.counted) and all(
+            o.logprobs.bitwise_equal and not o.greedy_changed_positions for o in self.outputs
+        )
 
     @property
     def prefill_decode_consistent(self) -> bool:
@@ -183,7 +208,9 @@ class InvarianceReport:
             "batch_invariant": self.batch_invariant,
             "prefill_decode_consistent": self.prefill_decode_consistent,
             "first_non_invariant": first.name if first is not None else None,
-            "first_non_invariant_by_batch_size": {str(b): self.first_non_invariant_at(b) for b in self.batch_sizes},
+            "first_non_invariant_by_batch_size": {
+                str(b): self.first_non_invariant_at(b) for b in self.batch_sizes
+            },
             "level": self.level,
             "padding": self.padding,
             "batch_sizes": list(self.batch_sizes),
@@ -226,8 +253,12 @@ class RunRecord:
     completion: int  # index into DeterminismReport.completions
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run": self.run, "batch_size": self.batch_size, "probe_slot": self.probe_slot,
-                "completion": self.completion}
+        return {
+            "run": self.run,
+            "batch_size": self.batch_size,
+            "probe_slot": self.probe_slot,
+            "completion": self.completion,
+        }
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,16 @@ class Session:
     def run_info(self, seed: int) -> RunInfo:
         versions = dict(backend_versions())
         versions["transformers"] = transformers.__version__
-        return RunInfo(model=self.source, device=str(self.device), dtype=str(self.dtype).removeprefix("torch."),
-                       kernels=self.kernels, kernel_settings=self.kernel_settings, seed=seed, versions=versions,
-                       runtime_s=round(time.perf_counter() - self.started, 3))
+        return RunInfo(
+            model=self.source,
+            device=str(self.device),
+            dtype=str(self.dtype).removeprefix("torch."),
+            kernels=self.kernels,
+            kernel_settings=self.kernel_settings,
+            seed=seed,
+            versions=versions,
+            runtime_s=round(time.perf_counter() - self.started, 3),
+        )
 
     def decode(self, ids: tuple[int, ...]) -> str | None:
         """Text of ``ids`` (None without a tokenizer, or for ids the tokenizer does not know)."""
@@ -66,11 +73,15 @@ def _probe_ids(options: RunOptions, tokenizer: Any, vocab_size: int) -> tuple[in
     else:
         # A model directory without a tokenizer and no ids given: a fixed, seeded id sequence.
         generator = torch.Generator().manual_seed(options.seed)
-        return tuple(int(i) for i in torch.randint(0, vocab_size, (FALLBACK_PROBE_LENGTH,), generator=generator))
+        return tuple(
+            int(i) for i in torch.randint(0, vocab_size, (FALLBACK_PROBE_LENGTH,), generator=generator)
+        )
     ids = tuple(resolve_input(spec, tokenizer, vocab_size).ids)
     if len(ids) < 2:
-        raise InputError(f"the probe needs at least 2 tokens, got {len(ids)}; pass a longer --prompt / prompt= "
-                         "or --input-ids / input_ids=")
+        raise InputError(
+            f"the probe needs at least 2 tokens, got {len(ids)}; pass a longer --prompt / prompt= "
+            "or --input-ids / input_ids="
+        )
     return ids
 
 
@@ -104,16 +115,32 @@ def open_session(model: str | nn.Module, options: RunOptions, tokenizer: Any = N
                 stack.enter_context(_attention(module, attn))
         else:
             torch.manual_seed(options.seed)
-            loaded = load_model(model, dtype=dtype, device=device, attn_implementation=attn,
-                                trust_remote_code=options.trust_remote_code, seed=options.seed)
+            loaded = load_model(
+                model,
+                dtype=dtype,
+                device=device,
+                attn_implementation=attn,
+                trust_remote_code=options.trust_remote_code,
+                seed=options.seed,
+            )
             module, tokenizer = loaded.model, loaded.tokenizer
         module.eval()
         vocab_size = int(module.get_input_embeddings().weight.shape[0])  # type: ignore[operator]
         ids = _probe_ids(options, tokenizer, vocab_size)
         pad = getattr(tokenizer, "pad_token_id", None) if tokenizer is not None else None
-        session = Session(model=module, tokenizer=tokenizer, source=source, device=device, dtype=dtype,
-                          kernels=options.kernels, kernel_settings=settings, probe=Probe(ids, None),
-                          vocab_size=vocab_size, pad_id=int(pad) if pad is not None else 0, started=started)
+        session = Session(
+            model=module,
+            tokenizer=tokenizer,
+            source=source,
+            device=device,
+            dtype=dtype,
+            kernels=options.kernels,
+            kernel_settings=settings,
+            probe=Probe(ids, None),
+            vocab_size=vocab_size,
+            pad_id=int(pad) if pad is not None else 0,
+            started=started,
+        )
         session.probe = Probe(ids, session.decode(ids))
         with torch.no_grad():
             yield session

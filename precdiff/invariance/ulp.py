@@ -81,8 +81,10 @@ def bit_patterns(x: torch.Tensor) -> torch.Tensor:
 def ulp_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Element-wise ULP distance as float64 (NaN where exactly one side is NaN)."""
     if a.dtype != b.dtype or a.shape != b.shape:
-        raise ValueError(f"ulp_distance needs equal dtypes and shapes, got {a.dtype}{tuple(a.shape)} "
-                         f"and {b.dtype}{tuple(b.shape)}")
+        raise ValueError(
+            f"ulp_distance needs equal dtypes and shapes, got {a.dtype}{tuple(a.shape)} "
+            f"and {b.dtype}{tuple(b.shape)}"
+        )
     if not a.is_floating_point():
         return (a.to(torch.float64) - b.to(torch.float64)).abs()
     ord_a, ord_b = ordered_bits(a), ordered_bits(b)
@@ -106,8 +108,10 @@ def compare(reference: torch.Tensor, got: torch.Tensor) -> TensorDiff:
     a = reference.detach().to("cpu")
     b = got.detach().to("cpu")
     if a.dtype != b.dtype or a.shape != b.shape:
-        raise ValueError(f"compare needs equal dtypes and shapes, got {a.dtype}{tuple(a.shape)} "
-                         f"and {b.dtype}{tuple(b.shape)}")
+        raise ValueError(
+            f"compare needs equal dtypes and shapes, got {a.dtype}{tuple(a.shape)} "
+            f"and {b.dtype}{tuple(b.shape)}"
+        )
     elements = a.numel()
     if elements == 0:
         return TensorDiff(True, 0, 0.0, 0, 0, 0)

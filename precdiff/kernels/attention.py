@@ -54,7 +54,9 @@ def additive_mask(
     while mask.dim() < 4:
         mask = mask.unsqueeze(0)
     if mask.dtype == torch.bool:
-        return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill(~mask, float("-inf"))
+        return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill(
+            ~mask, float("-inf")
+        )
     masked = mask <= torch.finfo(mask.dtype).min
     return mask.to(torch.float32).masked_fill(masked, float("-inf"))
 
@@ -152,7 +154,9 @@ def batch_invariant_attention(
     if kwargs.get("cache") is not None:
         raise KernelError("the batch-invariant attention does not support paged caches; use a DynamicCache")
     if query.shape[1] % key.shape[1] != 0:
-        raise KernelError(f"query heads {query.shape[1]} are not a multiple of key/value heads {key.shape[1]}")
+        raise KernelError(
+            f"query heads {query.shape[1]} are not a multiple of key/value heads {key.shape[1]}"
+        )
     sq = query.shape[2]
     scale = float(scaling) if scaling is not None else query.shape[-1] ** -0.5
     is_causal = kwargs.get("is_causal")

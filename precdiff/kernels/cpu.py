@@ -3,8 +3,9 @@
 The idea that makes every op here batch invariant is the **fixed-shape row tile**: a vendor kernel
 (MKL/oneDNN on CPU, the CANN cube unit on NPU) picks its blocking, its threading and any split of the
 reduction from the *shape* it is called with. Standard torch therefore computes row ``i`` of
-``x @ w`` differently when ``x`` has 1, 7 or 300 rows (measured on this project's CI CPU: fp32 GEMM
-gives three bit patterns for the same row over ``M = 1..1024``). Here every vendor call sees one
+``x @ w`` differently when ``x`` has 1, 7 or 300 rows on many CPUs (measured on one AVX-512 MKL
+machine: fp32 GEMM gave three bit patterns for the same row over ``M = 1..1024``; another CPU of the same
+family was invariant on those shapes, so no test relies on either). Here every vendor call sees one
 shape only: the rows are copied, :data:`ROW_TILE` at a time, into a fresh zero-padded ``[ROW_TILE, K]``
 buffer and the kernel runs on that buffer. Each row's result then depends only on that row, on ``K``
 and on the (fixed) weight, never on how many other rows came with it. Copying into a fresh buffer also
@@ -259,7 +260,9 @@ ELEMENT_CHUNK = 8192
 ATen's 32768-element grain, so one thread runs the whole chunk with the vectorized loop."""
 
 
-def _chunked(x: torch.Tensor, out_dtype: torch.dtype, apply: Callable[[torch.Tensor, torch.Tensor], None]) -> torch.Tensor:
+def _chunked(
+    x: torch.Tensor, out_dtype: torch.dtype, apply: Callable[[torch.Tensor, torch.Tensor], None]
+) -> torch.Tensor:
     """Apply an elementwise ``apply(buf_in, buf_out)`` on fixed, zero-padded chunks of ``x``.
 
     Why: ATen's CPU elementwise loop runs SIMD code on whole vectors and a *scalar* fallback on the
@@ -287,7 +290,9 @@ def _unary(name: str) -> Callable[..., torch.Tensor]:
     def kernel(self: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         dtype = self.dtype if self.dtype.is_floating_point else torch.get_default_dtype()
         if not self.dtype.is_floating_point:
-            res: torch.Tensor = out_op(self.to(dtype), out=torch.empty(self.shape, dtype=dtype, device=self.device), **kwargs)
+            res: torch.Tensor = out_op(
+                self.to(dtype), out=torch.empty(self.shape, dtype=dtype, device=self.device), **kwargs
+            )
             return res
 
         def run(buf: torch.Tensor, res: torch.Tensor) -> None:

@@ -194,6 +194,8 @@ def describe() -> dict[str, object]:
         "default": {k: [[m, *c] for m, c in v] for k, v in DEFAULT.items()},
         "tuned_capability": list(TUNED_CAPABILITY),
         "tuned_on": TUNED_ON,
-        "tuned": {kind: {f"{k}x{n}": [[m, *c] for m, c in b] for (k, n), b in shapes.items()}
-                  for kind, shapes in TUNED.items()},
+        "tuned": {
+            kind: {f"{k}x{n}": [[m, *c] for m, c in b] for (k, n), b in shapes.items()}
+            for kind, shapes in TUNED.items()
+        },
     }

@@ -96,21 +96,57 @@ def _flags() -> list[_Flag]:
     flags: list[_Flag] = []
     if hasattr(b.cuda.matmul, "fp32_precision"):
         # "ieee": fp32 GEMMs that fall back to cuBLAS (fp32 ops we do not override) stay IEEE fp32.
-        flags.append(_Flag("torch.backends.cuda.matmul.fp32_precision", lambda: b.cuda.matmul.fp32_precision,
-                           _setter(b.cuda.matmul, "fp32_precision"), "ieee"))
-        flags.append(_Flag("torch.backends.cudnn.fp32_precision", lambda: b.cudnn.fp32_precision,
-                           _setter(b.cudnn, "fp32_precision"), "ieee"))
+        flags.append(
+            _Flag(
+                "torch.backends.cuda.matmul.fp32_precision",
+                lambda: b.cuda.matmul.fp32_precision,
+                _setter(b.cuda.matmul, "fp32_precision"),
+                "ieee",
+            )
+        )
+        flags.append(
+            _Flag(
+                "torch.backends.cudnn.fp32_precision",
+                lambda: b.cudnn.fp32_precision,
+                _setter(b.cudnn, "fp32_precision"),
+                "ieee",
+            )
+        )
     else:  # pragma: no cover - torch < 2.9
-        flags.append(_Flag("torch.backends.cuda.matmul.allow_tf32", lambda: b.cuda.matmul.allow_tf32,
-                           _setter(b.cuda.matmul, "allow_tf32"), False))
-        flags.append(_Flag("torch.backends.cudnn.allow_tf32", lambda: b.cudnn.allow_tf32,
-                           _setter(b.cudnn, "allow_tf32"), False))
-        flags.append(_Flag("torch.get_float32_matmul_precision", torch.get_float32_matmul_precision,
-                           torch.set_float32_matmul_precision, "highest"))
+        flags.append(
+            _Flag(
+                "torch.backends.cuda.matmul.allow_tf32",
+                lambda: b.cuda.matmul.allow_tf32,
+                _setter(b.cuda.matmul, "allow_tf32"),
+                False,
+            )
+        )
+        flags.append(
+            _Flag(
+                "torch.backends.cudnn.allow_tf32",
+                lambda: b.cudnn.allow_tf32,
+                _setter(b.cudnn, "allow_tf32"),
+                False,
+            )
+        )
+        flags.append(
+            _Flag(
+                "torch.get_float32_matmul_precision",
+                torch.get_float32_matmul_precision,
+                torch.set_float32_matmul_precision,
+                "highest",
+            )
+        )
     # Reduced-precision reductions let cuBLAS round split-K partials to bf16/fp16: off.
     for attr in ("allow_bf16_reduced_precision_reduction", "allow_fp16_reduced_precision_reduction"):
-        flags.append(_Flag(f"torch.backends.cuda.matmul.{attr}", functools.partial(getattr, b.cuda.matmul, attr),
-                           _setter(b.cuda.matmul, attr), False))
+        flags.append(
+            _Flag(
+                f"torch.backends.cuda.matmul.{attr}",
+                functools.partial(getattr, b.cuda.matmul, attr),
+                _setter(b.cuda.matmul, attr),
+                False,
+            )
+        )
     # SDPA outside our attention function: only the math backend, which decomposes into bmm and
     # _safe_softmax, both overridden. Flash / efficient / cuDNN pick split counts by shape.
     # These flags are global (the CPU flash kernel obeys enable_flash_sdp too).
@@ -120,10 +156,22 @@ def _flags() -> list[_Flag]:
         if get is not None and put is not None:
             flags.append(_Flag(f"torch.backends.cuda.{kind}_sdp_enabled", get, put, want))
     # Observed only: they change numerics or determinism but the mode does not need to change them.
-    flags.append(_Flag("torch.backends.cuda.preferred_linalg_library",
-                       lambda: str(b.cuda.preferred_linalg_library()), None, None))
-    flags.append(_Flag("torch.are_deterministic_algorithms_enabled",
-                       torch.are_deterministic_algorithms_enabled, None, None))
+    flags.append(
+        _Flag(
+            "torch.backends.cuda.preferred_linalg_library",
+            lambda: str(b.cuda.preferred_linalg_library()),
+            None,
+            None,
+        )
+    )
+    flags.append(
+        _Flag(
+            "torch.are_deterministic_algorithms_enabled",
+            torch.are_deterministic_algorithms_enabled,
+            None,
+            None,
+        )
+    )
     flags.append(_Flag("torch.get_num_threads", torch.get_num_threads, None, None))
     return flags
 

@@ -22,12 +22,47 @@ ATTN_BLOCK_N = 64
 
 
 @triton.jit
-def _attn_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, starts_ptr, o_ptr, scale,
-                 s_qb, s_qh, s_qm, s_qd, s_kb, s_kh, s_kn, s_kd, s_vb, s_vh, s_vn, s_vd,
-                 s_mb, s_mh, s_mm, s_mn, s_ob, s_oh, s_om, s_od,
-                 H, GROUPS, SQ, SKV, D,
-                 HAS_MASK: tl.constexpr, HAS_STARTS: tl.constexpr, CAUSAL: tl.constexpr, IEEE: tl.constexpr,
-                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_D: tl.constexpr):
+def _attn_kernel(
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    mask_ptr,
+    starts_ptr,
+    o_ptr,
+    scale,
+    s_qb,
+    s_qh,
+    s_qm,
+    s_qd,
+    s_kb,
+    s_kh,
+    s_kn,
+    s_kd,
+    s_vb,
+    s_vh,
+    s_vn,
+    s_vd,
+    s_mb,
+    s_mh,
+    s_mm,
+    s_mn,
+    s_ob,
+    s_oh,
+    s_om,
+    s_od,
+    H,
+    GROUPS,
+    SQ,
+    SKV,
+    D,
+    HAS_MASK: tl.constexpr,
+    HAS_STARTS: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    IEEE: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    HEAD_D: tl.constexpr,
+):
     pid_m = tl.program_id(0)
     bh = tl.program_id(1)
     b = (bh // H).to(tl.int64)
@@ -37,8 +72,11 @@ def _attn_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, starts_ptr, o_ptr, scale,
     offs_d = tl.arange(0, HEAD_D)
     row_ok = offs_m < SQ
     d_ok = offs_d < D
-    q = tl.load(q_ptr + b * s_qb + h * s_qh + offs_m[:, None] * s_qm + offs_d[None, :] * s_qd,
-                mask=row_ok[:, None] & d_ok[None, :], other=0.0)
+    q = tl.load(
+        q_ptr + b * s_qb + h * s_qh + offs_m[:, None] * s_qm + offs_d[None, :] * s_qd,
+        mask=row_ok[:, None] & d_ok[None, :],
+        other=0.0,
+    )
     start = 0
     if HAS_STARTS:
         start = tl.load(starts_ptr + b).to(tl.int32)
@@ -53,16 +91,22 @@ def _attn_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, starts_ptr, o_ptr, scale,
     for j0 in range(start, end, BLOCK_N):
         offs_n = j0 + tl.arange(0, BLOCK_N)
         n_ok = offs_n < SKV
-        kt = tl.load(k_ptr + b * s_kb + hk * s_kh + offs_n[None, :] * s_kn + offs_d[:, None] * s_kd,
-                     mask=n_ok[None, :] & d_ok[:, None], other=0.0)  # [HEAD_D, BLOCK_N]
+        kt = tl.load(
+            k_ptr + b * s_kb + hk * s_kh + offs_n[None, :] * s_kn + offs_d[:, None] * s_kd,
+            mask=n_ok[None, :] & d_ok[:, None],
+            other=0.0,
+        )  # [HEAD_D, BLOCK_N]
         if IEEE:
             s = tl.dot(q, kt, input_precision="ieee")
         else:
             s = tl.dot(q, kt)
         s = s * scale
         if HAS_MASK:
-            bias = tl.load(mask_ptr + b * s_mb + h * s_mh + offs_m[:, None] * s_mm + offs_n[None, :] * s_mn,
-                           mask=row_ok[:, None] & n_ok[None, :], other=float("-inf"))
+            bias = tl.load(
+                mask_ptr + b * s_mb + h * s_mh + offs_m[:, None] * s_mm + offs_n[None, :] * s_mn,
+                mask=row_ok[:, None] & n_ok[None, :],
+                other=float("-inf"),
+            )
             s = s + bias
         s = tl.where(n_ok[None, :], s, float("-inf"))
         if CAUSAL:
@@ -72,20 +116,33 @@ def _attn_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, starts_ptr, o_ptr, scale,
         p = tl.exp(s - m_safe[:, None])
         alpha = tl.exp(m_i - m_safe)
         l_i = l_i * alpha + tl.sum(p, axis=1)
-        v = tl.load(v_ptr + b * s_vb + hk * s_vh + offs_n[:, None] * s_vn + offs_d[None, :] * s_vd,
-                    mask=n_ok[:, None] & d_ok[None, :], other=0.0)  # [BLOCK_N, HEAD_D]
+        v = tl.load(
+            v_ptr + b * s_vb + hk * s_vh + offs_n[:, None] * s_vn + offs_d[None, :] * s_vd,
+            mask=n_ok[:, None] & d_ok[None, :],
+            other=0.0,
+        )  # [BLOCK_N, HEAD_D]
         if IEEE:
             acc = acc * alpha[:, None] + tl.dot(p, v, input_precision="ieee")
         else:
             acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
         m_i = m_new
     out = tl.where(l_i[:, None] > 0, acc / tl.where(l_i > 0, l_i, 1.0)[:, None], 0.0)
-    tl.store(o_ptr + b * s_ob + h * s_oh + offs_m[:, None] * s_om + offs_d[None, :] * s_od,
-             out.to(o_ptr.dtype.element_ty), mask=row_ok[:, None] & d_ok[None, :])
+    tl.store(
+        o_ptr + b * s_ob + h * s_oh + offs_m[:, None] * s_om + offs_d[None, :] * s_od,
+        out.to(o_ptr.dtype.element_ty),
+        mask=row_ok[:, None] & d_ok[None, :],
+    )
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
-              starts: torch.Tensor | None, scale: float, causal: bool) -> torch.Tensor:
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    starts: torch.Tensor | None,
+    scale: float,
+    causal: bool,
+) -> torch.Tensor:
     """q [B, H, Sq, D], k/v [B, Hkv, Skv, D], mask additive fp32 [B'|1, H'|1, Sq, Skv] or None,
     starts [B] (None: every sequence starts at key 0) -> [B, Sq, H, D] (the layout transformers wants back:
     written there directly, which saves the transpose copy SDPA callers make)."""
@@ -101,10 +158,35 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     else:
         ms = (0, 0, 0, 0)
     grid = (triton.cdiv(sq, ATTN_BLOCK_M), batch * heads)
-    launch(_attn_kernel, grid,
-           q, k, v, mask if mask is not None else q, starts if starts is not None else q, out_bhsd, float(scale),
-           *q.stride(), *k.stride(), *v.stride(), *ms, *out_bhsd.stride(),
-           heads, heads // k.shape[1], sq, skv, dim,
-           mask is not None, starts is not None, causal, q.dtype == torch.float32,
-           ATTN_BLOCK_M, ATTN_BLOCK_N, max(16, triton.next_power_of_2(dim)), tensors=6, num_warps=4, num_stages=2)
+    launch(
+        _attn_kernel,
+        grid,
+        q,
+        k,
+        v,
+        mask if mask is not None else q,
+        starts if starts is not None else q,
+        out_bhsd,
+        float(scale),
+        *q.stride(),
+        *k.stride(),
+        *v.stride(),
+        *ms,
+        *out_bhsd.stride(),
+        heads,
+        heads // k.shape[1],
+        sq,
+        skv,
+        dim,
+        mask is not None,
+        starts is not None,
+        causal,
+        q.dtype == torch.float32,
+        ATTN_BLOCK_M,
+        ATTN_BLOCK_N,
+        max(16, triton.next_power_of_2(dim)),
+        tensors=6,
+        num_warps=4,
+        num_stages=2,
+    )
     return out

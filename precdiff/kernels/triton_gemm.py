@@ -48,8 +48,24 @@ def _tile_coords(tile, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP
 
 
 @triton.jit
-def _epilogue(acc, c_ptr, bias_ptr, M, N, off_m, off_n, s_cm, s_cn, s_xm, s_xn, alpha, beta,
-              HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def _epilogue(
+    acc,
+    c_ptr,
+    bias_ptr,
+    M,
+    N,
+    off_m,
+    off_n,
+    s_cm,
+    s_cn,
+    s_xm,
+    s_xn,
+    alpha,
+    beta,
+    HAS_BIAS: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
     offs_m = off_m + tl.arange(0, BLOCK_M)
     offs_n = off_n + tl.arange(0, BLOCK_N)
     out_mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
@@ -62,10 +78,36 @@ def _epilogue(acc, c_ptr, bias_ptr, M, N, off_m, off_n, s_cm, s_cn, s_xm, s_xn, 
 
 
 @triton.jit(do_not_specialize=["M"])
-def _mm_kernel(a_ptr, b_ptr, c_ptr, bias_ptr, M, N, K,
-               s_ab, s_am, s_ak, s_bb, s_bk, s_bn, s_cb, s_cm, s_cn, s_xb, s_xm, s_xn, alpha, beta,
-               HAS_BIAS: tl.constexpr, IEEE: tl.constexpr, EVEN_K: tl.constexpr,
-               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
+def _mm_kernel(
+    a_ptr,
+    b_ptr,
+    c_ptr,
+    bias_ptr,
+    M,
+    N,
+    K,
+    s_ab,
+    s_am,
+    s_ak,
+    s_bb,
+    s_bk,
+    s_bn,
+    s_cb,
+    s_cm,
+    s_cn,
+    s_xb,
+    s_xm,
+    s_xn,
+    alpha,
+    beta,
+    HAS_BIAS: tl.constexpr,
+    IEEE: tl.constexpr,
+    EVEN_K: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr,
+):
     pid_m, pid_n = _tile_coords(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     batch = tl.program_id(1).to(tl.int64)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -88,13 +130,38 @@ def _mm_kernel(a_ptr, b_ptr, c_ptr, bias_ptr, M, N, K,
             acc = tl.dot(a, b, acc)
         a_ptrs += BLOCK_K * s_ak
         b_ptrs += BLOCK_K * s_bk
-    _epilogue(acc, c_ptr + batch * s_cb, bias_ptr + batch * s_xb, M, N, pid_m * BLOCK_M, pid_n * BLOCK_N,
-              s_cm, s_cn, s_xm, s_xn, alpha, beta, HAS_BIAS, BLOCK_M, BLOCK_N)
+    _epilogue(
+        acc,
+        c_ptr + batch * s_cb,
+        bias_ptr + batch * s_xb,
+        M,
+        N,
+        pid_m * BLOCK_M,
+        pid_n * BLOCK_N,
+        s_cm,
+        s_cn,
+        s_xm,
+        s_xn,
+        alpha,
+        beta,
+        HAS_BIAS,
+        BLOCK_M,
+        BLOCK_N,
+    )
 
 
 @triton.jit
-def _tma_tile(a_desc, b_desc, off_m, off_n, K, B_T: tl.constexpr,
-              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+def _tma_tile(
+    a_desc,
+    b_desc,
+    off_m,
+    off_n,
+    K,
+    B_T: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
     """One output tile through TMA loads (out-of-bounds boxes are zero-filled, like masked loads)."""
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
@@ -108,27 +175,95 @@ def _tma_tile(a_desc, b_desc, off_m, off_n, K, B_T: tl.constexpr,
 
 
 @triton.jit(do_not_specialize=["M"])
-def _mm_tma_kernel(a_desc, b_desc, c_ptr, bias_ptr, M, N, K, s_cm, s_cn, s_xm, s_xn, alpha, beta,
-                   HAS_BIAS: tl.constexpr, B_T: tl.constexpr,
-                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
+def _mm_tma_kernel(
+    a_desc,
+    b_desc,
+    c_ptr,
+    bias_ptr,
+    M,
+    N,
+    K,
+    s_cm,
+    s_cn,
+    s_xm,
+    s_xn,
+    alpha,
+    beta,
+    HAS_BIAS: tl.constexpr,
+    B_T: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr,
+):
     pid_m, pid_n = _tile_coords(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     acc = _tma_tile(a_desc, b_desc, pid_m * BLOCK_M, pid_n * BLOCK_N, K, B_T, BLOCK_M, BLOCK_N, BLOCK_K)
-    _epilogue(acc, c_ptr, bias_ptr, M, N, pid_m * BLOCK_M, pid_n * BLOCK_N, s_cm, s_cn, s_xm, s_xn, alpha, beta,
-              HAS_BIAS, BLOCK_M, BLOCK_N)
+    _epilogue(
+        acc,
+        c_ptr,
+        bias_ptr,
+        M,
+        N,
+        pid_m * BLOCK_M,
+        pid_n * BLOCK_N,
+        s_cm,
+        s_cn,
+        s_xm,
+        s_xn,
+        alpha,
+        beta,
+        HAS_BIAS,
+        BLOCK_M,
+        BLOCK_N,
+    )
 
 
 @triton.jit(do_not_specialize=["M"])
-def _mm_tma_persistent_kernel(a_desc, b_desc, c_ptr, bias_ptr, M, N, K, s_cm, s_cn, s_xm, s_xn, alpha, beta,
-                              HAS_BIAS: tl.constexpr, B_T: tl.constexpr, BLOCK_M: tl.constexpr,
-                              BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-                              NUM_SMS: tl.constexpr):
+def _mm_tma_persistent_kernel(
+    a_desc,
+    b_desc,
+    c_ptr,
+    bias_ptr,
+    M,
+    N,
+    K,
+    s_cm,
+    s_cn,
+    s_xm,
+    s_xn,
+    alpha,
+    beta,
+    HAS_BIAS: tl.constexpr,
+    B_T: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr,
+    NUM_SMS: tl.constexpr,
+):
     """One program per SM walks the tiles; each tile is computed exactly as in ``_mm_tma_kernel``."""
     num_tiles = tl.cdiv(M, BLOCK_M) * tl.cdiv(N, BLOCK_N)
     for tile in tl.range(tl.program_id(0), num_tiles, NUM_SMS, flatten=True):
         pid_m, pid_n = _tile_coords(tile, M, N, BLOCK_M, BLOCK_N, GROUP_M)
         acc = _tma_tile(a_desc, b_desc, pid_m * BLOCK_M, pid_n * BLOCK_N, K, B_T, BLOCK_M, BLOCK_N, BLOCK_K)
-        _epilogue(acc, c_ptr, bias_ptr, M, N, pid_m * BLOCK_M, pid_n * BLOCK_N, s_cm, s_cn, s_xm, s_xn, alpha,
-                  beta, HAS_BIAS, BLOCK_M, BLOCK_N)
+        _epilogue(
+            acc,
+            c_ptr,
+            bias_ptr,
+            M,
+            N,
+            pid_m * BLOCK_M,
+            pid_n * BLOCK_N,
+            s_cm,
+            s_cn,
+            s_xm,
+            s_xn,
+            alpha,
+            beta,
+            HAS_BIAS,
+            BLOCK_M,
+            BLOCK_N,
+        )
 
 
 @functools.lru_cache(maxsize=64)
@@ -151,8 +286,16 @@ def _tma_source(t: torch.Tensor) -> tuple[torch.Tensor, bool] | None:
     return (src, transposed) if ok else None
 
 
-def _matmul_tma(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, x: torch.Tensor | None, alpha: float,
-                beta: float, config: Sequence[int], sms: int) -> bool:
+def _matmul_tma(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    out: torch.Tensor,
+    x: torch.Tensor | None,
+    alpha: float,
+    beta: float,
+    config: Sequence[int],
+    sms: int,
+) -> bool:
     """Launch a TMA kernel for 2-D half operands; False when the operands do not allow it."""
     a_src, b_src = _tma_source(a), _tma_source(b)
     if a_src is None or b_src is None or a_src[1]:
@@ -164,8 +307,27 @@ def _matmul_tma(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, x: torch.Te
     a_desc = TensorDescriptor.from_tensor(a, [bm, bk])
     b_desc = TensorDescriptor.from_tensor(bt, [bn, bk] if b_t else [bk, bn])
     xs = x if x is not None else out
-    common = (a_desc, b_desc, out, xs, m, n, k, out.stride(0), out.stride(1), xs.stride(0), xs.stride(1),
-              alpha, beta, x is not None, b_t, bm, bn, bk, GROUP_M)
+    common = (
+        a_desc,
+        b_desc,
+        out,
+        xs,
+        m,
+        n,
+        k,
+        out.stride(0),
+        out.stride(1),
+        xs.stride(0),
+        xs.stride(1),
+        alpha,
+        beta,
+        x is not None,
+        b_t,
+        bm,
+        bn,
+        bk,
+        GROUP_M,
+    )
     tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
     if load == TMA_PERSISTENT:
         _mm_tma_persistent_kernel[(min(sms, tiles),)](*common, sms, num_warps=warps, num_stages=stages)
@@ -196,8 +358,14 @@ def _mm_fast(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor | None:
     return out
 
 
-def matmul(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None, alpha: float = 1.0,
-           beta: float = 1.0, config: Sequence[int] | None = None) -> torch.Tensor:
+def matmul(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    config: Sequence[int] | None = None,
+) -> torch.Tensor:
     """a [(B,) M, K] @ b [(B,) K, N] (+ beta * bias broadcast to the output) -> [(B,) M, N], a.dtype.
 
     ``config`` forces a tile configuration (the benchmark's bit-identity check uses it).
@@ -214,12 +382,19 @@ def matmul(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None, a
         return out
     capability, sms = _device_info(a.get_device())
     is_fp32 = a.dtype == torch.float32
-    cfg = gemm_tiles.runs_as(tuple(config), m) if config else gemm_tiles.select(  # type: ignore[arg-type]
-        m, k, n, gemm_tiles.kind_of(is_fp32), capability)
+    cfg = (
+        gemm_tiles.runs_as(tuple(config), m)  # type: ignore[arg-type]
+        if config
+        else gemm_tiles.select(m, k, n, gemm_tiles.kind_of(is_fp32), capability)
+    )
     x = bias.expand(out.shape) if bias is not None else None  # a view: the kernel reads it in its dtype
     tma_ok = cfg[5] != POINTER and not batched and not is_fp32 and k > 0
-    if (tma_ok and capability >= (9, 0) and TensorDescriptor is not None
-            and _matmul_tma(a, b, out, x, alpha, beta, cfg, sms)):
+    if (
+        tma_ok
+        and capability >= (9, 0)
+        and TensorDescriptor is not None
+        and _matmul_tma(a, b, out, x, alpha, beta, cfg, sms)
+    ):
         return out
     bm, bn, bk, warps, stages, _ = cfg
     if batched:
@@ -230,11 +405,33 @@ def matmul(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None, a
         s_a, s_b, s_c = (0, *a.stride()), (0, *b.stride()), (0, n, 1)
         s_x = (0, *x.stride()) if x is not None else s_c
     grid = (triton.cdiv(m, bm) * triton.cdiv(n, bn), a.shape[0] if batched else 1)
-    tail = (m, n, k, *s_a, *s_b, *s_c, *s_x, alpha, beta, x is not None, is_fp32, k % bk == 0, bm, bn, bk, GROUP_M)
+    tail = (
+        m,
+        n,
+        k,
+        *s_a,
+        *s_b,
+        *s_c,
+        *s_x,
+        alpha,
+        beta,
+        x is not None,
+        is_fp32,
+        k % bk == 0,
+        bm,
+        bn,
+        bk,
+        GROUP_M,
+    )
     options = {"num_warps": warps, "num_stages": stages}
     if plain_mm:
-        launch_plan(remember(_plans, _plan_key(a, b), Plan(_mm_kernel, grid, a.get_device(), tail, options)),
-                    a, b, out, out)
+        launch_plan(
+            remember(_plans, _plan_key(a, b), Plan(_mm_kernel, grid, a.get_device(), tail, options)),
+            a,
+            b,
+            out,
+            out,
+        )
     else:
         launch(_mm_kernel, grid, a, b, out, x if x is not None else out, *tail, tensors=4, **options)
     return out
@@ -254,8 +451,9 @@ def mm(self: torch.Tensor, mat2: torch.Tensor) -> torch.Tensor:
     return matmul(self, mat2)
 
 
-def addmm(self: torch.Tensor, mat1: torch.Tensor, mat2: torch.Tensor, *, beta: float = 1, alpha: float = 1
-          ) -> torch.Tensor:
+def addmm(
+    self: torch.Tensor, mat1: torch.Tensor, mat2: torch.Tensor, *, beta: float = 1, alpha: float = 1
+) -> torch.Tensor:
     if not (_gemm_ok(mat1, mat2) and _bias_ok(self, mat1)):
         out = mat1.new_empty((mat1.shape[0], mat2.shape[1]))
         return torch.addmm(self, mat1, mat2, beta=beta, alpha=alpha, out=out)
@@ -268,16 +466,22 @@ def bmm(self: torch.Tensor, mat2: torch.Tensor) -> torch.Tensor:
     return matmul(self, mat2)
 
 
-def baddbmm(self: torch.Tensor, batch1: torch.Tensor, batch2: torch.Tensor, *, beta: float = 1,
-            alpha: float = 1) -> torch.Tensor:
+def baddbmm(
+    self: torch.Tensor, batch1: torch.Tensor, batch2: torch.Tensor, *, beta: float = 1, alpha: float = 1
+) -> torch.Tensor:
     if not (_gemm_ok(batch1, batch2) and _bias_ok(self, batch1)):
         out = batch1.new_empty((batch1.shape[0], batch1.shape[1], batch2.shape[2]))
         return torch.baddbmm(self, batch1, batch2, beta=beta, alpha=alpha, out=out)
     return matmul(batch1, batch2, bias=self if beta != 0 else None, alpha=float(alpha), beta=float(beta))
 
 
-def grouped_mm(self: torch.Tensor, mat2: torch.Tensor, offs: torch.Tensor | None = None,
-               bias: torch.Tensor | None = None, out_dtype: torch.dtype | None = None) -> torch.Tensor:
+def grouped_mm(
+    self: torch.Tensor,
+    mat2: torch.Tensor,
+    offs: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    out_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
     """MoE ``_grouped_mm``: [S, K] x [E, K, N] with cumulative ``offs``; one M-independent GEMM per
     expert (the offsets are read to the host: a sync per call, the price of invariance here)."""
     dtype = out_dtype or self.dtype
@@ -285,7 +489,9 @@ def grouped_mm(self: torch.Tensor, mat2: torch.Tensor, offs: torch.Tensor | None
         res = matmul(self, mat2.to(self.dtype)).to(dtype)
         return res if bias is None else res + bias.unsqueeze(1).to(dtype)
     if not (self.dim() == 2 and mat2.dim() == 3 and offs is not None):
-        raise NotImplementedError("precdiff batch-invariant _grouped_mm supports [S,K]x[E,K,N] with offs only")
+        raise NotImplementedError(
+            "precdiff batch-invariant _grouped_mm supports [S,K]x[E,K,N] with offs only"
+        )
     out = torch.zeros((self.shape[0], mat2.shape[2]), dtype=dtype, device=self.device)
     start = 0
     for expert, end in enumerate(int(e) for e in offs.tolist()):
@@ -298,9 +504,14 @@ def grouped_mm(self: torch.Tensor, mat2: torch.Tensor, offs: torch.Tensor | None
 
 def parameters() -> dict[str, Any]:
     """The GEMM constants and tile tables (recorded in the capture manifest)."""
-    return {"gemm_tiles": gemm_tiles.describe(), "gemm_group_m": GROUP_M,
-            "tma": TensorDescriptor is not None}
+    return {"gemm_tiles": gemm_tiles.describe(), "gemm_group_m": GROUP_M, "tma": TensorDescriptor is not None}
 
 
-OPS: dict[str, Callable[..., Any]] = {"mm": mm, "addmm": addmm, "bmm": bmm, "baddbmm": baddbmm, "_grouped_mm": grouped_mm}
+OPS: dict[str, Callable[..., Any]] = {
+    "mm": mm,
+    "addmm": addmm,
+    "bmm": bmm,
+    "baddbmm": baddbmm,
+    "_grouped_mm": grouped_mm,
+}
 """aten overload -> kernel, for the CUDA dispatch key."""

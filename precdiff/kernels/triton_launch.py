@@ -52,8 +52,9 @@ class Plan:
 
     __slots__ = ("device", "grid", "kernel", "options", "tail")
 
-    def __init__(self, kernel: Any, grid: tuple[int, ...], device: int, tail: tuple[Any, ...],
-                 options: dict[str, Any]) -> None:
+    def __init__(
+        self, kernel: Any, grid: tuple[int, ...], device: int, tail: tuple[Any, ...], options: dict[str, Any]
+    ) -> None:
         self.kernel, self.device, self.tail, self.options = kernel, device, tail, options
         self.grid = _grid3(grid)
 
@@ -71,8 +72,13 @@ def launch(kernel: Any, grid: tuple[int, ...], *args: Any, tensors: int, **optio
         options: compile options (``num_warps``, ``num_stages``).
     """
     device = args[0].get_device()
-    key = (kernel, device, *options.values(),
-           *[(t.dtype, t.data_ptr() % 16 == 0) for t in args[:tensors]], *args[tensors:])
+    key = (
+        kernel,
+        device,
+        *options.values(),
+        *[(t.dtype, t.data_ptr() % 16 == 0) for t in args[:tensors]],
+        *args[tensors:],
+    )
     _launch(key, kernel, _grid3(grid), device, args, options)
 
 
@@ -91,8 +97,14 @@ def remember(cache: dict[Any, Any], key: Any, value: Any) -> Any:
     return value
 
 
-def _launch(key: tuple[Any, ...], kernel: Any, grid3: tuple[int, int, int], device: int, args: tuple[Any, ...],
-            options: dict[str, Any]) -> None:
+def _launch(
+    key: tuple[Any, ...],
+    kernel: Any,
+    grid3: tuple[int, int, int],
+    device: int,
+    args: tuple[Any, ...],
+    options: dict[str, Any],
+) -> None:
     global _direct
     compiled = _cache.get(key) if _direct else None
     if compiled is None:
@@ -103,8 +115,12 @@ def _launch(key: tuple[Any, ...], kernel: Any, grid3: tuple[int, int, int], devi
         runtime = _knobs.runtime if _knobs is not None else compiled
         enter, leave = runtime.launch_enter_hook, runtime.launch_exit_hook
         # Launch metadata only feeds launch hooks (profilers such as proton): skip it when none is set.
-        metadata = compiled.launch_metadata(grid3, stream, *args) if _active(enter) or _active(leave) else None
-        compiled.run(*grid3, stream, compiled.function, compiled.packed_metadata, metadata, enter, leave, *args)
+        metadata = (
+            compiled.launch_metadata(grid3, stream, *args) if _active(enter) or _active(leave) else None
+        )
+        compiled.run(
+            *grid3, stream, compiled.function, compiled.packed_metadata, metadata, enter, leave, *args
+        )
     except (TypeError, AttributeError):  # another Triton launcher convention: Triton's own path from now on
         _direct = False
         kernel[grid3](*args, **options)

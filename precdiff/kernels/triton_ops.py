@@ -49,8 +49,9 @@ def _row_sum_kernel(x_ptr, out_ptr, N, stride, scale, BLOCK: tl.constexpr):
 
 
 @triton.jit
-def _row_softmax_kernel(x_ptr, out_ptr, N, stride_x, stride_o, LOG: tl.constexpr, SAFE: tl.constexpr,
-                        BLOCK: tl.constexpr):
+def _row_softmax_kernel(
+    x_ptr, out_ptr, N, stride_x, stride_o, LOG: tl.constexpr, SAFE: tl.constexpr, BLOCK: tl.constexpr
+):
     row = tl.program_id(0).to(tl.int64)
     m = tl.full((BLOCK,), float("-inf"), dtype=tl.float32)
     s = tl.zeros((BLOCK,), dtype=tl.float32)
@@ -91,11 +92,19 @@ def _scale(length: int, mean: bool) -> float:
     return (1.0 / length if length else float("nan")) if mean else 1.0
 
 
-def _reduce(x: torch.Tensor, dim: Sequence[int] | None, keepdim: bool, dtype: torch.dtype | None,
-            mean: bool) -> torch.Tensor:
+def _reduce(
+    x: torch.Tensor, dim: Sequence[int] | None, keepdim: bool, dtype: torch.dtype | None, mean: bool
+) -> torch.Tensor:
     out_dtype = dtype or x.dtype
-    if (dim is not None and len(dim) == 1 and x.dim() > 0 and dim[0] in (-1, x.dim() - 1) and x.is_contiguous()
-            and x.dtype in _FLOATS and out_dtype in _FLOATS):
+    if (
+        dim is not None
+        and len(dim) == 1
+        and x.dim() > 0
+        and dim[0] in (-1, x.dim() - 1)
+        and x.is_contiguous()
+        and x.dtype in _FLOATS
+        and out_dtype in _FLOATS
+    ):
         # The RMSNorm hot path (mean over the last dim, twice per layer per token): no copies, and
         # a launch plan per shape.
         out = torch.empty(x.shape[:-1] + ((1,) if keepdim else ()), dtype=out_dtype, device=x.device)
@@ -104,34 +113,55 @@ def _reduce(x: torch.Tensor, dim: Sequence[int] | None, keepdim: bool, dtype: to
             plan = _row_plans.get(key)
             if plan is None:
                 length = x.shape[-1]
-                plan = remember(_row_plans, key, Plan(_row_sum_kernel, (out.numel(),), x.get_device(),
-                                                      (length, length, _scale(length, mean), ROW_BLOCK), {}))
+                plan = remember(
+                    _row_plans,
+                    key,
+                    Plan(
+                        _row_sum_kernel,
+                        (out.numel(),),
+                        x.get_device(),
+                        (length, length, _scale(length, mean), ROW_BLOCK),
+                        {},
+                    ),
+                )
             launch_plan(plan, x, out)
         return out
     dims = list(range(x.dim())) if not dim else sorted({d % max(x.dim(), 1) for d in dim})
     if x.dtype not in _FLOATS or out_dtype not in _FLOATS:
-        out = torch.empty(0, dtype=dtype or (torch.int64 if not x.dtype.is_floating_point else x.dtype),
-                          device=x.device)
+        out = torch.empty(
+            0, dtype=dtype or (torch.int64 if not x.dtype.is_floating_point else x.dtype), device=x.device
+        )
         fn = torch.mean if mean else torch.sum
         return fn(x, dim=dims, keepdim=keepdim, dtype=dtype, out=out)
     rows, kept, length = _rows(x, dims)
     out = torch.empty(kept, dtype=out_dtype, device=x.device)
     if out.numel() > 0:
-        launch(_row_sum_kernel, (rows.shape[0],), rows, out, length, rows.stride(0), _scale(length, mean), ROW_BLOCK,
-               tensors=2)
+        launch(
+            _row_sum_kernel,
+            (rows.shape[0],),
+            rows,
+            out,
+            length,
+            rows.stride(0),
+            _scale(length, mean),
+            ROW_BLOCK,
+            tensors=2,
+        )
     if keepdim:
         for d in dims:
             out = out.unsqueeze(d)
     return out
 
 
-def sum_dim(self: torch.Tensor, dim: Sequence[int] | None, keepdim: bool = False, *,
-            dtype: torch.dtype | None = None) -> torch.Tensor:
+def sum_dim(
+    self: torch.Tensor, dim: Sequence[int] | None, keepdim: bool = False, *, dtype: torch.dtype | None = None
+) -> torch.Tensor:
     return _reduce(self, dim, keepdim, dtype, mean=False)
 
 
-def mean_dim(self: torch.Tensor, dim: Sequence[int] | None, keepdim: bool = False, *,
-             dtype: torch.dtype | None = None) -> torch.Tensor:
+def mean_dim(
+    self: torch.Tensor, dim: Sequence[int] | None, keepdim: bool = False, *, dtype: torch.dtype | None = None
+) -> torch.Tensor:
     return _reduce(self, dim, keepdim, dtype, mean=True)
 
 
@@ -142,8 +172,19 @@ def _softmax_rows(x: torch.Tensor, dim: int, log: bool, safe: bool, out_dtype: t
     rows = moved.reshape(-1, shape[-1]).contiguous()
     out = torch.empty(rows.shape, dtype=out_dtype, device=x.device)
     if rows.numel() > 0:
-        launch(_row_softmax_kernel, (rows.shape[0],), rows, out, rows.shape[1], rows.stride(0), out.stride(0),
-               log, safe, ROW_BLOCK, tensors=2)
+        launch(
+            _row_softmax_kernel,
+            (rows.shape[0],),
+            rows,
+            out,
+            rows.shape[1],
+            rows.stride(0),
+            out.stride(0),
+            log,
+            safe,
+            ROW_BLOCK,
+            tensors=2,
+        )
     res = out.reshape(shape)
     return res.movedim(-1, dim) if x.dim() else res.reshape(())
 
@@ -162,8 +203,19 @@ def safe_softmax(self: torch.Tensor, dim: int, dtype: torch.dtype | None = None)
 
 
 @triton.jit
-def _rms_norm_kernel(x_ptr, w_ptr, out_ptr, rstd_ptr, N, stride_x, stride_o, scale, eps,
-                     HAS_W: tl.constexpr, BLOCK: tl.constexpr):
+def _rms_norm_kernel(
+    x_ptr,
+    w_ptr,
+    out_ptr,
+    rstd_ptr,
+    N,
+    stride_x,
+    stride_o,
+    scale,
+    eps,
+    HAS_W: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     """One row per program: the same per-lane in-order sum of squares and fixed tree as
     ``_row_sum_kernel``, then out = x * rstd (* w) in fp32, rounded once."""
     row = tl.program_id(0).to(tl.int64)
@@ -182,22 +234,26 @@ def _rms_norm_kernel(x_ptr, w_ptr, out_ptr, rstd_ptr, N, stride_x, stride_o, sca
         tl.store(out_ptr + row * stride_o + offs, y.to(out_ptr.dtype.element_ty), mask=offs < N)
 
 
-def fused_rms_norm(input: torch.Tensor, normalized_shape: Sequence[int], weight: torch.Tensor | None,
-                   eps: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+def fused_rms_norm(
+    input: torch.Tensor, normalized_shape: Sequence[int], weight: torch.Tensor | None, eps: float | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``aten::_fused_rms_norm`` -> (output, rstd [fp32, keepdim shape]), one fused row kernel
     (one launch instead of about ten ops: this runs twice per layer per decode step)."""
     nd = len(normalized_shape)
     eps_v = torch.finfo(input.dtype).eps if eps is None else eps
     lead = tuple(input.shape[: input.dim() - nd])
     length = 1
-    for d in input.shape[input.dim() - nd:]:
+    for d in input.shape[input.dim() - nd :]:
         length *= d
     rstd_shape = lead + (1,) * nd
     if input.dtype not in _FLOATS or input.numel() == 0 or length == 0:
         dims = list(range(input.dim() - nd, input.dim()))
         x32 = input.to(torch.float32)
-        rstd = torch.rsqrt((x32 * x32).mean(dims, keepdim=True) + eps_v) if x32.numel() else \
-            torch.empty(rstd_shape, dtype=torch.float32, device=input.device)
+        rstd = (
+            torch.rsqrt((x32 * x32).mean(dims, keepdim=True) + eps_v)
+            if x32.numel()
+            else torch.empty(rstd_shape, dtype=torch.float32, device=input.device)
+        )
         out = x32 * rstd
         if weight is not None:
             out = out * weight.to(torch.float32)
@@ -208,8 +264,22 @@ def fused_rms_norm(input: torch.Tensor, normalized_shape: Sequence[int], weight:
     out = torch.empty((rows.shape[0], length), dtype=input.dtype, device=input.device)
     rstd = torch.empty(rows.shape[0], dtype=torch.float32, device=input.device)
     w = weight.reshape(-1).contiguous() if weight is not None else out
-    launch(_rms_norm_kernel, (rows.shape[0],), rows, w, out, rstd, length, rows.stride(0), out.stride(0),
-           1.0 / length, float(eps_v), weight is not None, ROW_BLOCK, tensors=4)
+    launch(
+        _rms_norm_kernel,
+        (rows.shape[0],),
+        rows,
+        w,
+        out,
+        rstd,
+        length,
+        rows.stride(0),
+        out.stride(0),
+        1.0 / length,
+        float(eps_v),
+        weight is not None,
+        ROW_BLOCK,
+        tensors=4,
+    )
     return out.reshape(input.shape), rstd.reshape(rstd_shape)
 
 
@@ -217,8 +287,11 @@ def ops() -> dict[str, Callable[..., Any]]:
     """aten overload -> Triton-backed kernel, registered for the CUDA dispatch key."""
     table: dict[str, Callable[..., Any]] = {
         **triton_gemm.OPS,
-        "sum.dim_IntList": sum_dim, "mean.dim": mean_dim, "_softmax": softmax,
-        "_log_softmax": log_softmax, "_safe_softmax": safe_softmax,
+        "sum.dim_IntList": sum_dim,
+        "mean.dim": mean_dim,
+        "_softmax": softmax,
+        "_log_softmax": log_softmax,
+        "_safe_softmax": safe_softmax,
     }
     try:  # reached by F.rms_norm on CUDA in recent torch; absent in older builds
         if torch._C._dispatch_has_kernel_for_dispatch_key("aten::_fused_rms_norm", "CUDA"):

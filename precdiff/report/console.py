@@ -47,14 +47,18 @@ def _bar(value: float | None, floor: float) -> str:
 
 def _verdict_panel(comparison: Comparison) -> Panel:
     verdict = comparison.verdict
-    lines = [f"[{_STATUS_STYLE.get(verdict.status, 'bold yellow')}]{verdict.status.upper()}[/] "
-             f"{escape(verdict.message)}",
-             f"A (reference): {escape(comparison.a.path)}  {comparison.a.dtype or '?'} on {comparison.a.device or '?'}",
-             f"B:             {escape(comparison.b.path)}  {comparison.b.dtype or '?'} on {comparison.b.device or '?'}"]
+    lines = [
+        f"[{_STATUS_STYLE.get(verdict.status, 'bold yellow')}]{verdict.status.upper()}[/] "
+        f"{escape(verdict.message)}",
+        f"A (reference): {escape(comparison.a.path)}  {comparison.a.dtype or '?'} on {comparison.a.device or '?'}",
+        f"B:             {escape(comparison.b.path)}  {comparison.b.dtype or '?'} on {comparison.b.device or '?'}",
+    ]
     for note in comparison.warnings:
         lines.append(f"[yellow]warning[/yellow]: {escape(note)}")
     if comparison.forced:
-        lines.append("[yellow]forced[/yellow]: compared despite differences that normally refuse the comparison")
+        lines.append(
+            "[yellow]forced[/yellow]: compared despite differences that normally refuse the comparison"
+        )
     for d in comparison.differences:
         if d.severity == "info":
             continue
@@ -74,21 +78,45 @@ def _layer_table(layers: tuple[LayerSummary, ...]) -> Table:
         worst = layer.worst or ""
         if layer.discrete_flip:
             worst += f" (after flip {layer.discrete_flip})"
-        table.add_row(layer.label, _num(layer.rel_l2), _num(layer.cosine, ".6f"), _num(layer.max_rel_l2),
-                      escape(worst), _num(layer.growth, ".1f"), _bar(layer.max_rel_l2, layer.noise_floor),
-                      style=style)
+        table.add_row(
+            layer.label,
+            _num(layer.rel_l2),
+            _num(layer.cosine, ".6f"),
+            _num(layer.max_rel_l2),
+            escape(worst),
+            _num(layer.growth, ".1f"),
+            _bar(layer.max_rel_l2, layer.noise_floor),
+            style=style,
+        )
     return table
 
 
 def _tensor_table(title: str, tensors: list[TensorComparison]) -> Table:
     table = Table(title=title)
-    for column in ("tensor", "dtype A/B", "rel-L2", "cosine", "max |Δ|", "beyond tol", "NaN/Inf A|B", "status"):
+    for column in (
+        "tensor",
+        "dtype A/B",
+        "rel-L2",
+        "cosine",
+        "max |Δ|",
+        "beyond tol",
+        "NaN/Inf A|B",
+        "status",
+    ):
         table.add_column(column)
     for t in tensors:
         counts = f"{t.nan_a}/{t.inf_a} | {t.nan_b}/{t.inf_b}" if t.nan_a + t.inf_a + t.nan_b + t.inf_b else ""
-        table.add_row(escape(t.name), f"{t.dtype_a}/{t.dtype_b}", _num(t.rel_l2), _num(t.cosine, ".6f"),
-                      _num(t.max_abs), _num(t.frac_beyond, ".2%"), counts, t.status,
-                      style="red" if t.above_floor else None)
+        table.add_row(
+            escape(t.name),
+            f"{t.dtype_a}/{t.dtype_b}",
+            _num(t.rel_l2),
+            _num(t.cosine, ".6f"),
+            _num(t.max_abs),
+            _num(t.frac_beyond, ".2%"),
+            counts,
+            t.status,
+            style="red" if t.above_floor else None,
+        )
     return table
 
 
@@ -108,29 +136,43 @@ def print_comparison(comparison: Comparison, console: Console | None = None) -> 
         console.print(_layer_table(comparison.layers))
     by_name = {t.name: t for t in comparison.tensors}
     if comparison.top:
-        console.print(_tensor_table(f"Top {len(comparison.top)} tensors by rel-L2", [by_name[n] for n in comparison.top]))
+        console.print(
+            _tensor_table(
+                f"Top {len(comparison.top)} tensors by rel-L2", [by_name[n] for n in comparison.top]
+            )
+        )
     stats_only = sum(1 for t in comparison.tensors if t.status == "stats_only")
     if stats_only:
-        console.print(f"[yellow]{stats_only} tensors hold statistics only (--summary): their values were not "
-                      "stored, rel-L2 is the lower bound |‖B‖−‖A‖|/‖A‖[/yellow]")
+        console.print(
+            f"[yellow]{stats_only} tensors hold statistics only (--summary): their values were not "
+            "stored, rel-L2 is the lower bound |‖B‖−‖A‖|/‖A‖[/yellow]"
+        )
     _names(console, "only in A", comparison.unmatched_a)
     _names(console, "only in B", comparison.unmatched_b)
-    _names(console, "shapes differ", tuple(t.name for t in comparison.tensors if t.status == "shape_mismatch"))
+    _names(
+        console, "shapes differ", tuple(t.name for t in comparison.tensors if t.status == "shape_mismatch")
+    )
     lp = comparison.logprobs
     if lp is not None:
-        console.print(f"logprobs over {lp.positions} positions (top-{lp.k_a}/{lp.k_b}): KL mean {_num(lp.kl_mean)}, "
-                      f"max {_num(lp.kl_max)} at position {lp.kl_max_position}; top-1 agreement "
-                      f"{lp.top1_agreement:.1%}; max |Δlogprob| {_num(lp.max_abs_delta)} at position "
-                      f"{lp.max_abs_delta_position}" + (" (identical)" if lp.exact else ""))
+        console.print(
+            f"logprobs over {lp.positions} positions (top-{lp.k_a}/{lp.k_b}): KL mean {_num(lp.kl_mean)}, "
+            f"max {_num(lp.kl_max)} at position {lp.kl_max_position}; top-1 agreement "
+            f"{lp.top1_agreement:.1%}; max |Δlogprob| {_num(lp.max_abs_delta)} at position "
+            f"{lp.max_abs_delta_position}" + (" (identical)" if lp.exact else "")
+        )
     gen = comparison.generation
     if gen is not None:
         if gen.first_divergent_step is None:
-            console.print(f"generation: identical over {gen.identical_prefix} tokens (A {gen.steps_a}, B {gen.steps_b} steps)")
+            console.print(
+                f"generation: identical over {gen.identical_prefix} tokens (A {gen.steps_a}, B {gen.steps_b} steps)"
+            )
         else:
             tie = "a near-tie" if gen.near_tie else "not a near-tie"
-            console.print(f"generation: first differs at step {gen.first_divergent_step} (token {gen.token_a} vs "
-                          f"{gen.token_b}); margins A {_num(gen.margin_a, '.3g')}, B {_num(gen.margin_b, '.3g')} "
-                          f"nats: {tie} (threshold {gen.near_tie_threshold:.3g})")
+            console.print(
+                f"generation: first differs at step {gen.first_divergent_step} (token {gen.token_a} vs "
+                f"{gen.token_b}); margins A {_num(gen.margin_a, '.3g')}, B {_num(gen.margin_b, '.3g')} "
+                f"nats: {tie} (threshold {gen.near_tie_threshold:.3g})"
+            )
 
 
 def print_inspect(summary: CaptureSummary, console: Console | None = None, *, limit: int | None = 40) -> None:
@@ -141,18 +183,22 @@ def print_inspect(summary: CaptureSummary, console: Console | None = None, *, li
     model = m.get("model") or {}
     device = m.get("device") or {}
     versions = m.get("versions") or {}
-    lines = [f"{escape(summary.path)}: {state}, format v{summary.format_version}",
-             f"model: {escape(str(model.get('source', '?')))} ({model.get('architecture', '?')}, "
-             f"{model.get('num_layers', '?')} layers, weights {str(model.get('weights_sha256', '?'))[:12]})",
-             f"run: {m.get('dtype', '?')} on {device.get('type', '?')} ({device.get('name', '?')}), attention "
-             f"{m.get('attn_implementation', '?')}, kernels {m.get('kernels', '?')}",
-             "versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()) if v),
-             f"input: {len(summary.input_ids)} tokens {summary.input_ids[:16]}{' …' if len(summary.input_ids) > 16 else ''}"]
+    lines = [
+        f"{escape(summary.path)}: {state}, format v{summary.format_version}",
+        f"model: {escape(str(model.get('source', '?')))} ({model.get('architecture', '?')}, "
+        f"{model.get('num_layers', '?')} layers, weights {str(model.get('weights_sha256', '?'))[:12]})",
+        f"run: {m.get('dtype', '?')} on {device.get('type', '?')} ({device.get('name', '?')}), attention "
+        f"{m.get('attn_implementation', '?')}, kernels {m.get('kernels', '?')}",
+        "versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()) if v),
+        f"input: {len(summary.input_ids)} tokens {summary.input_ids[:16]}{' …' if len(summary.input_ids) > 16 else ''}",
+    ]
     if summary.input_text is not None:
         lines.append(f"text: {escape(repr(summary.input_text[:200]))}")
     if summary.generated_ids:
-        lines.append(f"generated: {list(summary.generated_ids)} (top-1/top-2 margins "
-                     f"{', '.join(f'{x:.3g}' for x in summary.generated_margins)})")
+        lines.append(
+            f"generated: {list(summary.generated_ids)} (top-1/top-2 margins "
+            f"{', '.join(f'{x:.3g}' for x in summary.generated_margins)})"
+        )
     if not m:
         lines.append("[yellow]no manifest (the capture was interrupted before writing it)[/yellow]")
     console.print(Panel("\n".join(lines), title="precdiff inspect", expand=False))
@@ -163,10 +209,17 @@ def print_inspect(summary: CaptureSummary, console: Console | None = None, *, li
     for t in rows:
         s = t.stats
         bad = int(s.get("nan_count", 0)) + int(s.get("inf_count", 0))
-        table.add_row(escape(t.name) + ("" if t.stored else " [dim](stats only)[/dim]"), str(list(t.shape)), t.dtype,
-                      _num(s.get("min"), ".3g"), _num(s.get("max"), ".3g"), _num(s.get("mean"), ".3g"),
-                      _num(s.get("std"), ".3g"), f"{int(s.get('nan_count', 0))}/{int(s.get('inf_count', 0))}" if bad else "",
-                      style="red" if bad else None)
+        table.add_row(
+            escape(t.name) + ("" if t.stored else " [dim](stats only)[/dim]"),
+            str(list(t.shape)),
+            t.dtype,
+            _num(s.get("min"), ".3g"),
+            _num(s.get("max"), ".3g"),
+            _num(s.get("mean"), ".3g"),
+            _num(s.get("std"), ".3g"),
+            f"{int(s.get('nan_count', 0))}/{int(s.get('inf_count', 0))}" if bad else "",
+            style="red" if bad else None,
+        )
     console.print(table)
     if len(rows) < len(summary.tensors):
         console.print(f"… {len(summary.tensors) - len(rows)} more; pass --all to list every tensor")

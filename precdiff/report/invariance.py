@@ -27,8 +27,10 @@ def _mark(ok: bool) -> str:
 
 
 def _run_line(console: Console, run: Any) -> None:
-    console.print(f"model {escape(run.model)} · device {run.device} · {run.dtype} · kernels {run.kernels} · "
-                  f"seed {run.seed} · {run.runtime_s:.1f} s")
+    console.print(
+        f"model {escape(run.model)} · device {run.device} · {run.dtype} · kernels {run.kernels} · "
+        f"seed {run.seed} · {run.runtime_s:.1f} s"
+    )
 
 
 def _tensor_row(tensor: TensorInvariance, batch_sizes: tuple[int, ...]) -> list[str]:
@@ -49,25 +51,46 @@ def print_invariance(report: InvarianceReport, console: Console | None = None) -
     """Verdict, first non-invariant tensor, per-batch-size outputs, prefill vs decode, worst tensors."""
     console = console or make_console()
     verdict = "[bold green]INVARIANT[/bold green]" if report else "[bold red]NOT INVARIANT[/bold red]"
-    console.print(f"{verdict}  level {report.level} · padding {report.padding} · batch sizes "
-                  f"{', '.join(map(str, report.batch_sizes))} vs the probe alone ({len(report.probe.ids)} tokens)")
+    console.print(
+        f"{verdict}  level {report.level} · padding {report.padding} · batch sizes "
+        f"{', '.join(map(str, report.batch_sizes))} vs the probe alone ({len(report.probe.ids)} tokens)"
+    )
     _run_line(console, report.run)
     first = report.first_non_invariant
     if first is not None:
-        console.print(f"first non-invariant {'op' if first.op else 'module'}: [bold]{escape(first.name)}[/bold] "
-                      f"(max {first.max_ulp} ulp)")
+        console.print(
+            f"first non-invariant {'op' if first.op else 'module'}: [bold]{escape(first.name)}[/bold] "
+            f"(max {first.max_ulp} ulp)"
+        )
     counted = [t for t in report.tensors if t.counted]
-    console.print(f"{len(report.tensors)} tensors ({len(counted)} float, counted) · "
-                  f"{sum(1 for t in counted if not t.invariant)} not bitwise invariant · "
-                  f"{len(report.not_aligned)} not aligned at some batch size · {len(report.unmatched)} only in batches")
+    console.print(
+        f"{len(report.tensors)} tensors ({len(counted)} float, counted) · "
+        f"{sum(1 for t in counted if not t.invariant)} not bitwise invariant · "
+        f"{len(report.not_aligned)} not aligned at some batch size · {len(report.unmatched)} only in batches"
+    )
 
     outputs = Table(title="Probe outputs vs alone", expand=False)
-    for column in ("batch", "slot", "padded len", "logprobs equal", "max ulp", "max |Δ|", "greedy changed at"):
+    for column in (
+        "batch",
+        "slot",
+        "padded len",
+        "logprobs equal",
+        "max ulp",
+        "max |Δ|",
+        "greedy changed at",
+    ):
         outputs.add_column(column)
     for o in report.outputs:
         changed = ", ".join(map(str, o.greedy_changed_positions)) or "—"
-        outputs.add_row(str(o.batch_size), str(o.probe_slot), str(o.padded_length), _mark(o.logprobs.bitwise_equal),
-                        str(o.logprobs.max_ulp), f"{o.logprobs.max_abs_diff:.2e}", changed)
+        outputs.add_row(
+            str(o.batch_size),
+            str(o.probe_slot),
+            str(o.padded_length),
+            _mark(o.logprobs.bitwise_equal),
+            str(o.logprobs.max_ulp),
+            f"{o.logprobs.max_abs_diff:.2e}",
+            changed,
+        )
     console.print(outputs)
 
     if report.decode:
@@ -75,8 +98,13 @@ def print_invariance(report: InvarianceReport, console: Console | None = None) -
         for column in ("t", "bitwise equal", "max ulp", "max |Δ|", "argmax equal"):
             decode.add_column(column)
         for d in report.decode:
-            decode.add_row(str(d.position), _mark(d.logits.bitwise_equal), str(d.logits.max_ulp),
-                           f"{d.logits.max_abs_diff:.2e}", _mark(d.argmax_equal))
+            decode.add_row(
+                str(d.position),
+                _mark(d.logits.bitwise_equal),
+                str(d.logits.max_ulp),
+                f"{d.logits.max_abs_diff:.2e}",
+                _mark(d.argmax_equal),
+            )
         console.print(decode)
 
     shown = [t for t in report.tensors if t.counted and not t.invariant][:MAX_ROWS]
@@ -101,8 +129,10 @@ def print_determinism(report: DeterminismReport, console: Console | None = None)
     console = console or make_console()
     n = report.unique_completions
     verdict = "[bold green]DETERMINISTIC[/bold green]" if report else "[bold red]NOT DETERMINISTIC[/bold red]"
-    console.print(f"{verdict}  {n} unique completion{'s' if n != 1 else ''} of {report.max_new_tokens} tokens "
-                  f"in {report.runs} runs (0..{report.max_companions} random companions per run)")
+    console.print(
+        f"{verdict}  {n} unique completion{'s' if n != 1 else ''} of {report.max_new_tokens} tokens "
+        f"in {report.runs} runs (0..{report.max_companions} random companions per run)"
+    )
     _run_line(console, report.run)
     if report.first_divergence_step is not None:
         console.print(f"completions part at generated step {report.first_divergence_step}")

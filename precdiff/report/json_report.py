@@ -31,7 +31,9 @@ def write_json(document: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write a report as strict JSON (no NaN/Infinity literals) and return its path."""
     target = Path(path)
     if not target.parent.exists():
-        raise InputError(f"folder {target.parent} of --json {target} does not exist; create it or pick another path")
+        raise InputError(
+            f"folder {target.parent} of --json {target} does not exist; create it or pick another path"
+        )
     text = json.dumps(document, indent=2, allow_nan=False, default=str)
     target.write_text(text + "\n", encoding="utf-8")
     return target

@@ -54,7 +54,9 @@ def from_storage(array: np.ndarray, code: str) -> np.ndarray:
     float16; other codes are returned as stored.
     """
     if code not in STORAGE_DTYPES:
-        raise CaptureFormatError(f"unknown dtype code {code!r} in capture; it was written by a newer precdiff?")
+        raise CaptureFormatError(
+            f"unknown dtype code {code!r} in capture; it was written by a newer precdiff?"
+        )
     if code == "BF16":
         return (array.astype(np.uint32) << np.uint32(16)).view(np.float32)
     if code == "F16":

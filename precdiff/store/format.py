@@ -114,11 +114,19 @@ def index_dtype() -> np.dtype:
     import h5py
 
     text = h5py.string_dtype(encoding="utf-8")
-    return np.dtype([
-        (T_NAME, text), (T_MODULE, text), (T_ROLE, text), (T_DTYPE, text), (T_NDIM, np.int64),
-        (T_SHAPE, np.int64, (MAX_NDIM,)), (T_NUMEL, np.int64), (T_STORED, np.bool_),
-        (T_STATS, np.float64, (len(STAT_NAMES),)),
-    ])
+    return np.dtype(
+        [
+            (T_NAME, text),
+            (T_MODULE, text),
+            (T_ROLE, text),
+            (T_DTYPE, text),
+            (T_NDIM, np.int64),
+            (T_SHAPE, np.int64, (MAX_NDIM,)),
+            (T_NUMEL, np.int64),
+            (T_STORED, np.bool_),
+            (T_STATS, np.float64, (len(STAT_NAMES),)),
+        ]
+    )
 
 
 def partial_path_for(path: str) -> str:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Iterator
+from typing import Any
 
 import h5py
 import numpy as np
@@ -75,11 +76,14 @@ class Capture:
             hint = f"; an incomplete capture exists at {partial}" if partial.exists() else ""
             raise InputError(f"capture file {self.path} does not exist{hint}")
         if self.path.is_dir():
-            raise InputError(f"{self.path} is a directory, not a capture file; pass the .h5 written by precdiff capture")
+            raise InputError(
+                f"{self.path} is a directory, not a capture file; pass the .h5 written by precdiff capture"
+            )
         # A re-capture to the same name that was interrupted leaves the old file beside a newer .partial.
         partial = Path(fmt.partial_path_for(str(self.path)))
         self.newer_partial: Path | None = (
-            partial if partial.exists() and partial.stat().st_mtime > self.path.stat().st_mtime else None)
+            partial if partial.exists() and partial.stat().st_mtime > self.path.stat().st_mtime else None
+        )
         with open(self.path, "rb") as handle:
             signature = handle.read(8)
         if signature != HDF5_SIGNATURE:
@@ -102,7 +106,9 @@ class Capture:
     def _check_header(self) -> None:
         attrs = self._file.attrs
         if _decode(attrs.get(fmt.ATTR_FORMAT, b"")) != fmt.FORMAT_NAME:
-            raise CaptureFormatError(f"{self.path} is an HDF5 file but not a precdiff capture (no format={fmt.FORMAT_NAME!r})")
+            raise CaptureFormatError(
+                f"{self.path} is an HDF5 file but not a precdiff capture (no format={fmt.FORMAT_NAME!r})"
+            )
         version = int(attrs.get(fmt.ATTR_FORMAT_VERSION, -1))
         if version != fmt.FORMAT_VERSION:
             raise IncompatibleCaptureError(
@@ -124,18 +130,24 @@ class Capture:
         try:
             rows = table[()]
         except OSError:
-            raise CaptureFormatError(f"{self.path}: the tensor index cannot be read; capture it again") from None
+            raise CaptureFormatError(
+                f"{self.path}: the tensor index cannot be read; capture it again"
+            ) from None
         for index, row in enumerate(rows):
             name = _decode(row[fmt.T_NAME])
             if not name:  # rows past the last batch a killed writer completed
                 if self.complete:
-                    raise CaptureFormatError(f"{self.path}: tensor index row {index} is empty; capture it again")
+                    raise CaptureFormatError(
+                        f"{self.path}: tensor index row {index} is empty; capture it again"
+                    )
                 break
             stored = bool(row[fmt.T_STORED])
             key = fmt.tensor_key(index)
             if stored and key not in self._file:
                 if self.complete:
-                    raise CaptureFormatError(f"{self.path}: tensor {name!r} has no data at {key}; capture it again")
+                    raise CaptureFormatError(
+                        f"{self.path}: tensor {name!r} has no data at {key}; capture it again"
+                    )
                 break
             ndim = int(row[fmt.T_NDIM])
             infos[name] = TensorInfo(
@@ -187,7 +199,9 @@ class Capture:
         try:
             return self._infos[name]
         except KeyError:
-            raise InputError(f"{self.path} has no tensor named {name!r}; `precdiff inspect` lists them") from None
+            raise InputError(
+                f"{self.path} has no tensor named {name!r}; `precdiff inspect` lists them"
+            ) from None
 
     def tensor(self, name: str) -> np.ndarray:
         """One tensor, decoded exactly (bf16 -> float32, fp16 -> float16). Loads it whole."""
@@ -241,7 +255,12 @@ class Capture:
     @property
     def generation(self) -> Generation | None:
         """The greedy generation, or ``None`` if not captured."""
-        names = (fmt.GENERATION_IDS, fmt.GENERATION_TOPK_IDS, fmt.GENERATION_TOPK_LOGPROBS, fmt.GENERATION_MARGIN)
+        names = (
+            fmt.GENERATION_IDS,
+            fmt.GENERATION_TOPK_IDS,
+            fmt.GENERATION_TOPK_LOGPROBS,
+            fmt.GENERATION_MARGIN,
+        )
         if not all(n in self._file for n in names):
             return None
         ids, topk_ids, topk_lp, margin = (self._file[n][()] for n in names)

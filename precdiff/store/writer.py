@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import h5py
 import numpy as np
@@ -55,17 +56,25 @@ class CaptureWriter:
         overwrite: replace an existing file at ``path``.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, compression: str | None = None, overwrite: bool = True):
+    def __init__(
+        self, path: str | os.PathLike[str], *, compression: str | None = None, overwrite: bool = True
+    ):
         self.path = Path(path)
         self.partial_path = Path(fmt.partial_path_for(str(self.path)))
         if compression not in (None, "gzip"):
-            raise InputError(f"unknown compression {compression!r}; use --compress gzip / compression='gzip' or none")
+            raise InputError(
+                f"unknown compression {compression!r}; use --compress gzip / compression='gzip' or none"
+            )
         if self.path.is_dir():
-            raise InputError(f"--out {self.path} is a directory; give a file name such as {self.path / 'run.h5'}")
+            raise InputError(
+                f"--out {self.path} is a directory; give a file name such as {self.path / 'run.h5'}"
+            )
         if self.path.exists() and not overwrite:
             raise InputError(f"{self.path} exists; remove it or pass --overwrite")
         if not self.path.parent.exists():
-            raise InputError(f"output folder {self.path.parent} does not exist; create it or pick another --out")
+            raise InputError(
+                f"output folder {self.path.parent} does not exist; create it or pick another --out"
+            )
         self.compression = compression
         self._count = 0
         try:
@@ -82,8 +91,9 @@ class CaptureWriter:
         self._index_dtype = fmt.index_dtype()
         self._skipped: list[dict[str, str]] = []
         self._rows: list[np.ndarray] = []
-        self._file.create_dataset(fmt.TENSOR_INDEX, shape=(0,), maxshape=(None,), dtype=self._index_dtype,
-                                  chunks=(256,))
+        self._file.create_dataset(
+            fmt.TENSOR_INDEX, shape=(0,), maxshape=(None,), dtype=self._index_dtype, chunks=(256,)
+        )
         self._file.flush()
 
     @property
@@ -134,7 +144,10 @@ class CaptureWriter:
                 raise ValueError(f"{name}: data {data.dtype}{data.shape} does not match {code}{shape}")
             chunks = chunk_shape(shape, storage_dtype.itemsize)
             dataset = self._file.create_dataset(
-                fmt.tensor_key(index), data=data, chunks=chunks, compression=self.compression if chunks else None
+                fmt.tensor_key(index),
+                data=data,
+                chunks=chunks,
+                compression=self.compression if chunks else None,
             )
             dataset.attrs[fmt.T_NAME] = name
             dataset.attrs[fmt.T_DTYPE] = code
@@ -192,7 +205,9 @@ class CaptureWriter:
         """Store the greedy generation: chosen ids [steps], top-k [steps, k], top-1/top-2 margin [steps]."""
         self._file.create_dataset(fmt.GENERATION_IDS, data=np.asarray(ids, dtype=np.int64))
         self._file.create_dataset(fmt.GENERATION_TOPK_IDS, data=np.asarray(topk_ids, dtype=np.int64))
-        self._file.create_dataset(fmt.GENERATION_TOPK_LOGPROBS, data=np.asarray(topk_logprobs, dtype=np.float32))
+        self._file.create_dataset(
+            fmt.GENERATION_TOPK_LOGPROBS, data=np.asarray(topk_logprobs, dtype=np.float32)
+        )
         self._file.create_dataset(fmt.GENERATION_MARGIN, data=np.asarray(margin, dtype=np.float32))
         self._file.flush()
 

@@ -231,7 +231,7 @@ def _safe_range(*args: int) -> range:
 class _GenerationTag(jinja2.ext.Extension):
     """``{% generation %}…{% endgeneration %}``: transformers' assistant-mask tag, rendered as its body."""
 
-    tags = {"generation"}
+    tags = {"generation"}  # noqa: RUF012 - jinja2.ext.Extension declares it a set
 
     def parse(self, parser: jinja2.parser.Parser) -> jinja2.nodes.Node:
         lineno = next(parser.stream).lineno
@@ -270,7 +270,7 @@ class _TemplateDict:
 class _TemplateNamespace(jinja2.utils.Namespace):
     """``namespace(...)`` that refuses underscore-prefixed attributes (as transformers)."""
 
-    def __init__(*args: Any, **kwargs: Any) -> None:  # noqa: N805 - Jinja's signature trick
+    def __init__(*args: Any, **kwargs: Any) -> None:
         self, rest = args[0], args[1:]
         attrs = dict(*rest, **kwargs)
         for name in attrs:
@@ -307,7 +307,7 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
         __self,
         __context: jinja2.runtime.Context,
         __obj: Any,
-        *args: Any,  # noqa: N805
+        *args: Any,
         **kwargs: Any,
     ) -> Any:
         _pre_check_call(__obj, args, kwargs)

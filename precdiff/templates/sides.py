@@ -65,10 +65,20 @@ class LoadedSide:
     notes: tuple[str, ...] = ()
 
 
-def _template_side(label: str, spec: str, tokenizer: Any, directory: Path, template: str, note: str) -> LoadedSide:
+def _template_side(
+    label: str, spec: str, tokenizer: Any, directory: Path, template: str, note: str
+) -> LoadedSide:
     """A side rendered by ``template`` with the tokenizer of ``directory``."""
-    return LoadedSide(label=label, spec=spec, kind="template", tokenizer=tokenizer, tokenizer_source=str(directory),
-                      template=template, template_sha256=template_sha256(template), notes=(note,))
+    return LoadedSide(
+        label=label,
+        spec=spec,
+        kind="template",
+        tokenizer=tokenizer,
+        tokenizer_source=str(directory),
+        template=template,
+        template_sha256=template_sha256(template),
+        notes=(note,),
+    )
 
 
 @lru_cache(maxsize=8)
@@ -207,12 +217,19 @@ def load_side(spec: str, label: str) -> LoadedSide:
             )
         directory, template_path = split
         tokenizer = load_tokenizer(str(directory.resolve()))
-        return _template_side(label, spec, tokenizer, directory, template_path.read_text(encoding="utf-8"),
-                              f"template read from '{template_path}'")
+        return _template_side(
+            label,
+            spec,
+            tokenizer,
+            directory,
+            template_path.read_text(encoding="utf-8"),
+            f"template read from '{template_path}'",
+        )
     if path.is_dir():
         tokenizer = load_tokenizer(str(path.resolve()))
-        return _template_side(label, spec, tokenizer, path, resolve_template(tokenizer),
-                              "the directory's own chat template")
+        return _template_side(
+            label, spec, tokenizer, path, resolve_template(tokenizer), "the directory's own chat template"
+        )
     if path.suffix.lower() in _TEMPLATE_SUFFIXES:
         raise TemplateError(
             f"side {label}: '{spec}' is a template file, which needs a tokenizer; pass it as "

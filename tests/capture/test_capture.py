@@ -56,7 +56,9 @@ def test_manifest_logprobs_and_generation(llama_capture: Path) -> None:
         # Top-k logprobs are sorted, and step 0 of the generation is the prompt's last-position top-1.
         assert np.all(np.diff(logprobs.logprobs, axis=1) <= 0)
         assert generation.ids[0] == logprobs.ids[-1, 0]
-        np.testing.assert_allclose(generation.margin, generation.topk.logprobs[:, 0] - generation.topk.logprobs[:, 1])
+        np.testing.assert_allclose(
+            generation.margin, generation.topk.logprobs[:, 0] - generation.topk.logprobs[:, 1]
+        )
 
 
 @pytest.mark.parametrize("arch", sorted(TINY_ARCHS))
@@ -69,8 +71,14 @@ def test_every_tiny_architecture_captures(tmp_path: Path, arch: str) -> None:
 
 
 def test_directory_model_summary_bf16_and_filters(tmp_path: Path, tiny_dir) -> None:  # type: ignore[no-untyped-def]
-    options = CaptureOptions(device="cpu", dtype="bfloat16", summary=True, include=("layers\\.1\\.",),
-                             exclude=("rotary",), max_new_tokens=1)
+    options = CaptureOptions(
+        device="cpu",
+        dtype="bfloat16",
+        summary=True,
+        include=("layers\\.1\\.",),
+        exclude=("rotary",),
+        max_new_tokens=1,
+    )
     result = capture(str(tiny_dir("llama")), tmp_path / "s.h5", CaptureInput(prompt="Hi"), options)
     with open_capture(result.path) as cap:
         infos = cap.tensor_infos()
@@ -82,8 +90,12 @@ def test_directory_model_summary_bf16_and_filters(tmp_path: Path, tiny_dir) -> N
 def test_same_weights_hash_for_directory_in_any_dtype(tmp_path: Path, tiny_dir) -> None:  # type: ignore[no-untyped-def]
     model = str(tiny_dir("qwen3"))
     a = capture(model, tmp_path / "a.h5", CaptureInput(input_ids=(5, 6, 7)), CPU)
-    b = capture(model, tmp_path / "b.h5", CaptureInput(input_ids=(5, 6, 7)),
-                CaptureOptions(device="cpu", dtype="float16", max_new_tokens=0))
+    b = capture(
+        model,
+        tmp_path / "b.h5",
+        CaptureInput(input_ids=(5, 6, 7)),
+        CaptureOptions(device="cpu", dtype="float16", max_new_tokens=0),
+    )
     with open_capture(a.path) as ca, open_capture(b.path) as cb:
         assert ca.manifest["model"]["weights_sha256"] == cb.manifest["model"]["weights_sha256"]
         assert ca.manifest["model"]["config"] == cb.manifest["model"]["config"]
@@ -97,8 +109,9 @@ def test_tokens_from_reuses_exact_ids_and_text(tmp_path: Path, llama_capture: Pa
 
 
 def test_save_inputs_records_module_inputs(tmp_path: Path) -> None:
-    options = CaptureOptions(device="cpu", save_inputs=True, include=("layers\\.0\\.mlp\\.down_proj$",),
-                             max_new_tokens=0)
+    options = CaptureOptions(
+        device="cpu", save_inputs=True, include=("layers\\.0\\.mlp\\.down_proj$",), max_new_tokens=0
+    )
     capture("tiny:llama", tmp_path / "i.h5", CaptureInput(input_ids=(1, 2)), options)
     with open_capture(tmp_path / "i.h5") as cap:
         assert cap.tensor_names() == ["model.layers.0.mlp.down_proj:input[0]", "model.layers.0.mlp.down_proj"]
@@ -107,8 +120,12 @@ def test_save_inputs_records_module_inputs(tmp_path: Path) -> None:
 
 def test_deterministic_switches_are_restored(tmp_path: Path) -> None:
     before = determinism_state()
-    capture("tiny:llama", tmp_path / "d.h5", CaptureInput(input_ids=(1, 2)),
-            CaptureOptions(device="cpu", deterministic=True, max_new_tokens=0))
+    capture(
+        "tiny:llama",
+        tmp_path / "d.h5",
+        CaptureInput(input_ids=(1, 2)),
+        CaptureOptions(device="cpu", deterministic=True, max_new_tokens=0),
+    )
     with open_capture(tmp_path / "d.h5") as cap:
         recorded = cap.manifest["determinism"]
     assert recorded["deterministic"] is True and recorded["cublas_workspace_config"] == ":4096:8"
@@ -116,15 +133,27 @@ def test_deterministic_switches_are_restored(tmp_path: Path) -> None:
     assert determinism_state() == before
 
 
-@pytest.mark.parametrize("inputs, message", [
-    (CaptureInput(), "give exactly one input among --prompt, --prompt-file, --messages, --input-ids, "
-                     "--tokens-from; none was given"),
-    (CaptureInput(prompt="a", input_ids=(1,)), "give exactly one input among --prompt, --prompt-file, "
-                                              "--messages, --input-ids, --tokens-from; got --prompt, --input-ids"),
-    (CaptureInput(input_ids=(1, 100000)), "token id 100000 is outside the model's vocabulary (size 278); "
-                                          "check --input-ids, or that --tokens-from came from the same model"),
-    (CaptureInput(prompt=""), "the input from --prompt is empty: nothing to run the model on"),
-])
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        (
+            CaptureInput(),
+            "give exactly one input among --prompt, --prompt-file, --messages, --input-ids, "
+            "--tokens-from; none was given",
+        ),
+        (
+            CaptureInput(prompt="a", input_ids=(1,)),
+            "give exactly one input among --prompt, --prompt-file, "
+            "--messages, --input-ids, --tokens-from; got --prompt, --input-ids",
+        ),
+        (
+            CaptureInput(input_ids=(1, 100000)),
+            "token id 100000 is outside the model's vocabulary (size 278); "
+            "check --input-ids, or that --tokens-from came from the same model",
+        ),
+        (CaptureInput(prompt=""), "the input from --prompt is empty: nothing to run the model on"),
+    ],
+)
 def test_bad_inputs(tmp_path: Path, inputs: CaptureInput, message: str) -> None:
     with pytest.raises(InputError) as info:
         capture("tiny:llama", tmp_path / "x.h5", inputs, CPU)
@@ -154,8 +183,10 @@ def test_failed_forward_keeps_partial(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(CaptureError) as info:
         capture("tiny:llama", tmp_path / "f.h5", CaptureInput(input_ids=(1, 2)), CPU)
     partial = Path(str(tmp_path / "f.h5") + ".partial")
-    assert str(info.value) == ("the model run failed: CUDA out of memory (simulated); the tensors captured "
-                               f"before the failure are in {partial}")
+    assert str(info.value) == (
+        "the model run failed: CUDA out of memory (simulated); the tensors captured "
+        f"before the failure are in {partial}"
+    )
     with open_capture(partial) as cap:
         assert not cap.complete and len(cap.tensor_names()) == 9
 
@@ -168,14 +199,20 @@ def test_messages_render_through_templates_and_capture_is_a_tokens_side(tmp_path
     model = tiny_dir("qwen3")
     chat = tmp_path / "chat.json"
     chat.write_text(json.dumps([{"role": "user", "content": "Is 0.1 + 0.2 == 0.3?"}]))
-    result = capture(str(model), tmp_path / "m.h5", CaptureInput(messages=str(chat),
-                     template_kwargs={"enable_thinking": False}), CPU)
+    result = capture(
+        str(model),
+        tmp_path / "m.h5",
+        CaptureInput(messages=str(chat), template_kwargs={"enable_thinking": False}),
+        CPU,
+    )
     assert result.input_text is not None and result.input_text.endswith("<think>\n\n</think>\n\n")
     with open_capture(result.path) as cap:
         assert cap.input_text == result.input_text
         assert cap.manifest["input"]["source"] == "messages"
         assert len(cap.manifest["tokenizer"]["chat_template_sha256"]) == 64
-    same = diff_conversation(str(chat), str(model), str(result.path), b_kwargs={}, a_kwargs={"enable_thinking": False})
+    same = diff_conversation(
+        str(chat), str(model), str(result.path), b_kwargs={}, a_kwargs={"enable_thinking": False}
+    )
     assert same.identical, same.to_dict()["verdict"]
     thinking = diff_conversation(str(chat), str(model), str(result.path))
     assert not thinking.identical
@@ -185,8 +222,12 @@ def test_batch_invariant_kernels_are_recorded_and_restored(tmp_path: Path) -> No
     from precdiff.kernels import ATTENTION_IMPLEMENTATION
 
     before = determinism_state()
-    capture("tiny:llama", tmp_path / "bi.h5", CaptureInput(input_ids=(1, 2, 3)),
-            CaptureOptions(device="cpu", kernels="batch-invariant", max_new_tokens=2))
+    capture(
+        "tiny:llama",
+        tmp_path / "bi.h5",
+        CaptureInput(input_ids=(1, 2, 3)),
+        CaptureOptions(device="cpu", kernels="batch-invariant", max_new_tokens=2),
+    )
     with open_capture(tmp_path / "bi.h5") as cap:
         manifest = cap.manifest
     assert manifest["kernels"] == "batch-invariant"
@@ -194,10 +235,15 @@ def test_batch_invariant_kernels_are_recorded_and_restored(tmp_path: Path) -> No
     assert manifest["kernel_settings"]["backend"] == "torch" and manifest["kernel_settings"]["ops_overridden"]
     assert determinism_state() == before
     with pytest.raises(InputError) as info:
-        capture("tiny:llama", tmp_path / "x.h5", CaptureInput(input_ids=(1,)),
-                CaptureOptions(device="cpu", kernels="batch-invariant", attn_implementation="eager"))
-    assert str(info.value) == ("--kernels batch-invariant uses its own attention (precdiff_batch_invariant); "
-                               "drop --attn-impl eager")
+        capture(
+            "tiny:llama",
+            tmp_path / "x.h5",
+            CaptureInput(input_ids=(1,)),
+            CaptureOptions(device="cpu", kernels="batch-invariant", attn_implementation="eager"),
+        )
+    assert str(info.value) == (
+        "--kernels batch-invariant uses its own attention (precdiff_batch_invariant); drop --attn-impl eager"
+    )
 
 
 def test_low_precision_keeps_float32_buffers_like_transformers(tiny_dir) -> None:  # type: ignore[no-untyped-def]
@@ -215,17 +261,27 @@ def test_low_precision_keeps_float32_buffers_like_transformers(tiny_dir) -> None
 
 
 def test_bad_attention_implementation_is_an_input_error(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="^--attn-impl 'bogus' cannot be used: "):
-        capture("tiny:llama", tmp_path / "x.h5", CaptureInput(input_ids=(1,)),
-                CaptureOptions(device="cpu", attn_implementation="bogus"))
+    with pytest.raises(InputError, match=r"^--attn-impl 'bogus' cannot be used: "):
+        capture(
+            "tiny:llama",
+            tmp_path / "x.h5",
+            CaptureInput(input_ids=(1,)),
+            CaptureOptions(device="cpu", attn_implementation="bogus"),
+        )
 
 
 def test_include_matching_nothing_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
-        capture("tiny:llama", tmp_path / "x.h5", CaptureInput(input_ids=(1,)),
-                CaptureOptions(device="cpu", include=("nomatch",)))
-    assert str(info.value) == ("--include / --exclude selected no module of the model; `precdiff capture` "
-                               "needs at least one (module names look like model.layers.0.mlp.down_proj)")
+        capture(
+            "tiny:llama",
+            tmp_path / "x.h5",
+            CaptureInput(input_ids=(1,)),
+            CaptureOptions(device="cpu", include=("nomatch",)),
+        )
+    assert str(info.value) == (
+        "--include / --exclude selected no module of the model; `precdiff capture` "
+        "needs at least one (module names look like model.layers.0.mlp.down_proj)"
+    )
 
 
 def test_unsupported_tensors_are_recorded_not_fatal(tmp_path: Path) -> None:
@@ -239,4 +295,6 @@ def test_unsupported_tensors_are_recorded_not_fatal(tmp_path: Path) -> None:
         writer.finish()
     with open_capture(tmp_path / "s.h5") as cap:
         assert cap.tensor_names() == ["x"]
-        assert cap.skipped == [{"name": "rope.freqs_cis", "reason": "dtype complex64 has no storage code in the format"}]
+        assert cap.skipped == [
+            {"name": "rope.freqs_cis", "reason": "dtype complex64 has no storage code in the format"}
+        ]

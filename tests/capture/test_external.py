@@ -26,9 +26,17 @@ PROGRAM = textwrap.dedent(
 
 
 def run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HOOKS), os.environ.get("PYTHONPATH", "")]), **env)
-    return subprocess.run([sys.executable, "-c", PROGRAM], cwd=tmp_path, env=environment, capture_output=True,
-                          text=True, timeout=300)
+    environment = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(HOOKS), os.environ.get("PYTHONPATH", "")]), **env
+    )
+    return subprocess.run(
+        [sys.executable, "-c", PROGRAM],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_first_forward_of_an_unmodified_program_is_captured(tmp_path: Path) -> None:
@@ -70,10 +78,19 @@ FAILING_THEN_OK = textwrap.dedent(
 
 def test_failed_forward_leaves_partial_and_no_hooks(tmp_path: Path) -> None:
     out = tmp_path / "engine.h5"
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HOOKS), os.environ.get("PYTHONPATH", "")]),
-                       PRECDIFF_CAPTURE=str(out))
-    result = subprocess.run([sys.executable, "-c", FAILING_THEN_OK], cwd=tmp_path, env=environment,
-                            capture_output=True, text=True, timeout=300)
+    environment = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(HOOKS), os.environ.get("PYTHONPATH", "")]),
+        PRECDIFF_CAPTURE=str(out),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", FAILING_THEN_OK],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "the captured forward failed" in result.stderr
     assert not out.exists()
@@ -84,10 +101,19 @@ def test_failed_forward_leaves_partial_and_no_hooks(tmp_path: Path) -> None:
 def test_moe_token_buffers_are_kept_whole(tmp_path: Path) -> None:
     program = PROGRAM.replace('"qwen2"', '"qwen2_moe"')
     out = tmp_path / "moe.h5"
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HOOKS), os.environ.get("PYTHONPATH", "")]),
-                       PRECDIFF_CAPTURE=str(out))
-    result = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, env=environment, capture_output=True,
-                            text=True, timeout=300)
+    environment = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(HOOKS), os.environ.get("PYTHONPATH", "")]),
+        PRECDIFF_CAPTURE=str(out),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     with open_capture(out) as cap:
         assert cap.info("model.layers.0.mlp.experts").shape == (4, 64)  # [tokens, hidden], not cut to 1

@@ -58,9 +58,8 @@ def test_hooks_removed_after_normal_forward() -> None:
 
 def test_hooks_removed_when_forward_raises() -> None:
     model = Stack(fail=True)
-    with pytest.raises(RuntimeError, match="boom"):
-        with attach(model, name_filter(None, None), lambda *a: None):
-            model(torch.ones(1, 4))
+    with pytest.raises(RuntimeError, match="boom"), attach(model, name_filter(None, None), lambda *a: None):
+        model(torch.ones(1, 4))
     assert all_hooks(model) == 0
 
 
@@ -70,9 +69,8 @@ def test_hooks_removed_when_sink_raises() -> None:
     def sink(*args: object) -> None:
         raise ValueError("disk full")
 
-    with pytest.raises(ValueError):
-        with attach(model, name_filter(None, None), sink, save_inputs=True):
-            model(torch.ones(1, 4))
+    with pytest.raises(ValueError), attach(model, name_filter(None, None), sink, save_inputs=True):
+        model(torch.ones(1, 4))
     assert all_hooks(model) == 0
 
 
@@ -88,21 +86,31 @@ def test_inputs_and_repeated_calls_are_named() -> None:
 def test_decoder_layers_found_generically() -> None:
     assert decoder_layers(Stack()) == ("trunk", 3)
     assert decoder_layers(build_model("qwen2_moe")) == ("model.layers", 4)
-    with pytest.raises(ModelLoadError, match="no nn.ModuleList of repeated blocks"):
+    with pytest.raises(ModelLoadError, match=r"no nn\.ModuleList of repeated blocks"):
         decoder_layers(nn.Linear(2, 2))
 
 
-@pytest.mark.parametrize("name, index", [
-    ("model.layers.3", 3), ("model.layers.3.mlp.down_proj", 3), ("model.layers.12[0]", 12),
-    ("model.layers.2:input[0]", 2), ("model.layers.2#1", 2), ("model.norm", None), ("model.layers_x.1", None),
-])
+@pytest.mark.parametrize(
+    "name, index",
+    [
+        ("model.layers.3", 3),
+        ("model.layers.3.mlp.down_proj", 3),
+        ("model.layers.12[0]", 12),
+        ("model.layers.2:input[0]", 2),
+        ("model.layers.2#1", 2),
+        ("model.norm", None),
+        ("model.layers_x.1", None),
+    ],
+)
 def test_layer_index(name: str, index: int | None) -> None:
     assert layer_index(name, "model.layers") == index
 
 
 def test_name_filter_include_exclude_and_bad_regex() -> None:
     keep = name_filter(["layers\\.1\\."], ["mlp"])
-    assert keep("model.layers.1.self_attn") and not keep("model.layers.1.mlp") and not keep("model.layers.2.x")
+    assert (
+        keep("model.layers.1.self_attn") and not keep("model.layers.1.mlp") and not keep("model.layers.2.x")
+    )
     with pytest.raises(InputError) as info:
         name_filter(["("], None)
     assert str(info.value).startswith("invalid regular expression '(' for --include")

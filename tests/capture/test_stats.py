@@ -21,8 +21,9 @@ def test_finite_tensor_matches_numpy(dtype: torch.dtype) -> None:
     ref = t.double().numpy()
     s = stats(t)
     assert (s["min"], s["max"]) == (ref.min(), ref.max())
-    np.testing.assert_allclose([s["mean"], s["std"], s["l2"]], [ref.mean(), ref.std(), np.linalg.norm(ref)],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        [s["mean"], s["std"], s["l2"]], [ref.mean(), ref.std(), np.linalg.norm(ref)], rtol=1e-12
+    )
     assert s["nan_count"] == s["inf_count"] == 0
 
 
@@ -58,12 +59,25 @@ def test_combine_partials_matches_direct_statistics() -> None:
     rows = []
     for chunk in np.array_split(values, 7):
         finite = chunk[np.isfinite(chunk)]
-        rows.append([finite.min(), finite.max(), finite.size, (finite - shift).sum(), ((finite - shift) ** 2).sum(),
-                     np.isnan(chunk).sum(), np.isinf(chunk).sum(), shift])
+        rows.append(
+            [
+                finite.min(),
+                finite.max(),
+                finite.size,
+                (finite - shift).sum(),
+                ((finite - shift) ** 2).sum(),
+                np.isnan(chunk).sum(),
+                np.isinf(chunk).sum(),
+                shift,
+            ]
+        )
     result = combine_partials(np.asarray(rows))
     finite = values[np.isfinite(values)]
-    np.testing.assert_allclose(result[:5], [finite.min(), finite.max(), finite.mean(), finite.std(),
-                                            np.linalg.norm(finite)], rtol=1e-9)
+    np.testing.assert_allclose(
+        result[:5],
+        [finite.min(), finite.max(), finite.mean(), finite.std(), np.linalg.norm(finite)],
+        rtol=1e-9,
+    )
     assert result[5:] == [1.0, 1.0]
 
 
@@ -71,5 +85,6 @@ def test_std_does_not_cancel_when_the_mean_dominates() -> None:
     values = torch.from_numpy(np.random.default_rng(1).normal(1e4, 1e-3, size=20000).astype(np.float32))
     ref = values.double().numpy()
     s = stats(values)
-    np.testing.assert_allclose([s["mean"], s["std"], s["l2"]], [ref.mean(), ref.std(), np.linalg.norm(ref)],
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        [s["mean"], s["std"], s["l2"]], [ref.mean(), ref.std(), np.linalg.norm(ref)], rtol=1e-9
+    )

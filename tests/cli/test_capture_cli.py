@@ -21,8 +21,18 @@ def run(*args: str) -> tuple[int, str]:
 def test_capture_and_tiny_save(tmp_path: Path) -> None:
     code, out = run("tiny", "save", "qwen2", str(tmp_path / "m"), "--set", "num_hidden_layers=2")
     assert code == 0 and "wrote" in out
-    code, out = run("capture", str(tmp_path / "m"), "--out", str(tmp_path / "a.h5"), "--prompt", "hi",
-                    "--device", "cpu", "--max-new-tokens", "2")
+    code, out = run(
+        "capture",
+        str(tmp_path / "m"),
+        "--out",
+        str(tmp_path / "a.h5"),
+        "--prompt",
+        "hi",
+        "--device",
+        "cpu",
+        "--max-new-tokens",
+        "2",
+    )
     assert code == 0, out
     assert "captured" in out and (tmp_path / "a.h5").exists()
     code, out = run("tiny", "list")
@@ -36,24 +46,43 @@ def one_line_error(output: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["tiny:llama", "--prompt", "x", "--device", "tpu"],
-     "InputError: unknown device 'tpu'; use --device auto|cpu|cuda[:i]|npu[:i] / device='cuda:0'"),
-    (["tiny:llama", "--prompt", "x", "--device", "npu"],
-     "DeviceUnavailableError: device 'npu' needs torch_npu, which is not installed; install torch_npu (and "
-     "CANN) matching your torch, or use --device cpu|cuda / device='cpu'"),
-    (["tiny:llama", "--prompt", "x", "--device", "cuda"],
-     "DeviceUnavailableError: device 'cuda' requested but torch sees no CUDA GPU (CPU build or no driver); "
-     "use --device cpu / device='cpu', or install a CUDA build of torch"),
-    (["tiny:gpt9", "--prompt", "x"], "ModelLoadError: unknown tiny model 'tiny:gpt9'; choose one of: "
-     "tiny:llama, tiny:mistral, tiny:qwen2, tiny:qwen3, tiny:gemma2, tiny:gemma3, tiny:phi3, tiny:qwen2_moe, "
-     "tiny:qwen3_moe, tiny:mixtral"),
-    (["tiny:llama", "--input-ids", "1,x"], "InputError: --input-ids must be integers separated by commas, got '1,x'"),
-    (["tiny:llama", "--prompt", "x", "--dtype", "int4"],
-     "InputError: unknown dtype 'int4'; use --dtype float32|bfloat16|float16 / dtype='bfloat16'"),
-    (["tiny:llama", "--prompt", "x", "--kernels", "fast"],
-     "InputError: unknown --kernels 'fast'; use one of: standard, batch-invariant"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            ["tiny:llama", "--prompt", "x", "--device", "tpu"],
+            "InputError: unknown device 'tpu'; use --device auto|cpu|cuda[:i]|npu[:i] / device='cuda:0'",
+        ),
+        (
+            ["tiny:llama", "--prompt", "x", "--device", "npu"],
+            "DeviceUnavailableError: device 'npu' needs torch_npu, which is not installed; install torch_npu (and "
+            "CANN) matching your torch, or use --device cpu|cuda / device='cpu'",
+        ),
+        (
+            ["tiny:llama", "--prompt", "x", "--device", "cuda"],
+            "DeviceUnavailableError: device 'cuda' requested but torch sees no CUDA GPU (CPU build or no driver); "
+            "use --device cpu / device='cpu', or install a CUDA build of torch",
+        ),
+        (
+            ["tiny:gpt9", "--prompt", "x"],
+            "ModelLoadError: unknown tiny model 'tiny:gpt9'; choose one of: "
+            "tiny:llama, tiny:mistral, tiny:qwen2, tiny:qwen3, tiny:gemma2, tiny:gemma3, tiny:phi3, tiny:qwen2_moe, "
+            "tiny:qwen3_moe, tiny:mixtral",
+        ),
+        (
+            ["tiny:llama", "--input-ids", "1,x"],
+            "InputError: --input-ids must be integers separated by commas, got '1,x'",
+        ),
+        (
+            ["tiny:llama", "--prompt", "x", "--dtype", "int4"],
+            "InputError: unknown dtype 'int4'; use --dtype float32|bfloat16|float16 / dtype='bfloat16'",
+        ),
+        (
+            ["tiny:llama", "--prompt", "x", "--kernels", "fast"],
+            "InputError: unknown --kernels 'fast'; use one of: standard, batch-invariant",
+        ),
+    ],
+)
 def test_capture_errors_are_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
     if "--device" in args and "cuda" in args:
         import torch
@@ -68,36 +97,53 @@ def test_capture_errors_are_one_line(tmp_path: Path, args: list[str], expected: 
 def test_model_directory_errors(tmp_path: Path) -> None:
     code, out = run("capture", str(tmp_path / "nope"), "--out", str(tmp_path / "x.h5"), "--prompt", "x")
     assert code == 2
-    assert one_line_error(out) == (f"ModelLoadError: model '{tmp_path / 'nope'}' is neither a local directory nor "
-                                   "tiny:<arch>; pass a Hugging Face model directory (config.json + *.safetensors) "
-                                   "or e.g. tiny:llama")
+    assert one_line_error(out) == (
+        f"ModelLoadError: model '{tmp_path / 'nope'}' is neither a local directory nor "
+        "tiny:<arch>; pass a Hugging Face model directory (config.json + *.safetensors) "
+        "or e.g. tiny:llama"
+    )
     pickled = tmp_path / "pickled"
     pickled.mkdir()
     (pickled / "config.json").write_text("{}")
     (pickled / "pytorch_model.bin").write_bytes(b"not unpickled")
     code, out = run("capture", str(pickled), "--out", str(tmp_path / "x.h5"), "--prompt", "x")
     assert code == 2
-    assert one_line_error(out) == (f"ModelLoadError: {pickled} has no *.safetensors weights (found "
-                                   "pytorch_model.bin: precdiff does not unpickle weight files; convert them to "
-                                   "safetensors first)")
+    assert one_line_error(out) == (
+        f"ModelLoadError: {pickled} has no *.safetensors weights (found "
+        "pytorch_model.bin: precdiff does not unpickle weight files; convert them to "
+        "safetensors first)"
+    )
 
 
 def test_tokens_from_missing_and_bad_template_kwarg(tmp_path: Path) -> None:
-    code, out = run("capture", "tiny:llama", "--out", str(tmp_path / "x.h5"), "--tokens-from", str(tmp_path / "a.h5"))
+    code, out = run(
+        "capture", "tiny:llama", "--out", str(tmp_path / "x.h5"), "--tokens-from", str(tmp_path / "a.h5")
+    )
     assert code == 2
     assert one_line_error(out) == f"InputError: capture file {tmp_path / 'a.h5'} does not exist"
-    code, out = run("capture", "tiny:llama", "--out", str(tmp_path / "x.h5"), "--prompt", "x",
-                    "--template-kwarg", "novalue")
+    code, out = run(
+        "capture",
+        "tiny:llama",
+        "--out",
+        str(tmp_path / "x.h5"),
+        "--prompt",
+        "x",
+        "--template-kwarg",
+        "novalue",
+    )
     assert code == 2
-    assert one_line_error(out) == ("InputError: --template-kwarg expects KEY=VALUE (e.g. --template-kwarg "
-                                   "enable_thinking=false), got 'novalue'")
+    assert one_line_error(out) == (
+        "InputError: --template-kwarg expects KEY=VALUE (e.g. --template-kwarg "
+        "enable_thinking=false), got 'novalue'"
+    )
 
 
 def test_output_folder_must_exist(tmp_path: Path) -> None:
     code, out = run("capture", "tiny:llama", "--out", str(tmp_path / "no" / "x.h5"), "--input-ids", "1")
     assert code == 2
-    assert one_line_error(out) == (f"InputError: output folder {tmp_path / 'no'} does not exist; create it or pick "
-                                   "another --out")
+    assert one_line_error(out) == (
+        f"InputError: output folder {tmp_path / 'no'} does not exist; create it or pick another --out"
+    )
 
 
 def test_demo_runs_and_is_within_noise(tmp_path: Path) -> None:
@@ -114,7 +160,10 @@ def test_demo_runs_and_is_within_noise(tmp_path: Path) -> None:
 def test_out_is_a_directory(tmp_path: Path) -> None:
     code, out = run("capture", "tiny:llama", "--out", str(tmp_path), "--input-ids", "1")
     assert code == 2
-    assert one_line_error(out) == f"InputError: --out {tmp_path} is a directory; give a file name such as {tmp_path / 'run.h5'}"
+    assert (
+        one_line_error(out)
+        == f"InputError: --out {tmp_path} is a directory; give a file name such as {tmp_path / 'run.h5'}"
+    )
 
 
 def test_a_bug_exits_3_not_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,8 +21,14 @@ BASE_MANIFEST: dict[str, Any] = {
     "attn_implementation": "sdpa",
     "kernels": "standard",
     "determinism": {"deterministic": False},
-    "model": {"weights_sha256": "w" * 64, "architecture": "LlamaForCausalLM", "model_type": "llama",
-              "layers_path": "model.layers", "num_layers": 3, "config": {"hidden_size": 8, "dtype": "float32"}},
+    "model": {
+        "weights_sha256": "w" * 64,
+        "architecture": "LlamaForCausalLM",
+        "model_type": "llama",
+        "layers_path": "model.layers",
+        "num_layers": 3,
+        "config": {"hidden_size": 8, "dtype": "float32"},
+    },
     "tokenizer": {"sha256": "t", "chat_template_sha256": "c"},
     "input": {"source": "prompt", "num_tokens": 4},
 }
@@ -43,11 +50,18 @@ def merge_manifest(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[
 def make_capture(tmp_path: Path) -> MakeCapture:
     """``make_capture("a.h5", {name: tensor}, manifest={...changes}, ids=[...], finish=True, summary=False)``."""
 
-    def make(name: str, tensors: Mapping[str, torch.Tensor | np.ndarray], *, manifest: Mapping[str, Any] | None = None,
-             ids: Sequence[int] = (1, 2, 3, 4), finish: bool = True, summary: bool = False,
-             logprobs: tuple[np.ndarray, np.ndarray] | None = None,
-             generation: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
-             roles: Mapping[str, str] | None = None) -> Path:
+    def make(
+        name: str,
+        tensors: Mapping[str, torch.Tensor | np.ndarray],
+        *,
+        manifest: Mapping[str, Any] | None = None,
+        ids: Sequence[int] = (1, 2, 3, 4),
+        finish: bool = True,
+        summary: bool = False,
+        logprobs: tuple[np.ndarray, np.ndarray] | None = None,
+        generation: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+        roles: Mapping[str, str] | None = None,
+    ) -> Path:
         path = tmp_path / name
         writer = CaptureWriter(path)
         writer.write_manifest(merge_manifest(BASE_MANIFEST, manifest or {}))
@@ -55,10 +69,15 @@ def make_capture(tmp_path: Path) -> MakeCapture:
         for tensor_name, value in tensors.items():
             tensor = torch.as_tensor(value)
             module = tensor_name.split("[")[0].split(":")[0]
-            writer.write_tensor(tensor_name, module=module, role=(roles or {}).get(tensor_name, "output"),
-                                dtype=tensor.dtype, shape=tuple(tensor.shape),
-                                stats=stats_to_dict(tensor_stats_torch(tensor).tolist()),
-                                data=None if summary else to_storage(tensor))
+            writer.write_tensor(
+                tensor_name,
+                module=module,
+                role=(roles or {}).get(tensor_name, "output"),
+                dtype=tensor.dtype,
+                shape=tuple(tensor.shape),
+                stats=stats_to_dict(tensor_stats_torch(tensor).tolist()),
+                data=None if summary else to_storage(tensor),
+            )
         if logprobs is not None:
             writer.write_prompt_logprobs(*logprobs)
         if generation is not None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -20,19 +20,35 @@ from precdiff.store.reader import TopK
 
 MakeCapture = Callable[..., Path]
 
-LAYER_MODULES = ("input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                 "self_attn[0]", "post_attention_layernorm", "mlp.gate_proj", "mlp.act_fn", "mlp.up_proj",
-                 "mlp.down_proj", "mlp")
-NAMES = (["model.embed_tokens"]
-         + [f"model.layers.{i}.{m}" for i in range(3) for m in LAYER_MODULES + ("",)]
-         + ["model.norm", "lm_head"])
+LAYER_MODULES = (
+    "input_layernorm",
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.o_proj",
+    "self_attn[0]",
+    "post_attention_layernorm",
+    "mlp.gate_proj",
+    "mlp.act_fn",
+    "mlp.up_proj",
+    "mlp.down_proj",
+    "mlp",
+)
+NAMES = (
+    ["model.embed_tokens"]
+    + [f"model.layers.{i}.{m}" for i in range(3) for m in LAYER_MODULES + ("",)]
+    + ["model.norm", "lm_head"]
+)
 NAMES = [n.rstrip(".") for n in NAMES]
 BF16_RUN = {"dtype": "bfloat16"}
-MESSAGE = re.compile(r"^divergence jumps at layer (\d+) in (\S+): rel-L2 \d\.\de[-+]\d\d → \d\.\de[-+]\d\d \(×[\d.e+]+\)$")
+MESSAGE = re.compile(
+    r"^divergence jumps at layer (\d+) in (\S+): rel-L2 \d\.\de[-+]\d\d → \d\.\de[-+]\d\d \(×[\d.e+]+\)$"
+)
 
 
-def model_tensors(fault: str | None = None, *, noise: float = 5e-3, fault_err: float = 0.2,
-                  seed: int = 0) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def model_tensors(
+    fault: str | None = None, *, noise: float = 5e-3, fault_err: float = 0.2, seed: int = 0
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """A and B in forward order; B carries `noise` relative error, `fault_err` from `fault` on."""
     rng = np.random.default_rng(seed)
     a, b = {}, {}
@@ -47,8 +63,15 @@ def model_tensors(fault: str | None = None, *, noise: float = 5e-3, fault_err: f
     return a, b
 
 
-@pytest.mark.parametrize("fault", ["model.layers.1.self_attn.k_proj", "model.layers.2.mlp.down_proj",
-                                   "model.layers.0.input_layernorm", "model.layers.1.mlp.gate_proj"])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "model.layers.1.self_attn.k_proj",
+        "model.layers.2.mlp.down_proj",
+        "model.layers.0.input_layernorm",
+        "model.layers.1.mlp.gate_proj",
+    ],
+)
 def test_planted_jump_is_named(make_capture: MakeCapture, fault: str) -> None:
     a, b = model_tensors(fault)
     result = compare(make_capture("a.h5", a), make_capture("b.h5", b, manifest=BF16_RUN))
@@ -78,7 +101,9 @@ def test_same_noise_is_a_divergence_between_fp32_runs(make_capture: MakeCapture)
 
 def test_noise_floor_override(make_capture: MakeCapture) -> None:
     a, b = model_tensors(None)
-    result = compare(make_capture("a.h5", a), make_capture("b.h5", b), options=CompareOptions(noise_floor=0.05))
+    result = compare(
+        make_capture("a.h5", a), make_capture("b.h5", b), options=CompareOptions(noise_floor=0.05)
+    )
     assert result.verdict.status == "within_noise"
     assert all(t.noise_floor == 0.05 for t in result.tensors)
 
@@ -93,14 +118,21 @@ def test_identical_captures_match(make_capture: MakeCapture) -> None:
 
 def test_nan_in_b_diverges_at_its_first_tensor(make_capture: MakeCapture) -> None:
     a, b = model_tensors(None)
-    for name in NAMES[NAMES.index("model.layers.1.mlp.up_proj"):]:
+    for name in NAMES[NAMES.index("model.layers.1.mlp.up_proj") :]:
         b[name] = b[name].clone()
         b[name][0, 0, 0] = float("nan")
     result = compare(make_capture("a.h5", a), make_capture("b.h5", b, manifest=BF16_RUN))
     v = result.verdict
-    assert (v.status, v.reason, v.layer, v.tensor) == ("diverged", "nonfinite", 1, "model.layers.1.mlp.up_proj")
-    assert v.message == ("divergence: NaN/Inf first differ at layer 1 in model.layers.1.mlp.up_proj: "
-                         "A has 0 NaN 0 Inf, B has 1 NaN 0 Inf")
+    assert (v.status, v.reason, v.layer, v.tensor) == (
+        "diverged",
+        "nonfinite",
+        1,
+        "model.layers.1.mlp.up_proj",
+    )
+    assert v.message == (
+        "divergence: NaN/Inf first differ at layer 1 in model.layers.1.mlp.up_proj: "
+        "A has 0 NaN 0 Inf, B has 1 NaN 0 Inf"
+    )
     broken = {t.name: t for t in result.tensors}["model.layers.1.mlp.up_proj"]
     assert math.isnan(broken.rel_l2 or 0.0) and broken.nan_b == 1 and broken.nonfinite_mismatch == 1
     document = result.to_dict()
@@ -118,15 +150,20 @@ def test_unmatched_shape_mismatch_and_filters(make_capture: MakeCapture) -> None
     norm = {t.name: t for t in result.tensors}["model.norm"]
     assert norm.status == "shape_mismatch" and norm.rel_l2 is None
     assert result.verdict.reason == "shape" and result.verdict.status == "diverged"
-    only = compare(make_capture("a2.h5", a), make_capture("b2.h5", a),
-                   options=CompareOptions(include=(r"layers\.1\.",), exclude=("mlp",)))
+    only = compare(
+        make_capture("a2.h5", a),
+        make_capture("b2.h5", a),
+        options=CompareOptions(include=(r"layers\.1\.",), exclude=("mlp",)),
+    )
     assert {t.layer for t in only.tensors} == {1} and not any("mlp" in t.name for t in only.tensors)
 
 
 def test_summary_only_captures_compare_norms(make_capture: MakeCapture) -> None:
     a, b = model_tensors("model.layers.1.mlp.up_proj", fault_err=0.5)
     b = {name: value * 1.5 if name == "model.layers.1.mlp.up_proj" else value for name, value in b.items()}
-    result = compare(make_capture("a.h5", a, summary=True), make_capture("b.h5", b, summary=True, manifest=BF16_RUN))
+    result = compare(
+        make_capture("a.h5", a, summary=True), make_capture("b.h5", b, summary=True, manifest=BF16_RUN)
+    )
     up = {t.name: t for t in result.tensors}["model.layers.1.mlp.up_proj"]
     assert up.status == "stats_only" and up.cosine is None
     # the stored norms give the lower bound |‖b‖−‖a‖|/‖a‖ of rel-L2
@@ -140,15 +177,19 @@ def test_refuses_different_weights_and_tokens(make_capture: MakeCapture) -> None
     other = make_capture("w.h5", b, manifest={"model": {"weights_sha256": "v" * 64}})
     with pytest.raises(NotComparableError) as err:
         compare(path_a, other)
-    assert str(err.value) == (f"{path_a} and {other} ran different weights (weights_sha256 wwwwwwwwwwww… vs "
-                              "vvvvvvvvvvvv…); compare two captures of the same model, or pass --force / force=True "
-                              "to compare anyway")
+    assert str(err.value) == (
+        f"{path_a} and {other} ran different weights (weights_sha256 wwwwwwwwwwww… vs "
+        "vvvvvvvvvvvv…); compare two captures of the same model, or pass --force / force=True "
+        "to compare anyway"
+    )
     tokens = make_capture("t.h5", b, ids=(1, 2, 9, 4))
     with pytest.raises(NotComparableError) as err:
         compare(path_a, tokens)
-    assert str(err.value) == (f"{path_a} and {tokens} saw different input tokens (4 vs 4 tokens, first difference "
-                              f"at position 2: 3 vs 9); pass --tokens-from {path_a} to capture B with A's exact "
-                              "tokens, or --force / force=True to compare anyway")
+    assert str(err.value) == (
+        f"{path_a} and {tokens} saw different input tokens (4 vs 4 tokens, first difference "
+        f"at position 2: 3 vs 9); pass --tokens-from {path_a} to capture B with A's exact "
+        "tokens, or --force / force=True to compare anyway"
+    )
     config = make_capture("c.h5", b, manifest={"model": {"config": {"hidden_size": 16, "dtype": "bfloat16"}}})
     with pytest.raises(NotComparableError, match=r"ran different models \(hidden_size 8 vs 16\)"):
         compare(path_a, config)
@@ -162,8 +203,9 @@ def test_partial_capture_is_compared_and_flagged(make_capture: MakeCapture) -> N
     path_b = make_capture("b.h5", partial_b, finish=False, manifest=BF16_RUN)
     result = compare(make_capture("a.h5", a), path_b)
     assert not result.b.complete and result.b.path.endswith(".partial")
-    assert result.warnings == (f"B ({path_b}) is an incomplete capture (interrupted); compared the 10 tensors it "
-                               "holds",)
+    assert result.warnings == (
+        f"B ({path_b}) is an incomplete capture (interrupted); compared the 10 tensors it holds",
+    )
     assert len(result.tensors) == 10 and len(result.unmatched_a) == len(NAMES) - 10
 
 
@@ -175,7 +217,12 @@ def test_invalid_options_are_input_errors() -> None:
 
 
 def test_layer_names() -> None:
-    assert infer_layers_path(["model.embed_tokens", "model.layers.0.mlp", "model.layers.1", "model.layers.0.mlp.experts.5"]) == "model.layers"
+    assert (
+        infer_layers_path(
+            ["model.embed_tokens", "model.layers.0.mlp", "model.layers.1", "model.layers.0.mlp.experts.5"]
+        )
+        == "model.layers"
+    )
     assert layer_of("model.layers.12.self_attn[0]", "model.layers") == 12
     assert layer_of("model.layers.3:input[0]", "model.layers") == 3
     assert layer_of("model.norm", "model.layers") is None
@@ -203,9 +250,16 @@ def test_generation_near_tie(make_capture: MakeCapture) -> None:
     topk = np.zeros((3, 2), dtype=np.int64), np.zeros((3, 2), dtype=np.float32)
     gen_a = (np.array([5, 6, 7]), *topk, np.array([1.0, 0.02, 0.5], dtype=np.float32))
     gen_b = (np.array([5, 9, 7]), *topk, np.array([1.0, 0.01, 0.5], dtype=np.float32))
-    result = compare(make_capture("a.h5", a, generation=gen_a), make_capture("b.h5", a, generation=gen_b,
-                                                                             manifest=BF16_RUN))
+    result = compare(
+        make_capture("a.h5", a, generation=gen_a),
+        make_capture("b.h5", a, generation=gen_b, manifest=BF16_RUN),
+    )
     g = result.generation
-    assert g is not None and (g.first_divergent_step, g.identical_prefix, g.token_a, g.token_b) == (1, 1, 6, 9)
+    assert g is not None and (g.first_divergent_step, g.identical_prefix, g.token_a, g.token_b) == (
+        1,
+        1,
+        6,
+        9,
+    )
     assert g.near_tie is True and g.near_tie_threshold == 0.0625
     assert result.verdict.status == "within_noise"  # tensors identical, generation not: no "match"

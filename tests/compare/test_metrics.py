@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,8 +35,16 @@ ROWS: list[tuple[str, list[float], list[float], float, float, float, float, floa
     ("NaN vs number", [nan, 3.0], [1.0, 3.0], nan, nan, nan, nan, 0.5),
     ("Inf vs -Inf", [inf, 3.0], [-inf, 3.0], nan, nan, nan, nan, 0.5),
     ("NaN vs Inf", [nan, 1.0], [inf, 1.0], nan, nan, nan, nan, 0.5),
-    ("finite part still measured", [inf, 3.0, 4.0], [inf, 3.0, 4.5], 0.1, 27 / (5 * math.sqrt(29.25)), 0.5, 0.25,
-     1 / 3),
+    (
+        "finite part still measured",
+        [inf, 3.0, 4.0],
+        [inf, 3.0, 4.5],
+        0.1,
+        27 / (5 * math.sqrt(29.25)),
+        0.5,
+        0.25,
+        1 / 3,
+    ),
 ]
 
 
@@ -79,7 +88,9 @@ def test_streaming_equals_one_shot_and_numpy() -> None:
     d = b - a
     assert math.isclose(m.rel_l2(streamed), np.linalg.norm(d) / np.linalg.norm(a), rel_tol=1e-12)
     assert math.isclose(m.rel_l2(whole), m.rel_l2(streamed), rel_tol=1e-12)
-    assert math.isclose(m.cosine(streamed), float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)), rel_tol=1e-12)
+    assert math.isclose(
+        m.cosine(streamed), float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)), rel_tol=1e-12
+    )
     assert m.max_abs(streamed) == m.max_abs(whole) == float(np.abs(d).max())
     assert math.isclose(m.mean_abs(streamed), float(np.abs(d).mean()), rel_tol=1e-12)
     expected_beyond = int(np.count_nonzero(np.abs(d) > 1e-6 + 1e-3 * np.abs(a)))
@@ -100,22 +111,34 @@ def test_mismatched_block_sizes_are_a_bug() -> None:
         m.accumulate([1.0], [1.0, 2.0])
 
 
-@pytest.mark.parametrize(("l2_a", "l2_b", "expected"), [
-    (2.0, 3.0, 0.5), (0.0, 0.0, 0.0), (0.0, 1.0, inf), (nan, 1.0, nan), (4.0, 4.0, 0.0),
-])
+@pytest.mark.parametrize(
+    ("l2_a", "l2_b", "expected"),
+    [
+        (2.0, 3.0, 0.5),
+        (0.0, 0.0, 0.0),
+        (0.0, 1.0, inf),
+        (nan, 1.0, nan),
+        (4.0, 4.0, 0.0),
+    ],
+)
 def test_norm_ratio_bound(l2_a: float, l2_b: float, expected: float) -> None:
     assert close(m.norm_ratio_bound(l2_a, l2_b), expected)
 
 
-@pytest.mark.parametrize(("codes", "floor", "rtol"), [
-    (("F32", "F32"), 0.5 * 2.0**-12, 1e-5),
-    (("F32", "BF16"), 0.5 * 2.0**-4, 2.0**-7),
-    (("BF16", "F16"), 0.5 * 2.0**-4, 2.0**-7),
-    (("F16", "F64"), 0.5 * 2.0**-5.5, 2.0**-10),
-    (("I64", "I64"), 0.0, 0.0),
-    (("I64", "F32", "BF16"), 0.5 * 2.0**-4, 2.0**-7),  # the run's compute dtype counts too
-])
-def test_pair_tolerances_follow_the_less_precise_dtype(codes: tuple[str, ...], floor: float, rtol: float) -> None:
+@pytest.mark.parametrize(
+    ("codes", "floor", "rtol"),
+    [
+        (("F32", "F32"), 0.5 * 2.0**-12, 1e-5),
+        (("F32", "BF16"), 0.5 * 2.0**-4, 2.0**-7),
+        (("BF16", "F16"), 0.5 * 2.0**-4, 2.0**-7),
+        (("F16", "F64"), 0.5 * 2.0**-5.5, 2.0**-10),
+        (("I64", "I64"), 0.0, 0.0),
+        (("I64", "F32", "BF16"), 0.5 * 2.0**-4, 2.0**-7),  # the run's compute dtype counts too
+    ],
+)
+def test_pair_tolerances_follow_the_less_precise_dtype(
+    codes: tuple[str, ...], floor: float, rtol: float
+) -> None:
     assert tol.noise_floor(*codes) == pytest.approx(floor)
     assert tol.pair_tolerance(*codes)[0] == rtol
 

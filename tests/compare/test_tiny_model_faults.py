@@ -8,8 +8,8 @@ checks the noise-floor calibration: unperturbed bf16-vs-fp32 captures are ``with
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch
@@ -25,11 +25,18 @@ FORCE = CompareOptions(force=True)  # the perturbed copy has other weights by co
 
 
 def run(model: Path, out: Path, dtype: str) -> Path:
-    capture(str(model), out, CaptureInput(prompt=PROMPT), CaptureOptions(device="cpu", dtype=dtype, max_new_tokens=2))
+    capture(
+        str(model),
+        out,
+        CaptureInput(prompt=PROMPT),
+        CaptureOptions(device="cpu", dtype=dtype, max_new_tokens=2),
+    )
     return out
 
 
-def perturbed_copy(source: Path, target: Path, parameter: str, scale: float, expert: int | None = None) -> Path:
+def perturbed_copy(
+    source: Path, target: Path, parameter: str, scale: float, expert: int | None = None
+) -> Path:
     shutil.copytree(source, target)
     model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
     weight = dict(model.named_parameters())[parameter]
@@ -42,7 +49,9 @@ def perturbed_copy(source: Path, target: Path, parameter: str, scale: float, exp
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_dir: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+def reference(
+    tiny_dir: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
     cache: dict[str, Path] = {}
 
     def make(arch: str) -> Path:
@@ -53,14 +62,37 @@ def reference(tiny_dir: Callable[[str], Path], tmp_path_factory: pytest.TempPath
     return make
 
 
-@pytest.mark.parametrize(("arch", "parameter", "scale", "expert", "module"), [
-    ("llama", "model.layers.1.self_attn.k_proj.weight", 0.3, None, "model.layers.1.self_attn.k_proj"),
-    ("llama", "model.layers.2.mlp.down_proj.weight", 0.3, None, "model.layers.2.mlp.down_proj"),
-    ("llama", "model.layers.0.post_attention_layernorm.weight", 5.0, None, "model.layers.0.post_attention_layernorm"),
-    ("qwen2_moe", "model.layers.2.mlp.experts.down_proj", 1.0, 0, "model.layers.2.mlp.experts"),  # expert 0: routed to
-])
-def test_planted_fault_is_named(tiny_dir: Callable[[str], Path], reference: Callable[[str], Path], tmp_path: Path,
-                                arch: str, parameter: str, scale: float, expert: int | None, module: str) -> None:
+@pytest.mark.parametrize(
+    ("arch", "parameter", "scale", "expert", "module"),
+    [
+        ("llama", "model.layers.1.self_attn.k_proj.weight", 0.3, None, "model.layers.1.self_attn.k_proj"),
+        ("llama", "model.layers.2.mlp.down_proj.weight", 0.3, None, "model.layers.2.mlp.down_proj"),
+        (
+            "llama",
+            "model.layers.0.post_attention_layernorm.weight",
+            5.0,
+            None,
+            "model.layers.0.post_attention_layernorm",
+        ),
+        (
+            "qwen2_moe",
+            "model.layers.2.mlp.experts.down_proj",
+            1.0,
+            0,
+            "model.layers.2.mlp.experts",
+        ),  # expert 0: routed to
+    ],
+)
+def test_planted_fault_is_named(
+    tiny_dir: Callable[[str], Path],
+    reference: Callable[[str], Path],
+    tmp_path: Path,
+    arch: str,
+    parameter: str,
+    scale: float,
+    expert: int | None,
+    module: str,
+) -> None:
     bad = perturbed_copy(tiny_dir(arch), tmp_path / "bad", parameter, scale, expert)
     layer = int(parameter.split(".")[2])
     for dtype in ("float32", "bfloat16"):
@@ -71,8 +103,9 @@ def test_planted_fault_is_named(tiny_dir: Callable[[str], Path], reference: Call
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2_moe"])
-def test_bf16_rounding_is_within_noise(tiny_dir: Callable[[str], Path], reference: Callable[[str], Path],
-                                       tmp_path: Path, arch: str) -> None:
+def test_bf16_rounding_is_within_noise(
+    tiny_dir: Callable[[str], Path], reference: Callable[[str], Path], tmp_path: Path, arch: str
+) -> None:
     result = compare(reference(arch), run(tiny_dir(arch), tmp_path / "bf16.h5", "bfloat16"))
     assert result.verdict.status == "within_noise", result.verdict.message
     assert [d.field for d in result.differences if d.severity != "info"] == ["dtype"]

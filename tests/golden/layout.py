@@ -1,6 +1,6 @@
 """Describe a capture file's structure as text (the golden layout); run as a script to regenerate.
 
-    python tests/golden/layout.py   # rewrites tests/golden/capture_layout.txt and tensor_names.txt
+python tests/golden/layout.py   # rewrites tests/golden/capture_layout.txt and tensor_names.txt
 """
 
 from __future__ import annotations
@@ -50,8 +50,12 @@ def make_golden_capture(out: Path) -> None:
     from precdiff.capture import capture
     from precdiff.config import CaptureInput, CaptureOptions
 
-    capture("tiny:llama", out, CaptureInput(input_ids=GOLDEN_INPUT_IDS),
-            CaptureOptions(device="cpu", max_new_tokens=3, top_k=5))
+    capture(
+        "tiny:llama",
+        out,
+        CaptureInput(input_ids=GOLDEN_INPUT_IDS),
+        CaptureOptions(device="cpu", max_new_tokens=3, top_k=5),
+    )
 
 
 def tensor_names(path: Path) -> str:

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-pytestmark = [pytest.mark.cuda,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
@@ -36,8 +35,12 @@ def test_capture_on_cuda_bf16_round_trips(tmp_path: Path) -> None:
     from precdiff.config import CaptureInput, CaptureOptions
     from precdiff.store import open_capture
 
-    result = capture("tiny:qwen3_moe", tmp_path / "g.h5", CaptureInput(prompt="Hello GPU"),
-                     CaptureOptions(device="cuda", dtype="bfloat16", deterministic=True))
+    result = capture(
+        "tiny:qwen3_moe",
+        tmp_path / "g.h5",
+        CaptureInput(prompt="Hello GPU"),
+        CaptureOptions(device="cuda", dtype="bfloat16", deterministic=True),
+    )
     with open_capture(result.path) as cap:
         assert cap.complete and cap.manifest["device"]["type"] == "cuda"
         info = cap.info("model.layers.0.self_attn.q_proj")

@@ -61,8 +61,12 @@ def test_every_shipped_tile_config_gives_the_same_bits(dtype: torch.dtype, k: in
     w = torch.randn(n, k, device="cuda", dtype=dtype) / k**0.5
     configs = gemm_tiles.all_configs(gemm_tiles.kind_of(dtype == torch.float32))
     ref = triton_gemm.matmul(x, w.t(), config=configs[0])
-    bad = {str(c): m for c in configs for m in (1, 7, 16, 33, 64, 100, 256, 1024)
-           if not torch.equal(triton_gemm.matmul(x[:m], w.t(), config=c), ref[:m])}
+    bad = {
+        str(c): m
+        for c in configs
+        for m in (1, 7, 16, 33, 64, 100, 256, 1024)
+        if not torch.equal(triton_gemm.matmul(x[:m], w.t(), config=c), ref[:m])
+    }
     assert bad == {}, f"{len(configs)} configs, differing (config: first M): {bad}"
 
 
@@ -79,10 +83,12 @@ def test_bmm_and_grouped_mm_invariant(dtype: torch.dtype) -> None:
         bad = [m for m in M_SWEEP if m <= 512 and not torch.equal(torch.bmm(a[:, :m], b), full_bmm[:, :m])]
         assert bad == []
         x = torch.randn(600, 1024, device="cuda", dtype=dtype)
-        full = torch._grouped_mm(x, experts, offs=torch.tensor([100, 100, 350, 600], device="cuda",
-                                                               dtype=torch.int32))
-        part = torch._grouped_mm(x[100:110], experts[2:3], offs=torch.tensor([10], device="cuda",
-                                                                             dtype=torch.int32))
+        full = torch._grouped_mm(
+            x, experts, offs=torch.tensor([100, 100, 350, 600], device="cuda", dtype=torch.int32)
+        )
+        part = torch._grouped_mm(
+            x[100:110], experts[2:3], offs=torch.tensor([10], device="cuda", dtype=torch.int32)
+        )
     assert torch.equal(full[100:110], part)
     ref = x[100:110].double() @ experts[2].double()
     assert ((part.double() - ref).abs().max() / ref.abs().max()).item() < TOL[dtype]
@@ -151,12 +157,25 @@ def test_tiny_model_probe_invariant_bf16(moe: bool) -> None:
 
     register_attention()
     torch.manual_seed(0)
-    common = {"vocab_size": 1024, "hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 8,
-              "num_key_value_heads": 2, "max_position_embeddings": 512}
+    common = {
+        "vocab_size": 1024,
+        "hidden_size": 256,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 512,
+    }
     if moe:
-        model = Qwen2MoeForCausalLM(Qwen2MoeConfig(intermediate_size=512, moe_intermediate_size=128,
-                                                   shared_expert_intermediate_size=256, num_experts=8,
-                                                   num_experts_per_tok=2, **common))
+        model = Qwen2MoeForCausalLM(
+            Qwen2MoeConfig(
+                intermediate_size=512,
+                moe_intermediate_size=128,
+                shared_expert_intermediate_size=256,
+                num_experts=8,
+                num_experts_per_tok=2,
+                **common,
+            )
+        )
     else:
         model = LlamaForCausalLM(LlamaConfig(intermediate_size=512, **common))
     model = model.to("cuda", torch.bfloat16).eval()

@@ -5,8 +5,8 @@ verdict to name exactly that layer and module, on a clean float32 background and
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -29,9 +29,21 @@ FAULT_SCALE = 0.3
 CASES = [
     ("llama", "model.layers.2.self_attn.k_proj.weight", None, 2, "model.layers.2.self_attn.k_proj"),
     ("qwen3", "model.layers.1.mlp.down_proj.weight", None, 1, "model.layers.1.mlp.down_proj"),
-    ("mistral", "model.layers.2.post_attention_layernorm.weight", None, 2, "model.layers.2.post_attention_layernorm"),
+    (
+        "mistral",
+        "model.layers.2.post_attention_layernorm.weight",
+        None,
+        2,
+        "model.layers.2.post_attention_layernorm",
+    ),
     ("phi3", "model.layers.1.self_attn.o_proj.weight", None, 1, "model.layers.1.self_attn.o_proj"),
-    ("qwen2_moe", "model.layers.2.mlp.experts.{expert}.down_proj.weight", "routed", 2, "model.layers.2.mlp.experts"),
+    (
+        "qwen2_moe",
+        "model.layers.2.mlp.experts.{expert}.down_proj.weight",
+        "routed",
+        2,
+        "model.layers.2.mlp.experts",
+    ),
 ]
 
 
@@ -58,13 +70,19 @@ def plant(source: Path, target: Path, parameter: str, expert: int | None) -> Non
 
 
 @pytest.fixture(scope="module")
-def reference_captures(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Callable[[str], Path]) -> dict[str, Path]:
+def reference_captures(
+    tmp_path_factory: pytest.TempPathFactory, tiny_dir: Callable[[str], Path]
+) -> dict[str, Path]:
     captures: dict[str, Path] = {}
     folder = tmp_path_factory.mktemp("planted_ref")
     for arch in sorted({case[0] for case in CASES}):
         path = folder / f"{arch}.h5"
-        capture(str(tiny_dir(arch)), path, CaptureInput(prompt=PROMPT),
-                CaptureOptions(device="cpu", dtype="float32", max_new_tokens=4))
+        capture(
+            str(tiny_dir(arch)),
+            path,
+            CaptureInput(prompt=PROMPT),
+            CaptureOptions(device="cpu", dtype="float32", max_new_tokens=4),
+        )
         captures[arch] = path
     return captures
 
@@ -72,25 +90,41 @@ def reference_captures(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Calla
 @pytest.mark.parametrize("background", ["float32", "bfloat16"])
 @pytest.mark.parametrize("arch, parameter, expert, layer, module", CASES, ids=[c[0] for c in CASES])
 def test_planted_fault_is_named_exactly(
-    tmp_path: Path, tiny_dir: Callable[[str], Path], reference_captures: dict[str, Path],
-    arch: str, parameter: str, expert: str | None, layer: int, module: str, background: str,
+    tmp_path: Path,
+    tiny_dir: Callable[[str], Path],
+    reference_captures: dict[str, Path],
+    arch: str,
+    parameter: str,
+    expert: str | None,
+    layer: int,
+    module: str,
+    background: str,
 ) -> None:
     faulty_dir = tmp_path / "faulty"
     expert_index = most_routed_expert(reference_captures[arch], layer) if expert == "routed" else None
     plant(tiny_dir(arch), faulty_dir, parameter, expert_index)
     other = tmp_path / "faulty.h5"
-    capture(str(faulty_dir), other, CaptureInput(tokens_from=str(reference_captures[arch])),
-            CaptureOptions(device="cpu", dtype=background, max_new_tokens=4))
+    capture(
+        str(faulty_dir),
+        other,
+        CaptureInput(tokens_from=str(reference_captures[arch])),
+        CaptureOptions(device="cpu", dtype=background, max_new_tokens=4),
+    )
     result = compare(reference_captures[arch], other, options=CompareOptions(force=True))
     assert result.verdict.status == "diverged"
     assert (result.verdict.layer, result.verdict.module) == (layer, module), result.verdict
 
 
-def test_bf16_background_alone_is_within_noise(tmp_path: Path, reference_captures: dict[str, Path],
-                                               tiny_dir: Callable[[str], Path]) -> None:
+def test_bf16_background_alone_is_within_noise(
+    tmp_path: Path, reference_captures: dict[str, Path], tiny_dir: Callable[[str], Path]
+) -> None:
     other = tmp_path / "bf16.h5"
-    capture(str(tiny_dir("llama")), other, CaptureInput(tokens_from=str(reference_captures["llama"])),
-            CaptureOptions(device="cpu", dtype="bfloat16", max_new_tokens=4))
+    capture(
+        str(tiny_dir("llama")),
+        other,
+        CaptureInput(tokens_from=str(reference_captures["llama"])),
+        CaptureOptions(device="cpu", dtype="bfloat16", max_new_tokens=4),
+    )
     result = compare(reference_captures["llama"], other)
     assert result.verdict.status == "within_noise", result.verdict
     assert (result.verdict.layer, result.verdict.module) == (None, None)

@@ -27,7 +27,7 @@ def test_batch_major_with_left_padding_slices_row_and_sequence_dims() -> None:
 def test_flattened_tokens_take_the_probe_rows() -> None:
     flat = _marked((21, 4))  # [B*L, hidden], e.g. the MoE experts' input
     piece, whole = probe_slice(flat, (5, 4), LEFT)  # type: ignore[misc]
-    assert not whole and torch.equal(piece, flat[7 + 2:7 + 2 + 5])
+    assert not whole and torch.equal(piece, flat[7 + 2 : 7 + 2 + 5])
 
 
 def test_batch_independent_tensor_is_taken_whole() -> None:
@@ -36,10 +36,13 @@ def test_batch_independent_tensor_is_taken_whole() -> None:
     assert whole and piece is cos
 
 
-@pytest.mark.parametrize("shape, ref, reason", [
-    ((9, 4), (3, 4), "dim 0: 9 vs 3"),  # tokens routed to one expert: their count depends on the batch
-    ((3, 7), (1, 5, 4), "rank 2 vs 3"),
-])
+@pytest.mark.parametrize(
+    "shape, ref, reason",
+    [
+        ((9, 4), (3, 4), "dim 0: 9 vs 3"),  # tokens routed to one expert: their count depends on the batch
+        ((3, 7), (1, 5, 4), "rank 2 vs 3"),
+    ],
+)
 def test_unalignable_shapes_say_why(shape: tuple[int, ...], ref: tuple[int, ...], reason: str) -> None:
     got = probe_slice(torch.zeros(shape), ref, LEFT)
     assert isinstance(got, str) and reason in got

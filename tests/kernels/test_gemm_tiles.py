@@ -65,7 +65,9 @@ def test_untuned_shape_uses_the_nearest_tuned_shape() -> None:
     # Llama-3.2-3B q/o_proj 3072x3072: nearest in log-space is 4096x4096.
     assert gemm_tiles._nearest(list(gemm_tiles.TUNED["half"]), 3072, 3072) == (4096, 4096)
     for m in (1, 100, 3000):
-        assert gemm_tiles.select(m, 3072, 3072, "half", (9, 0)) == gemm_tiles.select(m, 4096, 4096, "half", (9, 0))
+        assert gemm_tiles.select(m, 3072, 3072, "half", (9, 0)) == gemm_tiles.select(
+            m, 4096, 4096, "half", (9, 0)
+        )
     # 2048x2048 is one octave from both 4096x1024 and 4096x4096: the tie goes to the same weight size.
     assert gemm_tiles._nearest(list(gemm_tiles.TUNED["half"]), 2048, 2048) == (4096, 1024)
     # A 13824-wide MLP (Qwen2.5-14B) is nearest to the 14336 one, not to 4096.

@@ -18,9 +18,14 @@ from precdiff.kernels import (
 
 def _flags() -> tuple[object, ...]:
     b = torch.backends
-    return (b.cuda.matmul.fp32_precision, b.cudnn.fp32_precision, b.cuda.flash_sdp_enabled(),
-            b.cuda.mem_efficient_sdp_enabled(), b.cuda.math_sdp_enabled(),
-            b.cuda.matmul.allow_bf16_reduced_precision_reduction)
+    return (
+        b.cuda.matmul.fp32_precision,
+        b.cudnn.fp32_precision,
+        b.cuda.flash_sdp_enabled(),
+        b.cuda.mem_efficient_sdp_enabled(),
+        b.cuda.math_sdp_enabled(),
+        b.cuda.matmul.allow_bf16_reduced_precision_reduction,
+    )
 
 
 def _mm_is_overridden() -> bool:
@@ -80,6 +85,7 @@ def test_import_needs_neither_triton_nor_torch_npu() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, precdiff.kernels; "
-            "assert 'triton' not in sys.modules and 'torch_npu' not in sys.modules")
+    code = (
+        "import sys, precdiff.kernels; assert 'triton' not in sys.modules and 'torch_npu' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

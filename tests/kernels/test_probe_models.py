@@ -4,14 +4,16 @@ A probe sequence is run alone, inside batches of 2/4/8 random sequences of the s
 first and last slot), left-padded inside a batch with a longer sequence (explicit position ids),
 and token by token (prefill of all but the last token, then one decode step with the KV cache).
 The probe's last-position logits and final hidden state are compared bitwise with the probe run
-alone. Standard mode (SDPA, vendor kernels) must show at least one difference, so the test can fail;
-batch-invariant mode must show none.
+alone. Batch-invariant mode must show none; the same model with one module made batch dependent by
+construction (``planted.py``) must show differences under the same mode, so the test can fail on any CPU
+(whether the standard kernels differ depends on the CPU).
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
+from planted import plant_batch_dependent
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, Qwen2MoeConfig, Qwen2MoeForCausalLM
 
 from precdiff.kernels import ATTENTION_IMPLEMENTATION, batch_invariant_mode, register_attention
@@ -21,16 +23,32 @@ PROBE_LEN = 20
 
 
 def _dense() -> PreTrainedModel:
-    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    cfg = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
     return LlamaForCausalLM(cfg)
 
 
 def _moe() -> PreTrainedModel:
-    cfg = Qwen2MoeConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, moe_intermediate_size=32,
-                         shared_expert_intermediate_size=64, num_experts=4, num_experts_per_tok=2,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=128)
+    cfg = Qwen2MoeConfig(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=128,
+        moe_intermediate_size=32,
+        shared_expert_intermediate_size=64,
+        num_experts=4,
+        num_experts_per_tok=2,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
     return Qwen2MoeForCausalLM(cfg)
 
 
@@ -61,14 +79,18 @@ def _probe_runs(model: PreTrainedModel) -> dict[str, tuple[torch.Tensor, torch.T
         runs["left_padded"] = last(ids, 1, attention_mask=mask, position_ids=pos)
         # Decode: prefill all but the last token, then one cached decode step.
         pre = model(probe[None, :-1], use_cache=True)
-        out = model(probe[None, -1:], past_key_values=pre.past_key_values, use_cache=True, output_hidden_states=True)
+        out = model(
+            probe[None, -1:], past_key_values=pre.past_key_values, use_cache=True, output_hidden_states=True
+        )
         runs["decode_step"] = (out.logits[0, -1].clone(), out.hidden_states[-1][0, -1].clone())
     return runs
 
 
 def _differing(runs: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> list[str]:
     ref = runs["alone"]
-    return [name for name, (lg, hs) in runs.items() if not (torch.equal(lg, ref[0]) and torch.equal(hs, ref[1]))]
+    return [
+        name for name, (lg, hs) in runs.items() if not (torch.equal(lg, ref[0]) and torch.equal(hs, ref[1]))
+    ]
 
 
 @pytest.mark.parametrize("build", [_dense, _moe], ids=["dense", "moe"])
@@ -77,14 +99,17 @@ def test_probe_is_batch_invariant_only_in_batch_invariant_mode(build: object) ->
     torch.manual_seed(0)
     model = build().eval()  # type: ignore[operator]
 
-    model.set_attn_implementation("sdpa")
-    standard = _differing(_probe_runs(model))
-    assert standard, "standard mode gave identical probe outputs everywhere: the test could not fail"
-
     model.set_attn_implementation(ATTENTION_IMPLEMENTATION)
     with batch_invariant_mode("cpu"):
         invariant = _differing(_probe_runs(model))
     assert invariant == [], f"batch-invariant mode differs from the probe alone in {invariant}"
+
+    plant_batch_dependent(model, "model.layers.0.input_layernorm")
+    with batch_invariant_mode("cpu"):
+        planted = _differing(_probe_runs(model))
+    assert len(planted) == len(_probe_runs(model)) - 1, (
+        f"the planted kernel was not seen in all runs: {planted}"
+    )
 
 
 def test_batch_invariant_logits_stay_close_to_standard() -> None:

@@ -13,8 +13,14 @@ ROOT = Path(__file__).parents[2]
 def test_every_format_name_is_documented() -> None:
     doc = (ROOT / "docs" / "format.md").read_text()
     assert f"# The precdiff capture format (version {fmt.FORMAT_VERSION})" in doc
-    names = [value for key, value in vars(fmt).items()
-             if key.isupper() and isinstance(value, str) and key not in ("PARTIAL_SUFFIX",) and not key.startswith("STAT_")]
+    names = [
+        value
+        for key, value in vars(fmt).items()
+        if key.isupper()
+        and isinstance(value, str)
+        and key not in ("PARTIAL_SUFFIX",)
+        and not key.startswith("STAT_")
+    ]
     names += list(fmt.STAT_NAMES) + list(fmt.STORAGE_DTYPES)
     missing = [name for name in names if f"`{name}" not in doc]
     assert not missing, f"undocumented format names: {missing}"

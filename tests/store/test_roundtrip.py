@@ -22,16 +22,34 @@ def write(path: Path, tensors: dict[str, torch.Tensor], *, finish: bool = True) 
     writer.write_manifest({"model": {"weights_sha256": "x"}})
     writer.write_input([1, 2, 3], "abc")
     for name, tensor in tensors.items():
-        writer.write_tensor(name, module=name, role="output", dtype=tensor.dtype, shape=tensor.shape,
-                            stats=STATS, data=to_storage(tensor))
+        writer.write_tensor(
+            name,
+            module=name,
+            role="output",
+            dtype=tensor.dtype,
+            shape=tensor.shape,
+            stats=STATS,
+            data=to_storage(tensor),
+        )
     if finish:
         writer.finish()
     else:
         writer.abort()
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16,
-                                   torch.int64, torch.int32, torch.bool, torch.uint8])
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        torch.float32,
+        torch.float64,
+        torch.bfloat16,
+        torch.float16,
+        torch.int64,
+        torch.int32,
+        torch.bool,
+        torch.uint8,
+    ],
+)
 def test_every_dtype_round_trips_bit_exact(tmp_path: Path, dtype: torch.dtype) -> None:
     generator = torch.Generator().manual_seed(1)
     raw = torch.randn(3, 5, 7, generator=generator) * 100
@@ -46,7 +64,13 @@ def test_every_dtype_round_trips_bit_exact(tmp_path: Path, dtype: torch.dtype) -
     if dtype in (torch.bfloat16, torch.float16):
         # Compare the 16-bit patterns themselves: NaN payloads and -0.0 included.
         expected_bits = tensor.view(torch.int16).numpy().view(np.uint16)
-        back = torch.from_numpy(np.ascontiguousarray(decoded)).to(dtype).view(torch.int16).numpy().view(np.uint16)
+        back = (
+            torch.from_numpy(np.ascontiguousarray(decoded))
+            .to(dtype)
+            .view(torch.int16)
+            .numpy()
+            .view(np.uint16)
+        )
         np.testing.assert_array_equal(back, expected_bits)
         assert decoded.dtype == (np.float32 if dtype == torch.bfloat16 else np.float16)
     else:
@@ -81,7 +105,9 @@ def test_partial_file_is_readable_and_marked_incomplete(tmp_path: Path) -> None:
         assert cap.input_ids == [1, 2, 3] and cap.input_text == "abc"
     with pytest.raises(InputError) as info:
         open_capture(target)
-    assert str(info.value) == f"capture file {target} does not exist; an incomplete capture exists at {partial}"
+    assert (
+        str(info.value) == f"capture file {target} does not exist; an incomplete capture exists at {partial}"
+    )
 
 
 def test_finished_file_is_complete_and_renamed(tmp_path: Path) -> None:
@@ -105,7 +131,10 @@ def test_not_hdf5_and_not_a_capture_and_wrong_version(tmp_path: Path) -> None:
         handle["x"] = 1
     with pytest.raises(CaptureFormatError) as info:
         open_capture(other)
-    assert str(info.value) == f"{other} is an HDF5 file but not a precdiff capture (no format='precdiff-capture')"
+    assert (
+        str(info.value)
+        == f"{other} is an HDF5 file but not a precdiff capture (no format='precdiff-capture')"
+    )
     future = tmp_path / "future.h5"
     write(future, {"a": torch.ones(1)})
     with h5py.File(future, "r+") as handle:
@@ -128,8 +157,15 @@ def test_truncated_file_gives_a_format_error(tmp_path: Path) -> None:
 def test_summary_only_tensor_refuses_values(tmp_path: Path) -> None:
     path = tmp_path / "s.h5"
     writer = CaptureWriter(path)
-    writer.write_tensor("m", module="m", role="output", dtype=torch.bfloat16, shape=(2, 3),
-                        stats=[0.0, 0.0, 0.0, 0.0, 5.0, 0.0, 0.0], data=None)
+    writer.write_tensor(
+        "m",
+        module="m",
+        role="output",
+        dtype=torch.bfloat16,
+        shape=(2, 3),
+        stats=[0.0, 0.0, 0.0, 0.0, 5.0, 0.0, 0.0],
+        data=None,
+    )
     writer.finish()
     with open_capture(path) as cap:
         info = cap.info("m")

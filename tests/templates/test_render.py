@@ -66,7 +66,7 @@ def test_render_conversation_contract(tokenizers: dict[str, Any]) -> None:
     assert isinstance(r, Rendering)
     assert r.text.endswith("<|im_start|>assistant\n") and r.token_ids[-3:] == [151644, 77091, 198]
     assert r.add_special_tokens is False and len(r.template_sha256) == 64
-    with pytest.raises(Exception):  # frozen  # noqa: B017
+    with pytest.raises(Exception):  # frozen
         r.text = "x"  # type: ignore[misc]
     assert set(r.to_dict()) >= {"text", "token_ids", "template_sha256", "add_special_tokens"}
 
