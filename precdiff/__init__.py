@@ -1,18 +1,17 @@
 """precdiff: cross-hardware precision diff debugger for LLMs.
 
-The public API is what ``__all__`` lists; anything else may change without notice. ``capture`` and
-``compare`` here are the functions; their stage packages are still importable with
-``from precdiff.compare import metrics`` (but not ``import precdiff.compare.metrics as m``, which
-looks ``compare`` up as an attribute of ``precdiff`` and finds the function).
+The public API is what ``__all__`` lists; anything else may change without notice. The two main calls
+are :func:`run_capture` and :func:`compare_captures`; ``precdiff.capture`` and ``precdiff.compare``
+are the stage packages (so ``import precdiff.capture.runner`` works as it reads).
 """
 
 from __future__ import annotations
 
 from precdiff._version import __version__
 from precdiff.capture import CaptureResult, save_tiny
-from precdiff.capture.runner import capture
-from precdiff.compare import CompareOptions, Comparison, TensorComparison, Verdict, summarize_capture
-from precdiff.compare.compare import compare
+from precdiff.capture.runner import capture as run_capture
+from precdiff.compare import CompareOptions, Comparison, TensorComparison, Verdict
+from precdiff.compare.compare import compare as compare_captures
 from precdiff.config import CaptureInput, CaptureOptions
 from precdiff.errors import (
     CaptureError,
@@ -37,6 +36,7 @@ from precdiff.invariance import (
 )
 from precdiff.kernels import batch_invariant_mode
 from precdiff.store import Capture, open_capture
+from precdiff.store.summary import summarize_capture
 from precdiff.templates import Rendering, TokensDiff, diff_conversation, render_conversation
 
 __all__ = [
@@ -67,13 +67,13 @@ __all__ = [
     "Verdict",
     "__version__",
     "batch_invariant_mode",
-    "capture",
     "check_determinism",
     "check_invariance",
-    "compare",
+    "compare_captures",
     "diff_conversation",
     "open_capture",
     "render_conversation",
+    "run_capture",
     "save_tiny",
     "summarize_capture",
 ]

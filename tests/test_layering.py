@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).parents[1] / "precdiff"
-SHARED = {"errors", "config", "devices", "_version"}
+SHARED = {"errors", "config", "devices", "_version", "_json"}
 
 # stage -> stages it may import (besides SHARED). Everything not listed here may import nothing else.
 ALLOWED: dict[str, set[str]] = {
@@ -16,7 +16,6 @@ ALLOWED: dict[str, set[str]] = {
         "capture",
         "store",
         "compare",
-        "localize",
         "templates",
         "kernels",
         "report",
@@ -27,15 +26,15 @@ ALLOWED: dict[str, set[str]] = {
     "demo": {"capture", "compare"},
     "capture": {"store", "templates", "kernels"},
     "store": set(),
-    "compare": {"store", "localize"},
-    "localize": {"compare"},
+    "compare": {"store"},
     "templates": {"store"},
     "kernels": set(),
-    "report": {"capture", "compare", "localize", "templates", "store", "invariance"},
+    "report": {"capture", "compare", "templates", "store", "invariance"},
     "errors": set(),
     "config": set(),
     "devices": set(),
     "_version": set(),
+    "_json": set(),
     "__init__": {"*"},
     "__main__": {"cli"},
 }
@@ -92,3 +91,53 @@ def test_import_precdiff_imports_no_optional_backend() -> None:
         "bad = [m for m in ('torch_npu', 'triton') if m in sys.modules]; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Every cycle found by a depth-first search (each reported once, from its first node seen)."""
+    found: list[list[str]] = []
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                found.append([*path[path.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node, [node])
+    return found
+
+
+def test_no_import_cycles_between_stages_or_modules() -> None:
+    """Folder level (stage → stage) and module level (file → file): the import graph is acyclic."""
+    stage_edges: dict[str, set[str]] = {}
+    module_edges: dict[str, set[str]] = {}
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    for name, path in modules.items():
+        stage = stage_of(path)
+        for imported in imported_modules(path):
+            if not imported.startswith("precdiff."):
+                continue
+            target = imported if imported in modules else imported.rsplit(".", 1)[0]
+            if target in modules and target != name:
+                module_edges.setdefault(name, set()).add(target)
+            other = imported.split(".")[1]
+            if other != stage and stage not in ("__init__", "__main__"):
+                stage_edges.setdefault(stage, set()).add(other)
+    # A package's __init__ re-exports its modules; it is not a dependency of them.
+    module_edges = {
+        src: {dst for dst in dsts if not (modules[dst].name == "__init__.py" and src.startswith(dst + "."))}
+        for src, dsts in module_edges.items()
+    }
+    assert _cycles(stage_edges) == []
+    assert _cycles(module_edges) == []

@@ -13,29 +13,29 @@ def test_all_is_sorted_and_complete() -> None:
     assert public - packages == set(precdiff.__all__) - {"__version__"}
 
 
-def test_flat_functions_and_stage_modules_coexist() -> None:
-    # ``from precdiff.compare import metrics`` works; ``import precdiff.compare.metrics as m`` does not,
-    # because ``precdiff.compare`` is the function (documented in precdiff/__init__.py).
-    from precdiff.compare import metrics
+def test_stage_packages_are_not_shadowed_by_functions() -> None:
+    import precdiff.capture.runner
+    import precdiff.compare.metrics as metrics
 
-    assert callable(precdiff.capture) and callable(precdiff.compare)
+    assert precdiff.capture.runner.capture is precdiff.run_capture
+    assert precdiff.compare.compare.compare is precdiff.compare_captures
     assert metrics.rel_l2_of([1.0, 2.0], [1.0, 2.0]) == 0.0
 
 
 def test_python_api_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    precdiff.capture(
+    precdiff.run_capture(
         "tiny:llama",
         tmp_path / "a.h5",
         precdiff.CaptureInput(prompt="Hello"),
         precdiff.CaptureOptions(device="cpu", max_new_tokens=2),
     )
-    precdiff.capture(
+    precdiff.run_capture(
         "tiny:llama",
         tmp_path / "b.h5",
         precdiff.CaptureInput(tokens_from=str(tmp_path / "a.h5")),
         precdiff.CaptureOptions(device="cpu", max_new_tokens=2),
     )
-    result = precdiff.compare(tmp_path / "a.h5", tmp_path / "b.h5")
+    result = precdiff.compare_captures(tmp_path / "a.h5", tmp_path / "b.h5")
     assert result.verdict.status == "match" and bool(result)
     with precdiff.open_capture(tmp_path / "a.h5") as cap:
         assert cap.complete

@@ -5,6 +5,7 @@ Everything that can change numerics is recorded, whether or not precdiff changed
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,7 +26,19 @@ from precdiff._version import __version__
 from precdiff.capture.models import LoadedModel
 from precdiff.config import CaptureOptions
 from precdiff.devices import backend_versions, device_facts
+from precdiff.errors import TemplateError
 from precdiff.store.format import FORMAT_VERSION
+from precdiff.store.manifest import (
+    RUN_CONFIG_KEYS,
+    CaptureSettings,
+    HostFacts,
+    InputFacts,
+    Manifest,
+    ModelFacts,
+    TokenizerFacts,
+)
+from precdiff.templates.render import resolve_template, tokenizer_info
+from precdiff.templates.render import template_sha256 as template_sha256_of
 
 CUBLAS_WORKSPACE = ":4096:8"
 
@@ -121,51 +134,34 @@ def sha256_ids(ids: list[int]) -> str:
     return hashlib.sha256(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest()
 
 
-def tokenizer_facts(tokenizer: Any) -> dict[str, Any] | None:
-    """Hashes that identify a tokenizer (its full serialised state) and its chat template."""
+def tokenizer_facts(tokenizer: Any, template_sha256: str | None) -> TokenizerFacts | None:
+    """What identifies a tokenizer (its full serialised state) and the template that rendered the input.
+
+    The tokenizer hash is the one ``precdiff tokens`` reports (templates.render.tokenizer_info), so the
+    two never disagree about whether two tokenizers are the same.
+    """
     if tokenizer is None:
         return None
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    serialised = (
-        backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    info = tokenizer_info(tokenizer, source="")
+    if template_sha256 is None and getattr(tokenizer, "chat_template", None):
+        # The template ``precdiff tokens`` would render with (named templates: "default"), hashed alike.
+        with contextlib.suppress(TemplateError):
+            template_sha256 = template_sha256_of(resolve_template(tokenizer))
+    return TokenizerFacts(
+        class_name=info.class_name,
+        sha256=info.sha256,
+        chat_template_sha256=template_sha256,
+        bos_token=info.bos_token,
+        eos_token=info.eos_token,
+        bos_token_id=info.bos_token_id,
+        eos_token_id=info.eos_token_id,
     )
-    template = getattr(tokenizer, "chat_template", None)
-    if isinstance(template, dict):
-        template = json.dumps(template, sort_keys=True)
-    return {
-        "class": type(tokenizer).__name__,
-        "sha256": sha256_text(serialised),
-        "chat_template_sha256": sha256_text(template),
-        "bos_token": getattr(tokenizer, "bos_token", None),
-        "eos_token": getattr(tokenizer, "eos_token", None),
-    }
-
-
-# Config entries that describe how a model was *run*, not what it is: two captures of the same model
-# in different dtypes or attention backends must still have equal configs.
-_RUN_CONFIG_KEYS = frozenset(
-    {
-        "dtype",
-        "torch_dtype",
-        "_attn_implementation",
-        "attn_implementation",
-        "_attn_implementation_autoset",
-        "transformers_version",
-        "_name_or_path",
-        "name_or_path",
-        "use_cache",
-        "output_attentions",
-        "output_hidden_states",
-        "return_dict",
-        "_commit_hash",
-    }
-)
 
 
 def architecture_config(config: Any) -> dict[str, Any]:
     """The model config as a JSON-able dict, without the entries that only say how it was run."""
     values: dict[str, Any] = json.loads(config.to_json_string(use_diff=False))
-    return {key: value for key, value in sorted(values.items()) if key not in _RUN_CONFIG_KEYS}
+    return {key: value for key, value in sorted(values.items()) if key not in RUN_CONFIG_KEYS}
 
 
 def build_manifest(
@@ -177,54 +173,49 @@ def build_manifest(
     input_ids: list[int],
     kernel_settings: dict[str, Any] | None,
     template_sha256: str | None,
-) -> dict[str, Any]:
+) -> Manifest:
     """The environment manifest stored in every capture (see docs/format.md)."""
     config = loaded.model.config
-    tokenizer = tokenizer_facts(loaded.tokenizer)
-    if tokenizer is not None and template_sha256 is not None:
-        tokenizer["chat_template_sha256"] = template_sha256
-    return {
-        "precdiff_version": __version__,
-        "format_version": FORMAT_VERSION,
-        "command_line": list(options.command_line) or list(sys.argv),
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "host": {
-            "hostname": socket.gethostname(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
-        "device": device_facts(device),
-        "versions": {
+    return Manifest(
+        precdiff_version=__version__,
+        format_version=FORMAT_VERSION,
+        command_line=tuple(options.command_line or sys.argv),
+        created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        host=HostFacts(
+            hostname=socket.gethostname(), platform=platform.platform(), python=platform.python_version()
+        ),
+        device=device_facts(device),
+        versions={
             **backend_versions(),
             "transformers": transformers.__version__,
             "numpy": np.__version__,
             "h5py": h5py.__version__,
         },
-        "dtype": str(next(loaded.model.parameters()).dtype).replace("torch.", ""),
-        "attn_implementation": getattr(config, "_attn_implementation", None),
-        "kernels": options.kernels,
-        "kernel_settings": kernel_settings,
-        "determinism": determinism_state(),
-        "seed": options.seed,
-        "model": {
-            "source": loaded.source,
-            "architecture": type(loaded.model).__name__,
-            "model_type": getattr(config, "model_type", None),
-            "config": architecture_config(config),
-            "weights_sha256": loaded.weights_sha256,
-            "num_parameters": sum(p.numel() for p in loaded.model.parameters()),
-            "layers_path": loaded.layers_path,
-            "num_layers": loaded.num_layers,
-        },
-        "tokenizer": tokenizer,
-        "input": {"source": input_source, "num_tokens": len(input_ids), "ids_sha256": sha256_ids(input_ids)},
-        "capture": {
-            "summary": options.summary,
-            "save_inputs": options.save_inputs,
-            "include": list(options.include),
-            "exclude": list(options.exclude),
-            "top_k": options.top_k,
-            "max_new_tokens": options.max_new_tokens,
-            "compression": options.compression,
-        },
-    }
+        dtype=str(next(loaded.model.parameters()).dtype).replace("torch.", ""),
+        attn_implementation=getattr(config, "_attn_implementation", None),
+        kernels=options.kernels,
+        kernel_settings=kernel_settings,
+        determinism=determinism_state(),
+        seed=options.seed,
+        model=ModelFacts(
+            source=loaded.source,
+            architecture=type(loaded.model).__name__,
+            model_type=getattr(config, "model_type", None),
+            config=architecture_config(config),
+            weights_sha256=loaded.weights_sha256,
+            num_parameters=sum(p.numel() for p in loaded.model.parameters()),
+            layers_path=loaded.layers_path,
+            num_layers=loaded.num_layers,
+        ),
+        tokenizer=tokenizer_facts(loaded.tokenizer, template_sha256),
+        input=InputFacts(source=input_source, num_tokens=len(input_ids), ids_sha256=sha256_ids(input_ids)),
+        capture=CaptureSettings(
+            summary=options.summary,
+            save_inputs=options.save_inputs,
+            include=tuple(options.include),
+            exclude=tuple(options.exclude),
+            top_k=options.top_k,
+            max_new_tokens=options.max_new_tokens,
+            compression=options.compression,
+        ),
+    )

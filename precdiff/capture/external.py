@@ -23,7 +23,7 @@ from precdiff.capture.hooks import attach
 from precdiff.capture.logits import topk_logprobs
 from precdiff.capture.models import LoadedModel
 from precdiff.capture.names import decoder_layers, name_filter
-from precdiff.capture.runner import TensorSink
+from precdiff.capture.sink import TensorSink
 from precdiff.config import CaptureOptions
 from precdiff.store import CaptureWriter
 

@@ -65,7 +65,8 @@ def resolve_input(spec: CaptureInput, tokenizer: Any, vocab_size: int) -> Resolv
 
         with open_capture(spec.tokens_from or "") as other:
             ids, text = other.input_ids, other.input_text
-            template = (other.manifest.get("tokenizer") or {}).get("chat_template_sha256")
+            facts = other.manifest.tokenizer if other.manifest is not None else None
+            template = facts.chat_template_sha256 if facts is not None else None
         if not ids:
             raise InputError(
                 f"{spec.tokens_from} holds no input ids (killed before writing them); capture it again"

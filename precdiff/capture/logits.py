@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from precdiff.capture.kv_cache import cache_kwargs, returned_cache
+
 
 @dataclass(frozen=True)
 class GenerationRecord:
@@ -32,9 +34,13 @@ def topk_logprobs(logits: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def greedy_generate(
-    model: nn.Module, first_logits: torch.Tensor, past_key_values: Any, prompt_length: int, steps: int, k: int
+    model: nn.Module, first_logits: torch.Tensor, cache: Any, prompt_length: int, steps: int, k: int
 ) -> GenerationRecord:
-    """Continue greedily from the prefill's last-position logits (``first_logits``, [vocab])."""
+    """Continue greedily from the prefill's last-position logits (``first_logits``, [vocab]).
+
+    The chosen token is ``argmax`` (the first maximum on exact ties), as ``generate(do_sample=False)``
+    picks it; ``topk`` does not promise which of two equal logits comes first.
+    """
     device = first_logits.device
     ids: list[int] = []
     top_ids: list[np.ndarray] = []
@@ -45,7 +51,7 @@ def greedy_generate(
         for step in range(steps):
             # At least two candidates so that a margin exists even when k == 1.
             step_ids, step_logprobs = topk_logprobs(logits[None, :], max(k, 2))
-            chosen = int(step_ids[0, 0])
+            chosen = int(torch.argmax(logits))
             ids.append(chosen)
             top_ids.append(step_ids[0, :k])
             top_logprobs.append(step_logprobs[0, :k])
@@ -55,12 +61,12 @@ def greedy_generate(
             position = torch.tensor([[prompt_length + step]], device=device)
             out = model(
                 input_ids=torch.tensor([[chosen]], device=device),
-                past_key_values=past_key_values,
                 use_cache=True,
                 position_ids=position,
                 cache_position=position[0],
+                **cache_kwargs(model, cache),
             )
-            past_key_values = out.past_key_values
+            cache = returned_cache(out)
             logits = out.logits[0, -1]
     width = min(k, first_logits.shape[-1])
     return GenerationRecord(

@@ -12,7 +12,6 @@ The primary key of every tensor is the Hugging Face fully-qualified module name 
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,6 +21,7 @@ from torch import nn
 
 from precdiff.config import name_filter
 from precdiff.errors import ModelLoadError
+from precdiff.store.format import layer_index
 
 NameFilter = Callable[[str], bool]
 __all__ = [
@@ -62,16 +62,6 @@ def decoder_layers(model: nn.Module) -> tuple[str, int]:
             "cannot be found; precdiff supports decoder-only causal LMs"
         )
     return best[2], best[0]
-
-
-def layer_index(name: str, layers_path: str) -> int | None:
-    """The decoder-layer index a tensor name belongs to, or ``None`` outside the layers."""
-    prefix = layers_path + "."
-    if not name.startswith(prefix):
-        return None
-    head = name[len(prefix) :].split(".", 1)[0]
-    head = re.split(r"[\[:#]", head, maxsplit=1)[0]
-    return int(head) if head.isdigit() else None
 
 
 def flatten_tensors(prefix: str, value: Any) -> Iterator[tuple[str, torch.Tensor]]:

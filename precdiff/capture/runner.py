@@ -16,15 +16,15 @@ import torch
 from precdiff.capture.environment import build_manifest, deterministic_mode
 from precdiff.capture.hooks import attach
 from precdiff.capture.inputs import ResolvedInput, resolve_input
+from precdiff.capture.kv_cache import returned_cache
 from precdiff.capture.logits import greedy_generate, topk_logprobs
 from precdiff.capture.models import LoadedModel, load_model, parse_dtype
 from precdiff.capture.names import name_filter
-from precdiff.capture.stats import PendingStats, resolve
-from precdiff.config import KERNEL_MODES, STATS_FLUSH_EVERY, CaptureInput, CaptureOptions
+from precdiff.capture.sink import TensorSink
+from precdiff.config import KERNEL_MODES, CaptureInput, CaptureOptions
 from precdiff.devices import resolve_device
 from precdiff.errors import CaptureError, InputError
 from precdiff.store import CaptureWriter
-from precdiff.store.dtypes import to_storage
 
 
 @dataclass(frozen=True)
@@ -40,55 +40,6 @@ class CaptureResult:
     device: str
     dtype: str
     skipped: tuple[str, ...] = ()  # tensors the format cannot hold (unsupported dtype or rank)
-
-
-class TensorSink:
-    """Receives hooked tensors in forward order and streams them to the writer.
-
-    Statistics are computed on the device. With full tensors, each is copied to the host and written
-    at once; with ``summary`` only, statistics stay on the device and a batch of
-    :data:`~precdiff.config.STATS_FLUSH_EVERY` is copied and written at once (one synchronisation
-    and one index append per batch).
-    """
-
-    def __init__(self, writer: CaptureWriter, *, summary: bool, device: torch.device):
-        self.writer = writer
-        self.summary = summary
-        self.device = device
-        self._pending: list[tuple[str, str, str, torch.dtype, tuple[int, ...], PendingStats]] = []
-
-    def __call__(self, name: str, module: str, role: str, tensor: torch.Tensor) -> None:
-        reason = self.writer.accepts(tensor.dtype, tensor.shape)
-        if reason is not None:  # e.g. complex rotary tables: recorded, and the capture goes on
-            self.writer.skip(name, reason)
-            return
-        stats = PendingStats(tensor)
-        if self.summary:
-            self._pending.append((name, module, role, tensor.dtype, tuple(tensor.shape), stats))
-            if len(self._pending) >= STATS_FLUSH_EVERY:
-                self.flush()
-            return
-        data = to_storage(tensor)  # synchronous device-to-host copy
-        self.writer.write_tensor(
-            name,
-            module=module,
-            role=role,
-            dtype=tensor.dtype,
-            shape=tuple(tensor.shape),
-            stats=resolve([stats])[0],
-            data=data,
-        )
-
-    def flush(self) -> None:
-        if not self._pending:
-            return
-        values = resolve([entry[5] for entry in self._pending])
-        for (name, module, role, dtype, shape, _), row in zip(self._pending, values):
-            self.writer.write_tensor(
-                name, module=module, role=role, dtype=dtype, shape=shape, stats=row, data=None
-            )
-        self._pending.clear()
-        self.writer.flush_index()
 
 
 @contextmanager
@@ -218,7 +169,7 @@ def _run(
         if options.max_new_tokens == 0:
             return []
         record = greedy_generate(
-            model, logits[-1], out.past_key_values, len(resolved.ids), options.max_new_tokens, options.top_k
+            model, logits[-1], returned_cache(out), len(resolved.ids), options.max_new_tokens, options.top_k
         )
     except (RuntimeError, AttributeError) as exc:  # device OOM, kernel failures, unexpected outputs
         with contextlib.suppress(RuntimeError):  # a sticky device error may refuse even this flush

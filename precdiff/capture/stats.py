@@ -11,26 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 
+from precdiff.capture.stats_partials import combine_partials
 from precdiff.store.format import STAT_NAMES
 
 STAT_ORDER = STAT_NAMES  # min, max, mean, std, l2, nan_count, inf_count
 _CHUNK = 1 << 22  # elements per float64 chunk in the torch path (32 MiB)
 
-
-# Per-program partials of the CUDA kernel (precdiff.capture.stats_triton), combined on the host.
-PARTIAL_FIELDS = (
-    "min",
-    "max",
-    "finite_count",
-    "shifted_sum",
-    "shifted_sumsq",
-    "nan_count",
-    "inf_count",
-    "shift",
-)
 
 _partials_kernel: Callable[[torch.Tensor], torch.Tensor] | None = None
 
@@ -51,29 +39,6 @@ def _one_pass_cuda(tensor: torch.Tensor) -> Callable[[torch.Tensor], torch.Tenso
             return None
         _partials_kernel = partials_cuda
     return _partials_kernel
-
-
-def combine_partials(partials: np.ndarray) -> list[float]:
-    """The seven statistics from the kernel's partials ([programs, 8], see :data:`PARTIAL_FIELDS`)."""
-    p = partials.astype(np.float64)
-    count = p[:, 2].sum()
-    if count == 0:
-        nan = float("nan")
-        return [nan, nan, nan, nan, nan, float(p[:, 5].sum()), float(p[:, 6].sum())]
-    shift = p[0, 7]
-    shifted_sum, shifted_sumsq = p[:, 3].sum(), p[:, 4].sum()
-    mean = shift + shifted_sum / count
-    variance = max(shifted_sumsq / count - (shifted_sum / count) ** 2, 0.0)
-    sumsq = shifted_sumsq + 2.0 * shift * shifted_sum + count * shift * shift
-    return [
-        float(p[:, 0].min()),
-        float(p[:, 1].max()),
-        float(mean),
-        float(np.sqrt(variance)),
-        float(np.sqrt(max(sumsq, 0.0))),
-        float(p[:, 5].sum()),
-        float(p[:, 6].sum()),
-    ]
 
 
 class PendingStats:

@@ -1,8 +1,8 @@
 """One-pass summary statistics on CUDA with Triton (imported only when a CUDA tensor needs it).
 
 The kernel reads a tensor once. Each program reduces ``BLOCK * ITERS`` elements to one row of
-:data:`~precdiff.capture.stats.PARTIAL_FIELDS` partials; the rows stay on the device until a batch of
-them is copied to the host, where :func:`precdiff.capture.stats.combine_partials` combines them in
+:data:`~precdiff.capture.stats_partials.PARTIAL_FIELDS` partials; the rows stay on the device until a
+batch of them is copied to the host, where :func:`~precdiff.capture.stats_partials.combine_partials` combines them in
 float64. Sums are of ``x − K`` with ``K`` the tensor's first element (0 if not finite): shifting by a
 value near the data keeps the float32 sum of squares from cancelling when |mean| ≫ std.
 """
@@ -13,16 +13,30 @@ import torch
 import triton
 import triton.language as tl
 
-from precdiff.capture.stats import PARTIAL_FIELDS
+from precdiff.capture.stats_partials import COLUMN, PARTIAL_FIELDS
 
 BLOCK = 1024
 ITERS = 32
-FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 # No type annotations on the kernel: Triton resolves annotation names as kernel globals.
 @triton.jit  # type: ignore[untyped-decorator]
-def _partials_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr, ITERS: tl.constexpr):  # type: ignore[no-untyped-def]
+def _partials_kernel(  # type: ignore[no-untyped-def]
+    x_ptr,
+    out_ptr,
+    n,
+    WIDTH: tl.constexpr,
+    BLOCK: tl.constexpr,
+    ITERS: tl.constexpr,
+    C_MIN: tl.constexpr,
+    C_MAX: tl.constexpr,
+    C_COUNT: tl.constexpr,
+    C_SUM: tl.constexpr,
+    C_SUMSQ: tl.constexpr,
+    C_NAN: tl.constexpr,
+    C_INF: tl.constexpr,
+    C_SHIFT: tl.constexpr,
+):
     pid = tl.program_id(0).to(tl.int64)
     base = pid * BLOCK * ITERS
     lane = tl.arange(0, BLOCK)
@@ -50,15 +64,15 @@ def _partials_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr, ITERS: tl.constexpr
         finite_count += finite.to(tl.int32)
         nan_count += (inside & is_nan).to(tl.int32)
         inf_count += (inside & is_inf).to(tl.int32)
-    row = out_ptr + pid * 8
-    tl.store(row + 0, tl.min(vmin, axis=0))
-    tl.store(row + 1, tl.max(vmax, axis=0))
-    tl.store(row + 2, tl.sum(finite_count, axis=0).to(tl.float32))
-    tl.store(row + 3, tl.sum(total, axis=0))
-    tl.store(row + 4, tl.sum(squares, axis=0))
-    tl.store(row + 5, tl.sum(nan_count, axis=0).to(tl.float32))
-    tl.store(row + 6, tl.sum(inf_count, axis=0).to(tl.float32))
-    tl.store(row + 7, shift)
+    row = out_ptr + pid * WIDTH
+    tl.store(row + C_MIN, tl.min(vmin, axis=0))
+    tl.store(row + C_MAX, tl.max(vmax, axis=0))
+    tl.store(row + C_COUNT, tl.sum(finite_count, axis=0).to(tl.float32))
+    tl.store(row + C_SUM, tl.sum(total, axis=0))
+    tl.store(row + C_SUMSQ, tl.sum(squares, axis=0))
+    tl.store(row + C_NAN, tl.sum(nan_count, axis=0).to(tl.float32))
+    tl.store(row + C_INF, tl.sum(inf_count, axis=0).to(tl.float32))
+    tl.store(row + C_SHIFT, shift)
 
 
 def partials_cuda(tensor: torch.Tensor) -> torch.Tensor:
@@ -67,5 +81,20 @@ def partials_cuda(tensor: torch.Tensor) -> torch.Tensor:
     n = x.numel()
     programs = triton.cdiv(n, BLOCK * ITERS)
     partials = torch.empty((programs, len(PARTIAL_FIELDS)), dtype=torch.float32, device=x.device)
-    _partials_kernel[(programs,)](x, partials, n, BLOCK=BLOCK, ITERS=ITERS)
+    _partials_kernel[(programs,)](
+        x,
+        partials,
+        n,
+        WIDTH=len(PARTIAL_FIELDS),
+        BLOCK=BLOCK,
+        ITERS=ITERS,
+        C_MIN=COLUMN["min"],
+        C_MAX=COLUMN["max"],
+        C_COUNT=COLUMN["finite_count"],
+        C_SUM=COLUMN["shifted_sum"],
+        C_SUMSQ=COLUMN["shifted_sumsq"],
+        C_NAN=COLUMN["nan_count"],
+        C_INF=COLUMN["inf_count"],
+        C_SHIFT=COLUMN["shift"],
+    )
     return partials

@@ -1,6 +1,6 @@
 """The Typer application and the single error boundary of the CLI.
 
-Each command module (``capture.py``, ``compare.py``, ``tokens.py``, ``kernels.py``) registers its
+Each command module (``capture.py``, ``compare.py``, ``tokens.py``, ``invariance.py``) registers its
 commands on :data:`app` with :func:`command`. A command parses options, calls one library function,
 hands the result to ``precdiff.report`` and returns the exit code. Only here is
 :class:`~precdiff.errors.PrecdiffError` caught: one red line on stderr, exit code 2, no traceback.
@@ -84,7 +84,7 @@ def main() -> None:
 
 
 # Each entry is a module under precdiff/cli whose import registers its commands on ``app``.
-COMMAND_MODULES: tuple[str, ...] = ("capture", "compare", "tokens", "kernels")
+COMMAND_MODULES: tuple[str, ...] = ("capture", "compare", "tokens", "invariance")
 
 
 def register_commands() -> typer.Typer:

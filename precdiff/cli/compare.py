@@ -66,9 +66,9 @@ def inspect_command(
     show_all: bool = typer.Option(False, "--all", help="List every tensor, not only the first 40."),
 ) -> int:
     """Show a capture: manifest, input, generated tokens and the table of captured tensors."""
-    from precdiff.compare.inspect import summarize_capture
     from precdiff.report.console import print_inspect
     from precdiff.report.json_report import summary_to_json, write_json
+    from precdiff.store.summary import summarize_capture
 
     summary = summarize_capture(run)
     print_inspect(summary, limit=None if show_all else 40)

@@ -7,7 +7,6 @@ or from ``precdiff``).
 
 from __future__ import annotations
 
-from precdiff.compare.inspect import CaptureSummary, summarize_capture
 from precdiff.compare.options import CompareOptions
 from precdiff.compare.results import (
     Comparison,
@@ -29,5 +28,4 @@ __all__ = [
     "LogprobComparison",
     "TensorComparison",
     "Verdict",
-    "summarize_capture",
 ]

@@ -15,6 +15,7 @@ from typing import Any
 
 from precdiff.compare.results import SEVERITY_INFO, SEVERITY_REFUSE, SEVERITY_WARN, Difference
 from precdiff.errors import NotComparableError
+from precdiff.store.manifest import RUN_CONFIG_KEYS
 from precdiff.store.reader import Capture, TensorInfo
 
 
@@ -40,6 +41,7 @@ def align(a: Capture, b: Capture, keep: Callable[[str], bool] | None = None) -> 
 
 
 # Manifest fields by severity: the first matching dotted prefix wins; unlisted fields are "info".
+# Every prefix names a field of store.manifest.Manifest (tests/store/test_manifest.py checks it).
 _RULES: tuple[tuple[str, str], ...] = (
     ("model.weights_sha256", SEVERITY_REFUSE),
     ("model.architecture", SEVERITY_REFUSE),
@@ -63,20 +65,6 @@ _RULES: tuple[tuple[str, str], ...] = (
 # Never reported: they differ between any two runs, or are checked more precisely elsewhere
 # (the config key by key, the input ids token by token).
 _SKIP = ("created_utc", "command_line", "model.config", "input", "format_version")
-# Config keys that legitimately differ between a bf16 and an fp32 capture of one checkpoint.
-_CONFIG_IGNORED = frozenset(
-    {
-        "torch_dtype",
-        "dtype",
-        "transformers_version",
-        "_name_or_path",
-        "_attn_implementation",
-        "attn_implementation",
-        "_attn_implementation_autoset",
-        "_commit_hash",
-        "use_cache",
-    }
-)
 
 
 def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -107,11 +95,13 @@ def _ids_difference(ids_a: list[int], ids_b: list[int]) -> Difference | None:
 def check_comparability(a: Capture, b: Capture) -> tuple[Difference, ...]:
     """Every manifest difference between A and B, with its severity (before ``force``)."""
     manifest_a, manifest_b = a.manifest, b.manifest
-    flat_a, flat_b = dict(_flatten(manifest_a)), dict(_flatten(manifest_b))
     differences: list[Difference] = []
-    if not manifest_a or not manifest_b:
-        differences.append(Difference("manifest", bool(manifest_a), bool(manifest_b), SEVERITY_WARN))
+    if manifest_a is None or manifest_b is None:
+        differences.append(
+            Difference("manifest", manifest_a is not None, manifest_b is not None, SEVERITY_WARN)
+        )
     else:
+        flat_a, flat_b = dict(_flatten(manifest_a.to_dict())), dict(_flatten(manifest_b.to_dict()))
         for field in sorted(set(flat_a) | set(flat_b)):
             severity = _severity(field)
             value_a, value_b = flat_a.get(field), flat_b.get(field)
@@ -119,9 +109,8 @@ def check_comparability(a: Capture, b: Capture) -> tuple[Difference, ...]:
                 if severity == SEVERITY_REFUSE and (value_a is None or value_b is None):
                     severity = SEVERITY_WARN  # unknown on one side (e.g. an external capture's weights)
                 differences.append(Difference(field, value_a, value_b, severity))
-        config_a = manifest_a.get("model", {}).get("config") or {}
-        config_b = manifest_b.get("model", {}).get("config") or {}
-        for key in sorted((set(config_a) | set(config_b)) - _CONFIG_IGNORED):
+        config_a, config_b = manifest_a.model.config, manifest_b.model.config
+        for key in sorted((set(config_a) | set(config_b)) - RUN_CONFIG_KEYS):
             if config_a.get(key) != config_b.get(key):
                 differences.append(
                     Difference(f"model.config.{key}", config_a.get(key), config_b.get(key), SEVERITY_REFUSE)

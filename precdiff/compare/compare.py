@@ -15,6 +15,7 @@ from typing import Any, Union
 
 from precdiff.compare.align import align, resolve_comparability
 from precdiff.compare.flips import discount_flips
+from precdiff.compare.localize import localize
 from precdiff.compare.logprobs import compare_generation, compare_topk
 from precdiff.compare.metrics import (
     PairSums,
@@ -38,8 +39,8 @@ from precdiff.compare.results import (
     TensorComparison,
 )
 from precdiff.compare.tolerances import manifest_dtype_code, near_tie_nats, noise_floor, pair_tolerance
-from precdiff.localize import localize
 from precdiff.store.dtypes import FLOAT_CODES
+from precdiff.store.format import layer_index
 from precdiff.store.reader import Capture, TensorInfo, open_capture
 
 CaptureLike = Union[str, "os.PathLike[str]", Capture]
@@ -57,14 +58,6 @@ def infer_layers_path(names: list[str]) -> str | None:
     if not indices:
         return None
     return max(indices, key=lambda prefix: len(indices[prefix]))
-
-
-def layer_of(name: str, layers_path: str | None) -> int | None:
-    """The decoder-layer index of a tensor name, or ``None`` outside the layers."""
-    if not layers_path or not name.startswith(layers_path + "."):
-        return None
-    head = re.split(r"[.\[:#]", name[len(layers_path) + 1 :], maxsplit=1)[0]
-    return int(head) if head.isdigit() else None
 
 
 def _is_layer_output(name: str, layer: int | None, layers_path: str | None) -> bool:
@@ -102,7 +95,7 @@ def _compare_pair(
     run_codes: tuple[str, ...],
 ) -> TensorComparison:
     name = info_a.name
-    layer = layer_of(name, layers_path)
+    layer = layer_index(name, layers_path)
     codes = (info_a.dtype, info_b.dtype, *run_codes)
     rtol, atol = pair_tolerance(*codes)
     floor = options.noise_floor if options.noise_floor is not None else noise_floor(*codes)
@@ -153,12 +146,13 @@ def _compare_pair(
 
 def _ref(cap: Capture) -> CaptureRef:
     manifest = cap.manifest
-    device = manifest.get("device") or {}
+    device = manifest.device if manifest is not None else {}
     label = None
     if device:
         label = str(device.get("type")) + (f":{device['index']}" if device.get("index") is not None else "")
         label += f" ({device['name']})" if device.get("name") else ""
-    return CaptureRef(path=str(cap.path), complete=cap.complete, dtype=manifest.get("dtype"), device=label)
+    dtype = manifest.dtype if manifest is not None else None
+    return CaptureRef(path=str(cap.path), complete=cap.complete, dtype=dtype, device=label)
 
 
 def _warnings(cap_a: Capture, cap_b: Capture) -> tuple[str, ...]:
@@ -174,7 +168,7 @@ def _warnings(cap_a: Capture, cap_b: Capture) -> tuple[str, ...]:
                 f"{side}: a newer incomplete capture {cap.newer_partial} sits beside {cap.path}; "
                 f"{cap.path} is the older, complete one (a later capture to it was interrupted)"
             )
-        if not cap.manifest:
+        if cap.manifest is None:
             notes.append(f"{side} ({cap.path}) has no manifest: comparability could not be checked")
     return tuple(notes)
 
@@ -220,10 +214,14 @@ def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = 
         cap_a, cap_b = _open(a, stack), _open(b, stack)
         differences = resolve_comparability(cap_a, cap_b, force=options.force)
         alignment = align(cap_a, cap_b, options.name_filter())
-        model = cap_a.manifest.get("model") or {}
-        layers_path = model.get("layers_path") or infer_layers_path(cap_a.tensor_names())
-        num_tokens = len(cap_a.input_ids) or int((cap_a.manifest.get("input") or {}).get("num_tokens") or 0)
-        run_codes = tuple(manifest_dtype_code(c.manifest.get("dtype")) for c in (cap_a, cap_b) if c.manifest)
+        manifest_a = cap_a.manifest
+        layers_path = (manifest_a.model.layers_path if manifest_a else None) or infer_layers_path(
+            cap_a.tensor_names()
+        )
+        num_tokens = len(cap_a.input_ids) or int((manifest_a.input.num_tokens if manifest_a else 0) or 0)
+        run_codes = tuple(
+            manifest_dtype_code(c.manifest.dtype) for c in (cap_a, cap_b) if c.manifest is not None
+        )
         tensors = tuple(
             _compare_pair(cap_a, cap_b, ia, ib, options, layers_path, num_tokens, run_codes)
             for ia, ib in alignment.pairs
@@ -237,10 +235,9 @@ def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = 
             compare_generation(gen_a, gen_b, threshold) if gen_a is not None and gen_b is not None else None
         )
         others_exact = (logprobs is None or logprobs.exact) and (generation is None or generation.exact)
-        num_layers = model.get("num_layers")
         located = localize(
             tensors,
-            num_layers=int(num_layers) if num_layers is not None else None,
+            num_layers=manifest_a.model.num_layers if manifest_a is not None else None,
             others_exact=others_exact and not alignment.a_only and not alignment.b_only,
         )
         return Comparison(

@@ -247,11 +247,6 @@ def norm_ratio_bound(l2_a: float, l2_b: float) -> float:
 # --- one-shot conveniences on whole arrays --------------------------------------------------------
 
 
-def pair_sums(a: ArrayLike, b: ArrayLike, tolerance: Tolerance = EXACT) -> PairSums:
-    """:func:`accumulate` on whole arrays (shapes must hold the same number of elements)."""
-    return accumulate(a, b, tolerance)
-
-
 def rel_l2_of(a: ArrayLike, b: ArrayLike) -> float:
     """‖b − a‖₂ / ‖a‖₂ of whole arrays; ``a`` is the reference. Conventions as :func:`rel_l2`."""
     return rel_l2(accumulate(a, b))

@@ -7,9 +7,10 @@ JSON as the strings ``"nan"``, ``"inf"`` and ``"-inf"`` so the file stays strict
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from precdiff._json import json_float
 
 STATUS_MATCH = "match"
 STATUS_WITHIN_NOISE = "within_noise"
@@ -23,17 +24,6 @@ SHAPE_MISMATCH = "shape_mismatch"  # not comparable element by element
 SEVERITY_REFUSE = "refuse"
 SEVERITY_WARN = "warn"
 SEVERITY_INFO = "info"
-
-
-def json_float(value: float | None) -> float | str | None:
-    """A float for strict JSON: non-finite values become ``"nan"``, ``"inf"``, ``"-inf"``."""
-    if value is None:
-        return None
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return float(value)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ fp32 runs on different hardware differ mainly by reduction order inside long dot
 grows the error to ~``u * sqrt(K)`` and more through normalisation layers; one constant ``c`` cannot
 cover both (it would need ~8 for bf16 and ~1000 for fp32). ``sqrt(u)`` matches both regimes:
 bf16-vs-fp32 captures of random-init tiny models stay below it in every layer (checked by
-``tests/compare/test_localize_tiny_model.py``), and fp32 CPU-vs-GPU reduction-order differences
+``tests/compare/test_accumulation.py`` and ``tests/integration/test_planted_faults.py``), and fp32 CPU-vs-GPU reduction-order differences
 (~1e-6..1e-5) stay two orders of magnitude below it, while TF32 matmuls (u = 2^-11) cross it.
 Override it with ``--noise-floor`` / ``CompareOptions(noise_floor=...)``.
 """

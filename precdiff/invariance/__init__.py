@@ -15,7 +15,7 @@ from precdiff.invariance.determinism import check_determinism
 from precdiff.invariance.options import DeterminismOptions, InvarianceOptions, parse_batch_sizes
 from precdiff.invariance.probe import check_invariance
 from precdiff.invariance.results import DeterminismReport, InvarianceReport, TensorInvariance
-from precdiff.invariance.ulp import TensorDiff, compare, ulp_distance
+from precdiff.invariance.ulp import TensorDiff, bitwise_diff, ulp_distance
 
 __all__ = [
     "DeterminismOptions",
@@ -24,9 +24,9 @@ __all__ = [
     "InvarianceReport",
     "TensorDiff",
     "TensorInvariance",
+    "bitwise_diff",
     "check_determinism",
     "check_invariance",
-    "compare",
     "parse_batch_sizes",
     "ulp_distance",
 ]

@@ -14,6 +14,7 @@ from collections import defaultdict
 import torch
 from torch import nn
 
+from precdiff.capture.kv_cache import cache_kwargs, returned_cache
 from precdiff.invariance.options import DeterminismOptions
 from precdiff.invariance.results import Completion, DeterminismReport, RunRecord
 from precdiff.invariance.session import Session, open_session
@@ -33,8 +34,8 @@ def greedy_batch(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, steps:
             input_ids=chosen[:, None],
             attention_mask=mask,
             position_ids=positions,
-            past_key_values=out.past_key_values,
             use_cache=True,
+            **cache_kwargs(model, returned_cache(out)),
         )
         chosen = out.logits[:, -1].argmax(-1)
         tokens.append(chosen)

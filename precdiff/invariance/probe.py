@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from precdiff.capture.hooks import attach
+from precdiff.capture.kv_cache import cache_kwargs, returned_cache
 from precdiff.capture.names import name_filter
 from precdiff.invariance.align import (
     WHOLE_TENSOR_DIFFERS,
@@ -36,7 +37,7 @@ from precdiff.invariance.results import (
     TensorInvariance,
 )
 from precdiff.invariance.session import Session, open_session
-from precdiff.invariance.ulp import compare
+from precdiff.invariance.ulp import bitwise_diff
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class _Recorder:
                 self.checks[name] = BatchCheck(batch, False, None, found)
                 return
             piece, whole = found
-            diff = compare(ref.tensor, piece.to("cpu"))
+            diff = bitwise_diff(ref.tensor, piece.to("cpu"))
             if whole and not diff.bitwise_equal:
                 self.checks[name] = BatchCheck(batch, False, None, WHOLE_TENSOR_DIFFERS)
             else:
@@ -168,7 +169,7 @@ def _output_check(reference_logits: torch.Tensor, logits: torch.Tensor, layout: 
         batch_size=layout.batch,
         probe_slot=layout.slot,
         padded_length=layout.length,
-        logprobs=compare(ref_lp, got_lp),
+        logprobs=bitwise_diff(ref_lp, got_lp),
         greedy_changed_positions=tuple(int(i) for i in changed),
     )
 
@@ -186,17 +187,19 @@ def prefill_vs_decode(model: nn.Module, ids: torch.Tensor, positions: int) -> tu
     full = model(input_ids=ids, use_cache=False).logits[0].detach().to("cpu")  # [T, V]
     start = length - positions
     out = model(input_ids=ids[:, :start], use_cache=True)
-    cache = out.past_key_values
+    cache = returned_cache(out)
     checks = []
     for t in range(start, length):
         position = torch.tensor([[t]], device=ids.device)
-        out = model(input_ids=ids[:, t : t + 1], past_key_values=cache, position_ids=position, use_cache=True)
-        cache = out.past_key_values
+        out = model(
+            input_ids=ids[:, t : t + 1], position_ids=position, use_cache=True, **cache_kwargs(model, cache)
+        )
+        cache = returned_cache(out)
         step = out.logits[0, -1].detach().to("cpu")
         checks.append(
             DecodeCheck(
                 position=t,
-                logits=compare(full[t], step),
+                logits=bitwise_diff(full[t], step),
                 argmax_equal=bool(full[t].argmax() == step.argmax()),
             )
         )

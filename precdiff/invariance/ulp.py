@@ -98,18 +98,18 @@ def ulp_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(nan_a ^ nan_b, torch.full_like(steps, float("nan")), steps)
 
 
-def compare(reference: torch.Tensor, got: torch.Tensor) -> TensorDiff:
+def bitwise_diff(reference: torch.Tensor, got: torch.Tensor) -> TensorDiff:
     """Compare ``got`` with ``reference`` (same dtype and shape, any device; computed on the host).
 
     Example:
-        >>> compare(torch.tensor([1.0]), torch.tensor([1.0]).nextafter(torch.tensor([2.0]))).max_ulp
+        >>> bitwise_diff(torch.tensor([1.0]), torch.tensor([1.0]).nextafter(torch.tensor([2.0]))).max_ulp
         1
     """
     a = reference.detach().to("cpu")
     b = got.detach().to("cpu")
     if a.dtype != b.dtype or a.shape != b.shape:
         raise ValueError(
-            f"compare needs equal dtypes and shapes, got {a.dtype}{tuple(a.shape)} "
+            f"bitwise_diff needs equal dtypes and shapes, got {a.dtype}{tuple(a.shape)} "
             f"and {b.dtype}{tuple(b.shape)}"
         )
     elements = a.numel()

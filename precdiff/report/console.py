@@ -9,7 +9,6 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from precdiff.compare.inspect import CaptureSummary
 from precdiff.compare.results import (
     STATUS_DIVERGED,
     STATUS_MATCH,
@@ -18,6 +17,8 @@ from precdiff.compare.results import (
     TensorComparison,
 )
 from precdiff.report.terminal import make_console
+from precdiff.store.manifest import Manifest
+from precdiff.store.summary import CaptureSummary
 
 _STATUS_STYLE = {STATUS_MATCH: "bold green", STATUS_DIVERGED: "bold red"}
 _BARS = " ▁▂▃▄▅▆▇█"
@@ -178,18 +179,16 @@ def print_comparison(comparison: Comparison, console: Console | None = None) -> 
 def print_inspect(summary: CaptureSummary, console: Console | None = None, *, limit: int | None = 40) -> None:
     """Manifest highlights, input, generation and the tensor table of one capture."""
     console = console or make_console()
-    m = summary.manifest
+    m = summary.manifest or Manifest()
     state = "complete" if summary.complete else "[yellow]INCOMPLETE (interrupted capture)[/yellow]"
-    model = m.get("model") or {}
-    device = m.get("device") or {}
-    versions = m.get("versions") or {}
+    model = m.model
     lines = [
         f"{escape(summary.path)}: {state}, format v{summary.format_version}",
-        f"model: {escape(str(model.get('source', '?')))} ({model.get('architecture', '?')}, "
-        f"{model.get('num_layers', '?')} layers, weights {str(model.get('weights_sha256', '?'))[:12]})",
-        f"run: {m.get('dtype', '?')} on {device.get('type', '?')} ({device.get('name', '?')}), attention "
-        f"{m.get('attn_implementation', '?')}, kernels {m.get('kernels', '?')}",
-        "versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()) if v),
+        f"model: {escape(str(model.source or '?'))} ({model.architecture or '?'}, "
+        f"{model.num_layers or '?'} layers, weights {(model.weights_sha256 or '?')[:12]})",
+        f"run: {m.dtype or '?'} on {m.device.get('type', '?')} ({m.device.get('name', '?')}), attention "
+        f"{m.attn_implementation or '?'}, kernels {m.kernels or '?'}",
+        "versions: " + ", ".join(f"{k} {v}" for k, v in sorted(m.versions.items()) if v),
         f"input: {len(summary.input_ids)} tokens {summary.input_ids[:16]}{' …' if len(summary.input_ids) > 16 else ''}",
     ]
     if summary.input_text is not None:
@@ -199,7 +198,7 @@ def print_inspect(summary: CaptureSummary, console: Console | None = None, *, li
             f"generated: {list(summary.generated_ids)} (top-1/top-2 margins "
             f"{', '.join(f'{x:.3g}' for x in summary.generated_margins)})"
         )
-    if not m:
+    if summary.manifest is None:
         lines.append("[yellow]no manifest (the capture was interrupted before writing it)[/yellow]")
     console.print(Panel("\n".join(lines), title="precdiff inspect", expand=False))
     rows = summary.tensors if limit is None else summary.tensors[:limit]

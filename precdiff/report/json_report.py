@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from precdiff._version import __version__
-from precdiff.compare.inspect import CaptureSummary
 from precdiff.compare.results import Comparison
 from precdiff.errors import InputError
+from precdiff.store.summary import CaptureSummary
 
 # Bump on any change a consumer could notice (renamed/removed field, changed meaning); adding a
 # field is not a change.

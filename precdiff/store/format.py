@@ -31,6 +31,7 @@ dataset with attributes per tensor keeps a summary capture's cost per tensor in 
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 import numpy as np
@@ -132,3 +133,15 @@ def index_dtype() -> np.dtype:
 def partial_path_for(path: str) -> str:
     """The name a capture is written under until it is complete."""
     return path + PARTIAL_SUFFIX
+
+
+def layer_index(name: str, layers_path: str | None) -> int | None:
+    """The decoder-layer index a tensor name belongs to (``model.layers.12.mlp[0]`` -> 12), else ``None``.
+
+    Tensor names are HF module paths plus the suffixes ``[i]``/``[key]`` (tuple/dict outputs),
+    ``:input[...]`` (module inputs) and ``#n`` (repeated calls); see docs/format.md.
+    """
+    if not layers_path or not name.startswith(layers_path + "."):
+        return None
+    head = re.split(r"[.\[:#/]", name[len(layers_path) + 1 :], maxsplit=1)[0]
+    return int(head) if head.isdigit() else None

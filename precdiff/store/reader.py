@@ -6,6 +6,7 @@ so that comparing captures of any size keeps memory flat.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import numpy as np
 from precdiff.errors import CaptureFormatError, IncompatibleCaptureError, InputError
 from precdiff.store import format as fmt
 from precdiff.store.dtypes import from_storage
+from precdiff.store.manifest import Manifest
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -163,13 +165,18 @@ class Capture:
         return infos
 
     # --- metadata -------------------------------------------------------------------------
-    @property
-    def manifest(self) -> dict[str, Any]:
-        """The environment manifest (empty if the capture was killed before writing it)."""
+    @functools.cached_property
+    def manifest(self) -> Manifest | None:
+        """The environment manifest (``None`` if the capture was killed before writing it)."""
         if fmt.MANIFEST not in self._file:
-            return {}
-        loaded: dict[str, Any] = json.loads(_decode(self._file[fmt.MANIFEST][()]))
-        return loaded
+            return None
+        try:
+            loaded = json.loads(_decode(self._file[fmt.MANIFEST][()]))
+        except ValueError:
+            raise CaptureFormatError(
+                f"{self.path}: its manifest is not valid JSON (the file is damaged); capture it again"
+            ) from None
+        return Manifest.from_dict(loaded) if isinstance(loaded, dict) else None
 
     @property
     def input_ids(self) -> list[int]:
@@ -228,7 +235,8 @@ class Capture:
             for start in range(0, rows, step):
                 yield from_storage(dataset[start : start + step], info.dtype).astype(np.float64).reshape(-1)
             return
-        # A single row is larger than a block (e.g. [1, seq, vocab] logits): recurse on axis 1.
+        # A single row is larger than a block (e.g. [1, seq, vocab] logits): split each row along axis 1
+        # (one level down, enough for the [1, seq, …] activations and logits captures hold).
         inner = dataset.shape[1]
         inner_elements = max(1, row_elements // max(1, inner))
         step = max(1, block_elements // inner_elements)

@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import h5py
 import numpy as np
@@ -23,6 +22,7 @@ from precdiff._version import __version__
 from precdiff.errors import CaptureError, InputError
 from precdiff.store import format as fmt
 from precdiff.store.dtypes import STORABLE_DTYPES, dtype_code
+from precdiff.store.manifest import Manifest
 
 _STRING = h5py.string_dtype(encoding="utf-8")
 
@@ -53,12 +53,12 @@ class CaptureWriter:
     Args:
         path: final path of the capture (``RUN.h5``); ``RUN.h5.partial`` is written meanwhile.
         compression: ``None`` or ``"gzip"`` (lossless; slower, smaller files).
-        overwrite: replace an existing file at ``path``.
+
+    An existing file at ``path`` is replaced only when the new capture is complete (the rename in
+    :meth:`finish`); until then, and if the run fails, it stays as it was.
     """
 
-    def __init__(
-        self, path: str | os.PathLike[str], *, compression: str | None = None, overwrite: bool = True
-    ):
+    def __init__(self, path: str | os.PathLike[str], *, compression: str | None = None):
         self.path = Path(path)
         self.partial_path = Path(fmt.partial_path_for(str(self.path)))
         if compression not in (None, "gzip"):
@@ -69,8 +69,6 @@ class CaptureWriter:
             raise InputError(
                 f"--out {self.path} is a directory; give a file name such as {self.path / 'run.h5'}"
             )
-        if self.path.exists() and not overwrite:
-            raise InputError(f"{self.path} exists; remove it or pass --overwrite")
         if not self.path.parent.exists():
             raise InputError(
                 f"output folder {self.path.parent} does not exist; create it or pick another --out"
@@ -101,9 +99,9 @@ class CaptureWriter:
         """How many tensors have been written so far."""
         return self._count
 
-    def write_manifest(self, manifest: Mapping[str, Any]) -> None:
+    def write_manifest(self, manifest: Manifest) -> None:
         """Store the environment manifest as one JSON document."""
-        text = json.dumps(manifest, sort_keys=True, default=str)
+        text = json.dumps(manifest.to_dict(), sort_keys=True, default=str)
         if fmt.MANIFEST in self._file:
             del self._file[fmt.MANIFEST]
         self._file.create_dataset(fmt.MANIFEST, data=text, dtype=_STRING)

@@ -181,13 +181,13 @@ def _load_capture(path: Path, spec: str, label: str) -> LoadedSide:
     with open_capture(path) as capture:
         ids = [int(i) for i in capture.input_ids]
         text = capture.input_text
-        manifest = capture.manifest if isinstance(capture.manifest, dict) else {}
+        manifest = capture.manifest
     if not ids:
         raise InputError(
             f"side {label}: capture '{spec}' has no input ids (it was killed before writing them)"
         )
-    tok = manifest.get("tokenizer")
-    sha = tok.get("chat_template_sha256") if isinstance(tok, dict) else None
+    tok = manifest.tokenizer if manifest is not None else None
+    sha = tok.chat_template_sha256 if tok is not None else None
     notes = ("input ids and text read from a precdiff capture",)
     return LoadedSide(
         label=label,

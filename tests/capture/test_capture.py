@@ -45,10 +45,10 @@ def test_statistics_match_the_stored_tensors(llama_capture: Path) -> None:
 def test_manifest_logprobs_and_generation(llama_capture: Path) -> None:
     with open_capture(llama_capture) as cap:
         manifest = cap.manifest
-        assert manifest["model"]["layers_path"] == "model.layers" and manifest["model"]["num_layers"] == 4
-        assert manifest["dtype"] == "float32" and manifest["device"]["type"] == "cpu"
-        assert manifest["input"]["num_tokens"] == len(cap.input_ids)
-        assert "dtype" not in manifest["model"]["config"]
+        assert manifest.model.layers_path == "model.layers" and manifest.model.num_layers == 4
+        assert manifest.dtype == "float32" and manifest.device["type"] == "cpu"
+        assert manifest.input.num_tokens == len(cap.input_ids)
+        assert "dtype" not in manifest.model.config
         logprobs = cap.prompt_logprobs
         generation = cap.generation
         assert logprobs is not None and generation is not None
@@ -66,7 +66,7 @@ def test_every_tiny_architecture_captures(tmp_path: Path, arch: str) -> None:
     result = capture(f"tiny:{arch}", tmp_path / "a.h5", CaptureInput(prompt="Hi there"), CPU)
     with open_capture(result.path) as cap:
         names = cap.tensor_names()
-        assert cap.complete and f"model.layers.{cap.manifest['model']['num_layers'] - 1}" in names
+        assert cap.complete and f"model.layers.{cap.manifest.model.num_layers - 1}" in names
         assert len(cap.generation.ids) == 2  # type: ignore[union-attr]
 
 
@@ -84,7 +84,7 @@ def test_directory_model_summary_bf16_and_filters(tmp_path: Path, tiny_dir) -> N
         infos = cap.tensor_infos()
         assert infos and all(".layers.1." in i.name or i.name == "model.layers.1" for i in infos)
         assert all(not i.stored and i.dtype == "BF16" and i.stats["l2"] > 0 for i in infos)
-        assert cap.manifest["dtype"] == "bfloat16"
+        assert cap.manifest.dtype == "bfloat16"
 
 
 def test_same_weights_hash_for_directory_in_any_dtype(tmp_path: Path, tiny_dir) -> None:  # type: ignore[no-untyped-def]
@@ -97,8 +97,8 @@ def test_same_weights_hash_for_directory_in_any_dtype(tmp_path: Path, tiny_dir) 
         CaptureOptions(device="cpu", dtype="float16", max_new_tokens=0),
     )
     with open_capture(a.path) as ca, open_capture(b.path) as cb:
-        assert ca.manifest["model"]["weights_sha256"] == cb.manifest["model"]["weights_sha256"]
-        assert ca.manifest["model"]["config"] == cb.manifest["model"]["config"]
+        assert ca.manifest.model.weights_sha256 == cb.manifest.model.weights_sha256
+        assert ca.manifest.model.config == cb.manifest.model.config
         assert cb.generation is None
 
 
@@ -127,7 +127,7 @@ def test_deterministic_switches_are_restored(tmp_path: Path) -> None:
         CaptureOptions(device="cpu", deterministic=True, max_new_tokens=0),
     )
     with open_capture(tmp_path / "d.h5") as cap:
-        recorded = cap.manifest["determinism"]
+        recorded = cap.manifest.determinism
     assert recorded["deterministic"] is True and recorded["cublas_workspace_config"] == ":4096:8"
     assert recorded["allow_tf32_matmul"] is False
     assert determinism_state() == before
@@ -208,8 +208,8 @@ def test_messages_render_through_templates_and_capture_is_a_tokens_side(tmp_path
     assert result.input_text is not None and result.input_text.endswith("<think>\n\n</think>\n\n")
     with open_capture(result.path) as cap:
         assert cap.input_text == result.input_text
-        assert cap.manifest["input"]["source"] == "messages"
-        assert len(cap.manifest["tokenizer"]["chat_template_sha256"]) == 64
+        assert cap.manifest.input.source == "messages"
+        assert len(cap.manifest.tokenizer.chat_template_sha256) == 64
     same = diff_conversation(
         str(chat), str(model), str(result.path), b_kwargs={}, a_kwargs={"enable_thinking": False}
     )
@@ -230,9 +230,9 @@ def test_batch_invariant_kernels_are_recorded_and_restored(tmp_path: Path) -> No
     )
     with open_capture(tmp_path / "bi.h5") as cap:
         manifest = cap.manifest
-    assert manifest["kernels"] == "batch-invariant"
-    assert manifest["attn_implementation"] == ATTENTION_IMPLEMENTATION
-    assert manifest["kernel_settings"]["backend"] == "torch" and manifest["kernel_settings"]["ops_overridden"]
+    assert manifest.kernels == "batch-invariant"
+    assert manifest.attn_implementation == ATTENTION_IMPLEMENTATION
+    assert manifest.kernel_settings["backend"] == "torch" and manifest.kernel_settings["ops_overridden"]
     assert determinism_state() == before
     with pytest.raises(InputError) as info:
         capture(
@@ -285,7 +285,7 @@ def test_include_matching_nothing_is_an_input_error(tmp_path: Path) -> None:
 
 
 def test_unsupported_tensors_are_recorded_not_fatal(tmp_path: Path) -> None:
-    from precdiff.capture.runner import TensorSink
+    from precdiff.capture.sink import TensorSink
     from precdiff.store import CaptureWriter
 
     with CaptureWriter(tmp_path / "s.h5") as writer:

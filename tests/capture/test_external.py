@@ -46,7 +46,7 @@ def test_first_forward_of_an_unmodified_program_is_captured(tmp_path: Path) -> N
     assert "precdiff: captured" in result.stderr
     with open_capture(out) as cap:
         assert cap.complete and cap.input_ids == [5, 6, 7, 8]
-        assert cap.manifest["input"]["source"] == "external"
+        assert cap.manifest.input.source == "external"
         assert "model.layers.1" in cap.tensor_names()
         assert cap.info("model.layers.1").shape == (1, 4, 64)
         assert cap.prompt_logprobs is not None and cap.prompt_logprobs.ids.shape[0] == 4
@@ -117,4 +117,4 @@ def test_moe_token_buffers_are_kept_whole(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     with open_capture(out) as cap:
         assert cap.info("model.layers.0.mlp.experts").shape == (4, 64)  # [tokens, hidden], not cut to 1
-        assert cap.manifest["model"]["weights_sha256"] is None
+        assert cap.manifest.model.weights_sha256 is None

@@ -59,6 +59,6 @@ def test_sigkill_leaves_readable_partial(tmp_path: Path) -> None:
         assert cap.complete is False
         assert len(cap.tensor_names()) == 12
         assert cap.input_ids == [1, 2, 3, 4]
-        assert cap.manifest["model"]["source"] == "tiny:llama"
+        assert cap.manifest.model.source == "tiny:llama"
         assert cap.tensor("model.layers.0.self_attn.q_proj").shape == (1, 4, 64)
         assert cap.generation is None

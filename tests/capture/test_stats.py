@@ -51,7 +51,7 @@ def test_integer_and_bool_tensors() -> None:
 
 def test_combine_partials_matches_direct_statistics() -> None:
     """The host side of the CUDA kernel: per-program partials (shifted sums) combined in float64."""
-    from precdiff.capture.stats import combine_partials
+    from precdiff.capture.stats_partials import combine_partials
 
     values = np.random.default_rng(0).normal(1000.0, 0.01, size=3000)  # |mean| >> std: cancellation-prone
     values[5], values[17] = np.nan, np.inf

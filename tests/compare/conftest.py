@@ -13,6 +13,7 @@ import torch
 from precdiff.capture.stats import stats_to_dict, tensor_stats_torch
 from precdiff.store import CaptureWriter
 from precdiff.store.dtypes import to_storage
+from precdiff.store.manifest import Manifest
 
 BASE_MANIFEST: dict[str, Any] = {
     "dtype": "float32",
@@ -64,7 +65,7 @@ def make_capture(tmp_path: Path) -> MakeCapture:
     ) -> Path:
         path = tmp_path / name
         writer = CaptureWriter(path)
-        writer.write_manifest(merge_manifest(BASE_MANIFEST, manifest or {}))
+        writer.write_manifest(Manifest.from_dict(merge_manifest(BASE_MANIFEST, manifest or {})))
         writer.write_input(list(ids), "text")
         for tensor_name, value in tensors.items():
             tensor = torch.as_tensor(value)

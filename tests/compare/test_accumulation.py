@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from precdiff.compare.compare import compare
-from precdiff.localize import MIN_JUMP_GROWTH
+from precdiff.compare.localize import MIN_JUMP_GROWTH
 
 LAYERS = 16
 MakeCapture = Callable[..., Path]

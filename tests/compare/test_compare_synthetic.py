@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from precdiff.compare.compare import compare, infer_layers_path, layer_of
+from precdiff.compare.compare import compare, infer_layers_path
 from precdiff.compare.logprobs import compare_topk, position_kl
 from precdiff.compare.options import CompareOptions
 from precdiff.errors import InputError, NotComparableError
+from precdiff.store.format import layer_index as layer_of
 from precdiff.store.reader import TopK
 
 MakeCapture = Callable[..., Path]

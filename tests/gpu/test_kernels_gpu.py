@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from precdiff.capture.kv_cache import cache_kwargs, returned_cache
+
 pytestmark = [
     pytest.mark.cuda,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
@@ -190,7 +192,7 @@ def test_tiny_model_probe_invariant_bf16(moe: bool) -> None:
             ids[bs - 1] = probe
             outs.append(model(ids).logits[bs - 1, -1])
         pre = model(probe[None, :-1], use_cache=True)
-        outs.append(model(probe[None, -1:], past_key_values=pre.past_key_values).logits[0, -1])
+        outs.append(model(probe[None, -1:], **cache_kwargs(model, returned_cache(pre))).logits[0, -1])
     assert all(torch.equal(o, outs[0]) for o in outs[1:])
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from precdiff.invariance.ulp import compare, ordered_bits, ulp_distance
+from precdiff.invariance.ulp import bitwise_diff, ordered_bits, ulp_distance
 
 F32_TINY = torch.finfo(torch.float32).tiny  # smallest normal
 F32_SUB = 1.401298464324817e-45  # smallest subnormal
@@ -64,7 +64,7 @@ def test_ordered_bits_is_monotonic_over_all_bf16_values() -> None:
 def test_compare_reports_bitwise_ulp_abs_and_nonfinite() -> None:
     ref = torch.tensor([1.0, 0.0, math.nan, math.inf, 2.0, math.nan])
     got = torch.tensor([_next(1.0, torch.float32), -0.0, math.nan, math.inf, 2.5, 3.0])
-    diff = compare(ref, got)
+    diff = bitwise_diff(ref, got)
     assert not diff.bitwise_equal
     assert diff.differing == 4  # ±0 differs in bits, the NaN/NaN pair has equal payloads here
     assert diff.max_ulp == int(ulp_distance(torch.tensor([2.0]), torch.tensor([2.5]))[0])
@@ -74,13 +74,13 @@ def test_compare_reports_bitwise_ulp_abs_and_nonfinite() -> None:
 
 
 def test_compare_equal_integer_and_empty() -> None:
-    assert compare(torch.tensor([1, 2, 3]), torch.tensor([1, 2, 3])).bitwise_equal
-    diff = compare(torch.tensor([1, 2, 3]), torch.tensor([1, 7, 3]))
+    assert bitwise_diff(torch.tensor([1, 2, 3]), torch.tensor([1, 2, 3])).bitwise_equal
+    diff = bitwise_diff(torch.tensor([1, 2, 3]), torch.tensor([1, 7, 3]))
     assert (diff.bitwise_equal, diff.max_ulp, diff.max_abs_diff) == (False, 5, 5.0)
-    assert compare(torch.tensor([True]), torch.tensor([False])).max_ulp == 1
-    assert compare(torch.empty(0), torch.empty(0)).bitwise_equal
+    assert bitwise_diff(torch.tensor([True]), torch.tensor([False])).max_ulp == 1
+    assert bitwise_diff(torch.empty(0), torch.empty(0)).bitwise_equal
 
 
 def test_compare_rejects_mismatched_shapes() -> None:
     with pytest.raises(ValueError, match="equal dtypes and shapes"):
-        compare(torch.zeros(2), torch.zeros(3))
+        bitwise_diff(torch.zeros(2), torch.zeros(3))

@@ -16,6 +16,7 @@ import torch
 from planted import plant_batch_dependent
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, Qwen2MoeConfig, Qwen2MoeForCausalLM
 
+from precdiff.capture.kv_cache import cache_kwargs, returned_cache
 from precdiff.kernels import ATTENTION_IMPLEMENTATION, batch_invariant_mode, register_attention
 
 VOCAB = 256
@@ -80,7 +81,10 @@ def _probe_runs(model: PreTrainedModel) -> dict[str, tuple[torch.Tensor, torch.T
         # Decode: prefill all but the last token, then one cached decode step.
         pre = model(probe[None, :-1], use_cache=True)
         out = model(
-            probe[None, -1:], past_key_values=pre.past_key_values, use_cache=True, output_hidden_states=True
+            probe[None, -1:],
+            use_cache=True,
+            output_hidden_states=True,
+            **cache_kwargs(model, returned_cache(pre)),
         )
         runs["decode_step"] = (out.logits[0, -1].clone(), out.hidden_states[-1][0, -1].clone())
     return runs

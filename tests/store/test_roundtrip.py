@@ -12,6 +12,7 @@ from precdiff.errors import CaptureFormatError, IncompatibleCaptureError, InputE
 from precdiff.store import CaptureWriter, open_capture
 from precdiff.store import format as fmt
 from precdiff.store.dtypes import to_storage
+from precdiff.store.manifest import Manifest
 from precdiff.store.writer import chunk_shape
 
 STATS = [0.0] * len(fmt.STAT_NAMES)
@@ -19,7 +20,7 @@ STATS = [0.0] * len(fmt.STAT_NAMES)
 
 def write(path: Path, tensors: dict[str, torch.Tensor], *, finish: bool = True) -> None:
     writer = CaptureWriter(path)
-    writer.write_manifest({"model": {"weights_sha256": "x"}})
+    writer.write_manifest(Manifest.from_dict({"model": {"weights_sha256": "x"}}))
     writer.write_input([1, 2, 3], "abc")
     for name, tensor in tensors.items():
         writer.write_tensor(
@@ -115,7 +116,7 @@ def test_finished_file_is_complete_and_renamed(tmp_path: Path) -> None:
     assert not Path(str(tmp_path / "run.h5") + ".partial").exists()
     with open_capture(tmp_path / "run.h5") as cap:
         assert cap.complete is True
-        assert cap.manifest == {"model": {"weights_sha256": "x"}}
+        assert cap.manifest == Manifest.from_dict({"model": {"weights_sha256": "x"}})
 
 
 def test_not_hdf5_and_not_a_capture_and_wrong_version(tmp_path: Path) -> None:

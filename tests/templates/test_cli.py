@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from precdiff.store.manifest import Manifest
 from precdiff.templates import SCHEMA_VERSION, render_conversation
 
 from .conftest import CHAT
@@ -194,7 +195,7 @@ def test_capture_is_a_side(
     r = render_conversation(tokenizers["qwen2"], CHAT)
     path = tmp_path / "run.h5"
     with CaptureWriter(path) as writer:
-        writer.write_manifest({"tokenizer": {"chat_template_sha256": r.template_sha256}})
+        writer.write_manifest(Manifest.from_dict({"tokenizer": {"chat_template_sha256": r.template_sha256}}))
         writer.write_input(r.token_ids, r.text)
         writer.finish()
     chat = write("chat.json", CHAT)

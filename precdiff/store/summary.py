@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from precdiff.compare.results import json_float
+from precdiff._json import json_float
+from precdiff.store.manifest import Manifest
 from precdiff.store.reader import open_capture
 
 
@@ -40,7 +41,7 @@ class CaptureSummary:
     path: str
     complete: bool
     format_version: int
-    manifest: dict[str, Any]
+    manifest: Manifest | None  # None: the capture was interrupted before writing it
     input_ids: tuple[int, ...]
     input_text: str | None
     generated_ids: tuple[int, ...]
@@ -53,7 +54,7 @@ class CaptureSummary:
             "path": self.path,
             "complete": self.complete,
             "format_version": self.format_version,
-            "manifest": self.manifest,
+            "manifest": self.manifest.to_dict() if self.manifest is not None else None,
             "input_ids": list(self.input_ids),
             "input_text": self.input_text,
             "generated_ids": list(self.generated_ids),

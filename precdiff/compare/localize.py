@@ -51,6 +51,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from precdiff.compare.formatting import fmt_growth, fmt_rel
 from precdiff.compare.results import (
     COMPARED,
     SHAPE_MISMATCH,
@@ -111,22 +112,6 @@ def _growth(err: float, received: float, floor: float) -> float:
     if denominator > 0.0:
         return err / denominator
     return 1.0 if err == 0.0 else math.inf
-
-
-def fmt_rel(value: float | None) -> str:
-    """A rel-L2 in the verdict's style: ``3.1e-05``."""
-    return "n/a" if value is None else f"{value:.1e}"
-
-
-def fmt_growth(value: float | None) -> str:
-    """A growth factor in the verdict's style: ``×770``, ``×2.5``, ``×1.2e+05``."""
-    if value is None or math.isnan(value):
-        return "×?"
-    if math.isinf(value):
-        return "×inf"
-    if value < 10:
-        return f"×{value:.1f}"
-    return f"×{value:.0f}" if value < 1e4 else f"×{value:.1e}"
 
 
 # Stage index of every tensor when the comparison holds no decoder-layer tensor at all (e.g. a capture
