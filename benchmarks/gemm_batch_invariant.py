@@ -2,10 +2,10 @@
 
 Usage::
 
-    python benchmarks/gemm_batch_invariant.py --out gemm.json                 # table + tile check
-    python benchmarks/gemm_batch_invariant.py --tune --write-table --out tune.json
-        # check every candidate bitwise, time the identical ones per (M, K, N), rewrite the tuned
-        # tables in precdiff/kernels/gemm_tiles.py, then measure the benchmark with the new tables
+    python benchmarks/gemm_batch_invariant.py --out gemm.json        # tile check + benchmark
+    python benchmarks/gemm_batch_invariant.py --tune --out gemm.json
+        # first `precdiff kernels tune` (precdiff/kernels/tune.py) for this GPU into the user cache,
+        # then the tile check and the benchmark with the tuned table
 
 Layout is the one a Linear layer uses: ``y = x @ W.T`` with ``W`` stored [N, K]. cuBLAS runs with
 IEEE fp32 for fp32 (no TF32) so both sides compute the same thing. TFLOP/s = 2*M*N*K / time
@@ -28,66 +28,8 @@ import torch
 
 MS = [1, 8, 64, 256, 1024, 4096]
 SHAPES = [(4096, 4096), (4096, 14336), (14336, 4096)]
-# The rest of a Llama-3-8B forward (k/v projections, lm_head) for tuning; K = 2000 for the ragged-K path.
-TUNE_SHAPES = SHAPES + [(4096, 1024), (4096, 128256)]
-TUNE_MS = [1, 8, 32, 64, 128, 256, 512, 1024, 2048, 4096]
 CHECK_SHAPES = SHAPES + [(4096, 1024), (2000, 1504)]
 CHECK_MS = sorted(set(range(1, 65)) | {100, 128, 255, 256, 513, 1024, 2048})
-P, T, TP = 0, 1, 2  # load path: pointer, TMA, persistent TMA (precdiff.kernels.gemm_tiles)
-CANDIDATES: dict[str, list[tuple[int, ...]]] = {  # (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages, load)
-    "half": [
-        (16, 16, 256, 4, 4, P),
-        (16, 32, 64, 4, 6, P),
-        (16, 64, 64, 4, 4, P),
-        (16, 32, 128, 4, 4, P),
-        (16, 32, 256, 4, 3, P),
-        (16, 64, 128, 4, 4, P),
-        (16, 64, 256, 4, 3, P),
-        (32, 64, 128, 4, 4, P),
-        (64, 64, 64, 4, 4, P),
-        (64, 128, 64, 4, 4, P),
-        (128, 128, 64, 8, 3, P),
-        (128, 256, 64, 8, 3, P),
-        (128, 256, 64, 8, 4, P),
-        (16, 16, 256, 4, 4, T),
-        (16, 32, 128, 4, 4, T),
-        (16, 64, 128, 4, 4, T),
-        (16, 32, 256, 4, 4, T),
-        (16, 64, 256, 4, 3, T),
-        (64, 64, 128, 4, 4, T),
-        (64, 128, 64, 4, 4, T),
-        (64, 128, 128, 4, 3, T),
-        (128, 128, 64, 8, 4, T),
-        (128, 256, 64, 8, 3, T),
-        (128, 256, 64, 8, 4, T),
-        (128, 128, 128, 8, 3, T),
-        (256, 128, 64, 8, 3, T),
-        (64, 128, 128, 4, 3, TP),
-        (128, 128, 64, 8, 4, TP),
-        (128, 256, 64, 8, 3, TP),
-        (128, 128, 128, 8, 3, TP),
-    ],
-    "fp32": [
-        (16, 16, 32, 4, 3, P),
-        (16, 32, 32, 4, 3, P),
-        (16, 64, 32, 4, 3, P),
-        (32, 32, 32, 4, 3, P),
-        (32, 64, 32, 4, 3, P),
-        (64, 64, 32, 4, 3, P),
-        (64, 64, 16, 4, 4, P),
-        (64, 128, 32, 8, 3, P),
-        (64, 128, 32, 4, 3, P),
-        (128, 64, 32, 8, 3, P),
-        (128, 128, 16, 8, 3, P),
-        (128, 128, 32, 8, 2, P),
-        (16, 16, 64, 4, 3, P),
-        (16, 16, 128, 4, 3, P),
-        (16, 32, 128, 4, 3, P),
-        (16, 64, 128, 4, 3, P),
-        (16, 32, 256, 4, 2, P),
-        (32, 32, 128, 4, 3, P),
-    ],
-}
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
@@ -95,121 +37,6 @@ def _bench(fn: Any) -> float:
     import triton.testing
 
     return float(triton.testing.do_bench(fn, warmup=10, rep=40, return_mode="median")) * 1e-3
-
-
-def tile_check(dtype: torch.dtype, configs: list[tuple[int, ...]]) -> dict[str, Any]:
-    """config -> shape -> the M values whose rows differ from the reference config's (``configs[-1]``)."""
-    from precdiff.kernels import triton_gemm
-
-    res: dict[str, Any] = {}
-    torch.manual_seed(0)
-    for k, n in CHECK_SHAPES:
-        x = torch.randn(max(CHECK_MS), k, device="cuda", dtype=dtype)
-        w = torch.randn(n, k, device="cuda", dtype=dtype) / math.sqrt(k)
-        ref = triton_gemm.matmul(x, w.t(), config=configs[-1])
-        for cfg in configs:
-            try:
-                bad: Any = [
-                    m
-                    for m in CHECK_MS
-                    if not torch.equal(triton_gemm.matmul(x[:m], w.t(), config=cfg), ref[:m])
-                ]
-            except Exception as exc:
-                bad = [f"error: {type(exc).__name__}: {str(exc)[:200]}"]
-            res.setdefault(str(list(cfg)), {})[f"K{k}_N{n}"] = bad
-    return res
-
-
-def _plausible(config: tuple[int, ...], m: int) -> bool:
-    """Skip configs that cannot win and cost seconds to time (tall tiles for a few rows, 16/32-row
-    tiles for 1,024+ rows), and TMA below ``TMA_MIN_M`` rows, where the kernel never uses it."""
-    from precdiff.kernels.gemm_tiles import POINTER, TMA_MIN_M
-
-    tma_ok = config[5] == POINTER or m >= TMA_MIN_M
-    return tma_ok and config[0] <= 4 * max(m, 16) and not (m >= 1024 and config[0] < 64)
-
-
-def tune(name: str, identical: list[tuple[int, ...]]) -> list[dict[str, Any]]:
-    """Per (M, K, N) of the tuning grid: speed of every bit-identical config relative to cuBLAS."""
-    from precdiff.kernels import triton_gemm
-
-    dtype = DTYPES[name]
-    rows = []
-    # fp32 lm_head is left to the nearest shape: its sweep alone takes minutes at 2-50 TFLOP/s.
-    for k, n in TUNE_SHAPES if name != "fp32" else [s for s in TUNE_SHAPES if s[1] < 100_000]:
-        w = torch.randn(n, k, device="cuda", dtype=dtype) / math.sqrt(k)
-        for m in TUNE_MS:
-            x = torch.randn(m, k, device="cuda", dtype=dtype)
-            t_ref = _bench(lambda x=x, w=w: torch.mm(x, w.t()))
-            speed: dict[str, float] = {}
-            for cfg in (c for c in identical if _plausible(c, m)):
-                try:
-                    speed[str(list(cfg))] = t_ref / _bench(
-                        lambda x=x, w=w, cfg=cfg: triton_gemm.matmul(x, w.t(), config=cfg)
-                    )
-                except Exception as exc:
-                    print(f"      {list(cfg)} failed at M={m}: {type(exc).__name__}", flush=True)
-            best = max(speed, key=lambda c: speed[c])
-            rows.append({"M": m, "K": k, "N": n, "speed_vs_cublas": speed, "best": best})
-            print(f"[{name} tune] M={m:5d} K={k:6d} N={n:6d} best {best} {1 / speed[best]:.3f}x", flush=True)
-    return rows
-
-
-def tuned_table(rows: list[dict[str, Any]]) -> dict[tuple[int, int], list[tuple[int, tuple[int, ...]]]]:
-    """(K, N) -> M buckets: the fastest config at each tuned M serves M up to it (the last: any M)."""
-    table: dict[tuple[int, int], list[tuple[int, tuple[int, ...]]]] = {}
-    for r in sorted(rows, key=lambda r: (r["K"], r["N"], r["M"])):
-        buckets = table.setdefault((r["K"], r["N"]), [])
-        cfg = tuple(json.loads(r["best"]))
-        max_m = r["M"] if r["M"] < max(TUNE_MS) else 1 << 62
-        if buckets and buckets[-1][1] == cfg:
-            buckets[-1] = (max_m, cfg)
-        else:
-            buckets.append((max_m, cfg))
-    return table
-
-
-def write_tables(
-    tables: dict[str, dict[tuple[int, int], list[tuple[int, tuple[int, ...]]]]],
-    path: str = "precdiff/kernels/gemm_tiles.py",
-) -> None:
-    """Rewrite the generated block of gemm_tiles.py and install the tables in this process."""
-    from precdiff.kernels import gemm_tiles
-
-    major, minor = torch.cuda.get_device_capability()
-    if (major, minor) == gemm_tiles.TUNED_CAPABILITY:  # keep the kinds not tuned in this run
-        tables = {**gemm_tiles.TUNED, **tables}  # type: ignore[dict-item]
-    tuned_on = (
-        f"{torch.cuda.get_device_name()}, torch {torch.__version__}, "
-        f"triton {__import__('triton').__version__}, {time.strftime('%Y-%m-%d')}"
-    )
-    lines = [
-        "# BEGIN tuned tables (written by benchmarks/gemm_batch_invariant.py --tune --write-table; do not edit)",
-        f"TUNED_CAPABILITY = ({major}, {minor})",
-        f'TUNED_ON = "{tuned_on}"',
-        "TUNED: dict[str, dict[tuple[int, int], list[Bucket]]] = {",
-    ]
-    for kind, shapes in tables.items():
-        lines.append(f'    "{kind}": {{')
-        for (k, n), buckets in shapes.items():
-            lines.append(f"        ({k}, {n}): [")
-            for max_m, cfg in buckets:
-                bound = "UNBOUNDED" if max_m >= 1 << 62 else str(max_m)
-                lines.append(f"            ({bound}, {cfg}),")
-            lines.append("        ],")
-        lines.append("    },")
-    lines += ["}", "# END tuned tables"]
-    with open(path) as fh:
-        src = fh.read()
-    head, rest = src.split("# BEGIN tuned tables", 1)
-    tail = rest.split("# END tuned tables\n", 1)[1]
-    with open(path, "w") as fh:
-        fh.write(head + "\n".join(lines) + "\n" + tail)
-    gemm_tiles.TUNED_CAPABILITY, gemm_tiles.TUNED_ON = (major, minor), tuned_on
-    gemm_tiles.TUNED.clear()
-    gemm_tiles.TUNED.update(tables)  # type: ignore[arg-type]
-    gemm_tiles.select.cache_clear()
-    print(f"wrote tuned tables for {sorted(tables)} to {path}", flush=True)
 
 
 def measure(name: str) -> list[dict[str, Any]]:
@@ -228,7 +55,12 @@ def measure(name: str) -> list[dict[str, Any]]:
             with batch_invariant_mode("cuda"):
                 t_bi = _bench(lambda x=x, w=w: torch.mm(x, w.t()))
             cfg = gemm_tiles.select(
-                m, k, n, gemm_tiles.kind_of(dtype == torch.float32), torch.cuda.get_device_capability()
+                m,
+                k,
+                n,
+                gemm_tiles.kind_of(dtype == torch.float32),
+                torch.cuda.get_device_capability(),
+                torch.cuda.get_device_name(),
             )
             row = {
                 "dtype": name,
@@ -252,11 +84,11 @@ def measure(name: str) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="JSON output path")
-    ap.add_argument("--tune", action="store_true", help="check and time every candidate per (M, K, N)")
-    ap.add_argument("--write-table", action="store_true", help="with --tune: rewrite the tuned tables")
+    ap.add_argument("--tune", action="store_true", help="run `precdiff kernels tune` for this GPU first")
     ap.add_argument("--dtypes", default="bf16,fp32")
     args = ap.parse_args(argv)
     from precdiff.kernels import gemm_tiles
+    from precdiff.kernels.tune import bit_check
 
     torch.backends.cuda.matmul.fp32_precision = "ieee"
     report: dict[str, Any] = {
@@ -268,29 +100,36 @@ def main(argv: list[str] | None = None) -> int:
         "tune": {},
     }
     names = args.dtypes.split(",")
-    tables = {}
+    if args.tune:
+        from precdiff.kernels.tune import TuneOptions, tune
+
+        result = tune(TuneOptions(dtypes=tuple(names)), progress=lambda line: print(line, flush=True))
+        report["tune"] = result.to_dict()
+        print(f"tuned table: {result.path} ({result.seconds:.0f} s)", flush=True)
+    device_name = torch.cuda.get_device_name()
+    capability = torch.cuda.get_device_capability()
+    report["tables"] = gemm_tiles.describe(capability, device_name)
     for name in names:
         kind = gemm_tiles.kind_of(name == "fp32")
         reference = gemm_tiles.DEFAULT[kind][-1][1]
-        pool = CANDIDATES[kind] if args.tune else gemm_tiles.all_configs(kind)
-        configs = [c for c in pool if c != reference] + [reference]
-        check = tile_check(DTYPES[name], configs)
+        used = sorted(
+            {
+                c
+                for shape in (gemm_tiles.tables_for(kind, capability, device_name) or {}).values()
+                for _, c in shape
+            }
+        )
+        configs = [c for c in used if c != reference] + [reference]
+        check = bit_check(DTYPES[name], configs, CHECK_SHAPES[:-1])  # bit_check adds the ragged shape
         report["tile_check"][name] = check
-        identical = [c for c in configs if all(b == [] for b in check[str(list(c))].values())]
-        differing = [c for c in configs if c not in identical]
+        differing = [c for c in configs if any(b != [] for b in check[str(list(c))].values())]
         print(
-            f"[{name}] {len(identical)} configs bit-identical to the reference {list(reference)} on every "
-            f"checked shape; differing or failing: {[list(c) for c in differing]}",
+            f"[{name}] {len(configs) - len(differing)} table configs bit-identical to the reference "
+            f"{list(reference)} on every checked shape; differing or failing: {[list(c) for c in differing]}",
             flush=True,
         )
         report[f"{name}_all_identical"] = not differing
-        if args.tune:
-            report["tune"][name] = tune(name, identical)
-            tables[kind] = tuned_table(report["tune"][name])
         _save(args.out, report)
-    if args.write_table and tables:
-        write_tables(tables)
-        report["tables"] = gemm_tiles.describe()
     for name in names:
         rows = measure(name)
         report["rows"] += rows

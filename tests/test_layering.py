@@ -29,7 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "compare": {"store"},
     "templates": {"store"},
     "kernels": set(),
-    "report": {"capture", "compare", "templates", "store", "invariance"},
+    "report": {"capture", "compare", "templates", "store", "invariance", "kernels"},
     "errors": set(),
     "config": set(),
     "devices": set(),

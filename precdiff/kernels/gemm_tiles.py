@@ -13,16 +13,20 @@ program per output tile) or ``TMA_PERSISTENT`` (one program per SM looping over 
 compute capability 9.0+ and 2-D, 16-byte aligned half-precision operands; anything else runs the
 pointer kernel with the same tile.
 
-Lookup: the tuned table of the GPU generation it was tuned on, for the exact (K, N) or else the
-tuned (K, N) nearest in log-space (tile choice follows the grid size and K length, which the
-nearest shape shares best); on other GPUs the conservative :data:`DEFAULT` (pointer loads, tiles
-that fit in an A100's shared memory).
+Lookup, first match wins: the table ``precdiff kernels tune`` wrote for this GPU model into the user
+cache, or one shipped for it in ``precdiff/kernels/tables/`` (:mod:`precdiff.kernels.tile_tables`,
+keyed by device name and capability); the H100 table below for other GPUs of its capability; the
+conservative :data:`DEFAULT` (pointer loads, tiles that fit in an A100's shared memory) elsewhere.
+Within a table: the exact (K, N), or else the tuned (K, N) nearest in log-space (tile choice follows
+the grid size and K length, which the nearest shape shares best).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+
+from precdiff.kernels import tile_tables
 
 Config = tuple[int, int, int, int, int, int]
 Bucket = tuple[int, Config]  # (largest M it serves, config); first bucket with M <= max wins
@@ -49,7 +53,7 @@ DEFAULT: dict[str, list[Bucket]] = {
     ],
 }
 
-# BEGIN tuned tables (written by benchmarks/gemm_batch_invariant.py --tune --write-table; do not edit)
+# BEGIN tuned tables (the shipped H100 table, tuned 2026-11-22; new tunings go to JSON, see tile_tables.py)
 TUNED_CAPABILITY = (9, 0)
 TUNED_ON = "NVIDIA H100 80GB HBM3, torch 2.11.0+cu130, triton 3.6.0, 2026-11-22"
 TUNED: dict[str, dict[tuple[int, int], list[Bucket]]] = {
@@ -161,14 +165,24 @@ def _nearest(shapes: list[tuple[int, int]], k: int, n: int) -> tuple[int, int]:
     return min(shapes, key=distance)
 
 
+def tables_for(
+    kind: str, capability: tuple[int, int], device_name: str = ""
+) -> dict[tuple[int, int], list[Bucket]] | None:
+    """The tuned ``kind`` tables that apply to this GPU (see the module docstring), or ``None``."""
+    own = tile_tables.for_device(device_name, capability) if device_name else None
+    if own is not None and own.tables.get(kind):
+        return own.tables[kind]
+    return TUNED.get(kind) if capability == TUNED_CAPABILITY else None
+
+
 @functools.lru_cache(maxsize=8192)
-def select(m: int, k: int, n: int, kind: str, capability: tuple[int, int]) -> Config:
+def select(m: int, k: int, n: int, kind: str, capability: tuple[int, int], device_name: str = "") -> Config:
     """The configuration for an (M, K) x (K, N) GEMM of table ``kind`` on a GPU of ``capability``.
 
     Below :data:`TMA_MIN_M` rows a TMA config (a bucket reaching up from there) runs as the pointer
     kernel with the same tile.
     """
-    tuned = TUNED.get(kind) if capability == TUNED_CAPABILITY else None
+    tuned = tables_for(kind, capability, device_name)
     if not tuned:
         return _pick(DEFAULT[kind], m)
     shape = (k, n) if (k, n) in tuned else _nearest(list(tuned), k, n)
@@ -188,9 +202,12 @@ def all_configs(kind: str) -> list[Config]:
     return sorted(set(seen))
 
 
-def describe() -> dict[str, object]:
-    """The tables as plain JSON-able data (recorded in a capture manifest)."""
+def describe(capability: tuple[int, int] | None = None, device_name: str = "") -> dict[str, object]:
+    """The tables as plain JSON-able data (recorded in a capture manifest), with the tuned table file
+    that applies to the given GPU, if any."""
+    own = tile_tables.for_device(device_name, capability) if device_name and capability else None
     return {
+        "device_table": None if own is None else {"source": own.source, "tuned_on": own.tuned_on},
         "default": {k: [[m, *c] for m, c in v] for k, v in DEFAULT.items()},
         "tuned_capability": list(TUNED_CAPABILITY),
         "tuned_on": TUNED_ON,

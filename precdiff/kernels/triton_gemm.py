@@ -267,10 +267,10 @@ def _mm_tma_persistent_kernel(
 
 
 @functools.lru_cache(maxsize=64)
-def _device_info(index: int) -> tuple[tuple[int, int], int]:
-    """(compute capability, SM count) of a CUDA device."""
+def _device_info(index: int) -> tuple[tuple[int, int], int, str]:
+    """(compute capability, SM count, name) of a CUDA device."""
     props = torch.cuda.get_device_properties(index)
-    return (props.major, props.minor), props.multi_processor_count
+    return (props.major, props.minor), props.multi_processor_count, props.name
 
 
 def _tma_source(t: torch.Tensor) -> tuple[torch.Tensor, bool] | None:
@@ -380,12 +380,12 @@ def matmul(
     out = torch.empty((a.shape[0], m, n) if batched else (m, n), dtype=a.dtype, device=a.device)
     if out.numel() == 0:
         return out
-    capability, sms = _device_info(a.get_device())
+    capability, sms, device_name = _device_info(a.get_device())
     is_fp32 = a.dtype == torch.float32
     cfg = (
         gemm_tiles.runs_as(tuple(config), m)  # type: ignore[arg-type]
         if config
-        else gemm_tiles.select(m, k, n, gemm_tiles.kind_of(is_fp32), capability)
+        else gemm_tiles.select(m, k, n, gemm_tiles.kind_of(is_fp32), capability, device_name)
     )
     x = bias.expand(out.shape) if bias is not None else None  # a view: the kernel reads it in its dtype
     tma_ok = cfg[5] != POINTER and not batched and not is_fp32 and k > 0
@@ -504,7 +504,12 @@ def grouped_mm(
 
 def parameters() -> dict[str, Any]:
     """The GEMM constants and tile tables (recorded in the capture manifest)."""
-    return {"gemm_tiles": gemm_tiles.describe(), "gemm_group_m": GROUP_M, "tma": TensorDescriptor is not None}
+    capability, _, name = _device_info(torch.cuda.current_device())
+    return {
+        "gemm_tiles": gemm_tiles.describe(capability, name),
+        "gemm_group_m": GROUP_M,
+        "tma": TensorDescriptor is not None,
+    }
 
 
 OPS: dict[str, Callable[..., Any]] = {

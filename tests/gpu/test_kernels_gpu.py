@@ -7,6 +7,8 @@ every M in the sweep (1..64 one by one, then odd and power-of-two sizes up to 20
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -225,3 +227,21 @@ def test_launch_cache_reuses_kernels_only_for_matching_signatures() -> None:
     ref = misaligned.double() @ w.t().double()
     assert ((results[2][1].double() - ref).abs().max() / ref.abs().max()).item() < TOL[torch.bfloat16]
     assert torch.equal(triton_gemm.matmul(misaligned.contiguous(), w.t()), results[0][1])
+
+
+def test_kernels_tune_writes_a_table_the_mode_uses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small tuning run: every kept config is bit-identical, and the written table is what select uses."""
+    from precdiff.kernels import gemm_tiles, tile_tables
+    from precdiff.kernels.tune import TuneOptions, tune
+
+    monkeypatch.setenv("PRECDIFF_CACHE_DIR", str(tmp_path))
+    tile_tables.for_device.cache_clear()
+    result = tune(TuneOptions(dtypes=("bf16",), shapes=((1024, 1024),), ms=(1, 64, 512)))
+    assert result.path.is_file() and result.identical["half"] >= 1
+    name, capability = torch.cuda.get_device_name(), torch.cuda.get_device_capability()
+    table = tile_tables.for_device(name, capability)
+    assert table is not None and (1024, 1024) in table.tables["half"]
+    chosen = gemm_tiles.select(64, 1024, 1024, "half", capability, name)
+    assert chosen in {cfg for _, cfg in table.tables["half"][(1024, 1024)]} | {
+        gemm_tiles.runs_as(cfg, 64) for _, cfg in table.tables["half"][(1024, 1024)]
+    }
