@@ -48,6 +48,8 @@ class CaptureOptions:
     deterministic: bool = False
     seed: int = DEFAULT_SEED
     summary: bool = False
+    # Tensor-name regexes stored in full while everything else is a summary (implies ``summary``).
+    focus: tuple[str, ...] = ()
     save_inputs: bool = False
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()

@@ -210,7 +210,8 @@ def build_manifest(
         tokenizer=tokenizer_facts(loaded.tokenizer, template_sha256),
         input=InputFacts(source=input_source, num_tokens=len(input_ids), ids_sha256=sha256_ids(input_ids)),
         capture=CaptureSettings(
-            summary=options.summary,
+            summary=options.summary or bool(options.focus),
+            focus=tuple(options.focus),
             save_inputs=options.save_inputs,
             include=tuple(options.include),
             exclude=tuple(options.exclude),

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from precdiff.capture.environment import build_manifest, deterministic_mode
+from precdiff.capture.focus import focus_filter
 from precdiff.capture.hooks import attach
 from precdiff.capture.inputs import ResolvedInput, resolve_input
 from precdiff.capture.kv_cache import returned_cache
@@ -152,7 +153,13 @@ def _run(
     """Prefill under hooks, then logprobs and greedy generation; returns the generated ids."""
     model = loaded.model
     ids = torch.tensor([resolved.ids], device=device)
-    sink = TensorSink(writer, summary=options.summary, device=device)
+    focus = focus_filter(options.focus)
+    sink = TensorSink(
+        writer,
+        summary=options.summary or focus is not None,
+        device=device,
+        full=(lambda name: focus.search(name) is not None) if focus is not None else None,
+    )
     keep = name_filter(options.include, options.exclude)
     try:
         with torch.no_grad(), attach(model, keep, sink, save_inputs=options.save_inputs) as hooked:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from precdiff.capture.stats import PendingStats, resolve
@@ -19,10 +21,18 @@ class TensorSink:
     and one index append per batch).
     """
 
-    def __init__(self, writer: CaptureWriter, *, summary: bool, device: torch.device):
+    def __init__(
+        self,
+        writer: CaptureWriter,
+        *,
+        summary: bool,
+        device: torch.device,
+        full: Callable[[str], bool] | None = None,
+    ):
         self.writer = writer
         self.summary = summary
         self.device = device
+        self.full = full  # summary captures: names stored in full anyway (focus capture)
         self._pending: list[tuple[str, str, str, torch.dtype, tuple[int, ...], PendingStats]] = []
 
     def __call__(self, name: str, module: str, role: str, tensor: torch.Tensor) -> None:
@@ -31,7 +41,7 @@ class TensorSink:
             self.writer.skip(name, reason)
             return
         stats = PendingStats(tensor)
-        if self.summary:
+        if self.summary and not (self.full is not None and self.full(name)):
             self._pending.append((name, module, role, tensor.dtype, tuple(tensor.shape), stats))
             if len(self._pending) >= STATS_FLUSH_EVERY:
                 self.flush()

@@ -51,6 +51,16 @@ def capture_command(
         None, "--seed", help="Seed (also selects tiny-model weights; default 0)."
     ),
     summary: bool = typer.Option(False, "--summary", help="Store statistics only, not full tensors."),
+    focus: list[str] | None = typer.Option(
+        None,
+        "--focus",
+        help="Store full tensors only for names matching this regex, statistics elsewhere (repeatable).",
+    ),
+    focus_from: Path | None = typer.Option(
+        None,
+        "--focus-from",
+        help="Focus on the layer a `compare --json` report names, and its input (the summary → focus workflow).",
+    ),
     save_inputs: bool = typer.Option(False, "--save-inputs", help="Also capture every module's inputs."),
     include: list[str] | None = typer.Option(
         None, "--include", help="Capture only modules matching this regex (repeatable)."
@@ -71,6 +81,7 @@ def capture_command(
 ) -> int:
     """Run MODEL on one input and write every module's output, logprobs and generation to one HDF5 file."""
     from precdiff.capture import capture
+    from precdiff.capture.focus import focus_from_report
     from precdiff.capture.inputs import parse_input_ids
     from precdiff.config import CaptureInput, CaptureOptions
     from precdiff.report.capture import print_capture_result
@@ -91,6 +102,7 @@ def capture_command(
         deterministic=deterministic,
         seed=seed,
         summary=summary,
+        focus=tuple(focus or ()) + (focus_from_report(focus_from) if focus_from else ()),
         save_inputs=save_inputs,
         include=tuple(include or ()),
         exclude=tuple(exclude or ()),

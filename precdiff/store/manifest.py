@@ -83,6 +83,7 @@ class InputFacts:
 @dataclass(frozen=True)
 class CaptureSettings:
     summary: bool | None = None
+    focus: tuple[str, ...] = ()  # tensor-name regexes stored in full in a summary capture
     save_inputs: bool | None = None
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
