@@ -4,19 +4,22 @@
 below; the sketch lets ``compare`` *estimate* ‖B − A‖₂ (and so rel-L2 and cosine) between two summary
 captures, because it is linear: ``S(B) − S(A) = S(B − A)``.
 
-The sketch is a CountSketch of width :data:`WIDTH`: element ``i`` of the flattened tensor is added, with
-sign ``σ(i) = ±1``, into bucket ``h(i)``; ``σ`` and ``h`` come from one 64-bit mix of ``i`` and
-:data:`SEED`, so every machine and every run computes the same function. Accumulation is float64 (the
-elements of a bf16/fp16/fp32 tensor are exact in float64), so differences as small as fp32 rounding
-(rel-L2 ~1e-7) survive the subtraction ``S(B) − S(A)``. Estimator properties (the compare side,
-:mod:`precdiff.compare.sketch_estimate`): ``‖S(d)‖²`` is an unbiased estimate of ``‖d‖²`` with variance
-at most ``2‖d‖⁴ / WIDTH``, i.e. a relative standard deviation of rel-L2 of about ``1/sqrt(2·WIDTH)``
-(4.4 % at 256) whatever the tensor's size, shape or outlier structure (hash buckets, not positions, so
-an error confined to one channel is spread over all buckets).
+The sketch is a CountSketch of width :data:`WIDTH` laid out for one streaming pass: the flattened
+tensor is read as rows of ``WIDTH`` elements (the last one zero-padded); element ``j`` of row ``r`` is
+added with sign ``a_r·b_j`` into bucket ``(j + o_r) mod WIDTH``. Row signs ``a_r``, row offsets ``o_r``
+and column signs ``b_j`` come from a 64-bit mix of ``r`` or ``j`` with fixed seeds, so every machine
+and every run computes the same function. Two elements of one row never share a bucket; two of
+different rows share one with probability ``1/WIDTH`` and then carry independent signs, so
+``‖S(d)‖²`` is an unbiased estimate of ``‖d‖²`` with variance at most about ``2‖d‖⁴ / WIDTH``: a
+relative standard deviation of the rel-L2 estimate of about ``1/sqrt(2·WIDTH)`` (4.4 % at 256), for
+any size and shape — the random offsets spread an error confined to one channel over all buckets.
+Accumulation is float64 (bf16/fp16/fp32 elements are exact in float64), so differences as small as
+fp32 rounding (rel-L2 ~1e-7) survive the subtraction ``S(B) − S(A)``.
 
-The checksum is ``Σ bits(xᵢ)·(2·mix(i)+1) mod 2⁶⁴`` over the raw bit patterns: integer addition is
-associative, so it is exact and order independent on any device, and two tensors with equal checksums
-are (up to a 2⁻⁶⁴ collision) bitwise equal — the case a sketch difference of 0.0 cannot prove.
+The checksum is ``Σ bits(x[r, j])·c_r·d_j mod 2⁶⁴`` over the raw bit patterns with odd weights from
+the same mix: integer addition is associative, so it is exact and order independent on any device,
+and equal checksums mean (up to a 2⁻⁶⁴ collision) bitwise-equal tensors — the case a sketch
+difference of 0.0 cannot prove.
 """
 
 from __future__ import annotations
@@ -24,19 +27,9 @@ from __future__ import annotations
 import torch
 
 WIDTH = 256
-SEED = 0x9E3779B97F4A7C15  # any fixed odd 64-bit value; changing it changes every stored sketch
-CHUNK = 1 << 22  # elements per step: bounded temporary memory whatever the tensor size
-_MASK63 = (1 << 63) - 1
-
-
-def _mix(index: torch.Tensor) -> torch.Tensor:
-    """A 64-bit integer mix (splitmix64's finaliser) of int64 ``index``; wrap-around arithmetic."""
-    z = index * _signed(SEED)
-    z = z ^ ((z >> 30) & ((1 << 34) - 1))  # logical shift right emulated on int64
-    z = z * _signed(0xBF58476D1CE4E5B9)
-    z = z ^ ((z >> 27) & ((1 << 37) - 1))
-    z = z * _signed(0x94D049BB133111EB)
-    return z ^ ((z >> 31) & ((1 << 33) - 1))
+ROW_SEED = 0x9E3779B97F4A7C15  # fixed seeds: changing one changes every stored sketch
+COLUMN_SEED = 0xD1B54A32D192ED03
+ROWS_PER_STEP = 1 << 14  # rows of WIDTH elements per step: bounded temporary memory
 
 
 def _signed(value: int) -> int:
@@ -44,32 +37,55 @@ def _signed(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def _bits(chunk: torch.Tensor) -> torch.Tensor:
-    """The raw bit patterns of a float chunk as int64 (bf16/fp16 -> 16 bits, fp32 -> 32, fp64 -> 64)."""
-    size = chunk.element_size()
-    view = {2: torch.int16, 4: torch.int32, 8: torch.int64}[size]
-    return chunk.contiguous().view(view).to(torch.int64)
+def mix(index: torch.Tensor, seed: int) -> torch.Tensor:
+    """splitmix64 of ``index + seed`` on int64 with wrap-around (logical shifts emulated by masks)."""
+    z = index + _signed(seed)
+    z = z ^ ((z >> 30) & ((1 << 34) - 1))
+    z = z * _signed(0xBF58476D1CE4E5B9)
+    z = z ^ ((z >> 27) & ((1 << 37) - 1))
+    z = z * _signed(0x94D049BB133111EB)
+    return z ^ ((z >> 31) & ((1 << 33) - 1))
+
+
+def _sign(mixed: torch.Tensor) -> torch.Tensor:
+    return 1.0 - 2.0 * ((mixed >> 40) & 1).to(torch.float64)
+
+
+def _bits(values: torch.Tensor) -> torch.Tensor:
+    """Raw bit patterns as int64 (16-bit floats -> 16 bits, fp32 -> 32, fp64 -> 64); integers as they are."""
+    if not values.is_floating_point():
+        return values.to(torch.int64)
+    view = {2: torch.int16, 4: torch.int32, 8: torch.int64}[values.element_size()]
+    return values.contiguous().view(view).to(torch.int64)
 
 
 def sketch_and_checksum(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(float64 sketch ``[WIDTH]``, int64 checksum ``[]``), both on the tensor's device (no sync).
 
-    Non-float tensors are sketched as float64 values; NaN/Inf elements are left out of the sketch
-    (compare handles non-finite tensors from their counts) but enter the checksum.
+    NaN/Inf elements are left out of the sketch (compare handles non-finite tensors from their
+    counts) but enter the checksum.
     """
     flat = tensor.detach().reshape(-1)
     device = flat.device
+    columns = torch.arange(WIDTH, device=device, dtype=torch.int64)
+    column_mix = mix(columns, COLUMN_SEED)
+    column_sign, column_weight = _sign(column_mix), column_mix * 2 + 1
     sketch = torch.zeros(WIDTH, dtype=torch.float64, device=device)
     checksum = torch.zeros((), dtype=torch.int64, device=device)
-    is_float = flat.is_floating_point()
-    for start in range(0, flat.numel(), CHUNK):
-        chunk = flat[start : start + CHUNK]
-        mixed = _mix(torch.arange(start, start + chunk.numel(), device=device, dtype=torch.int64))
-        bits = _bits(chunk) if is_float else chunk.to(torch.int64)
-        checksum += (bits * (mixed * 2 + 1)).sum()  # int64 sums wrap: exact modulo 2**64
-        values = chunk.to(torch.float64)
-        values = torch.where(torch.isfinite(values), values, 0.0)
-        signs = 1.0 - 2.0 * ((mixed >> 40) & 1).to(torch.float64)
-        buckets = (mixed & _MASK63) % WIDTH
-        sketch.index_add_(0, buckets, values * signs)
+    rows_total = -(-flat.numel() // WIDTH)
+    for first in range(0, rows_total, ROWS_PER_STEP):
+        last = min(first + ROWS_PER_STEP, rows_total)
+        chunk = flat[first * WIDTH : last * WIDTH]
+        if chunk.numel() < (last - first) * WIDTH:  # the zero-padded last row
+            chunk = torch.cat([chunk, chunk.new_zeros((last - first) * WIDTH - chunk.numel())])
+        block = chunk.view(last - first, WIDTH)
+        row_mix = mix(torch.arange(first, last, device=device, dtype=torch.int64), ROW_SEED)
+        checksum += ((_bits(block) * column_weight).sum(dim=1) * (row_mix * 2 + 1)).sum()  # wraps mod 2**64
+        values = block.to(torch.float64)
+        values = torch.where(torch.isfinite(values), values, 0.0) * column_sign
+        offsets = (row_mix & ((1 << 62) - 1)) % WIDTH
+        # Row r's element j goes to bucket (j + o_r) mod WIDTH: gather each row rotated by o_r.
+        source = (columns[None, :] - offsets[:, None]) % WIDTH
+        rotated = values.gather(1, source)
+        sketch += (rotated * _sign(row_mix)[:, None]).sum(dim=0)
     return sketch, checksum
