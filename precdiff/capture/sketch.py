@@ -6,29 +6,32 @@ captures, because it is linear: ``S(B) − S(A) = S(B − A)``.
 
 The sketch is a CountSketch of width :data:`WIDTH` laid out for one streaming pass: the flattened
 tensor is read as rows of ``WIDTH`` elements (the last one zero-padded); element ``j`` of row ``r`` is
-added with sign ``a_r·b_j`` into bucket ``(j + o_r) mod WIDTH``. Row signs ``a_r``, row offsets ``o_r``
-and column signs ``b_j`` come from a 64-bit mix of ``r`` or ``j`` with fixed seeds, so every machine
-and every run computes the same function. Two elements of one row never share a bucket; two of
-different rows share one with probability ``1/WIDTH`` and then carry independent signs, so
+added with sign ``a_r`` into bucket ``(j + o_r) mod WIDTH``. The row sign ``a_r`` and offset ``o_r``
+come from a 64-bit mix of ``r`` with a fixed seed, so every machine and every run computes the same
+function, and a kernel needs one hash per row, not per element. Two elements of one row never share a
+bucket; two of different rows share one with probability ``1/WIDTH`` and then carry independent signs
+``a_r1·a_r2``, so
 ``‖S(d)‖²`` is an unbiased estimate of ``‖d‖²`` with variance at most about ``2‖d‖⁴ / WIDTH``: a
 relative standard deviation of the rel-L2 estimate of about ``1/sqrt(2·WIDTH)`` (4.4 % at 256), for
 any size and shape — the random offsets spread an error confined to one channel over all buckets.
 Accumulation is float64 (bf16/fp16/fp32 elements are exact in float64), so differences as small as
 fp32 rounding (rel-L2 ~1e-7) survive the subtraction ``S(B) − S(A)``.
 
-The checksum is ``Σ bits(x[r, j])·c_r·d_j mod 2⁶⁴`` over the raw bit patterns with odd weights from
-the same mix: integer addition is associative, so it is exact and order independent on any device,
+The checksum is ``Σ bits(x[r, j])·(2·mix(r)+1)·(2j+1) mod 2⁶⁴`` over the raw bit patterns (odd
+weights): integer addition is associative, so it is exact and order independent on any device,
 and equal checksums mean (up to a 2⁻⁶⁴ collision) bitwise-equal tensors — the case a sketch
 difference of 0.0 cannot prove.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
-WIDTH = 256
-ROW_SEED = 0x9E3779B97F4A7C15  # fixed seeds: changing one changes every stored sketch
-COLUMN_SEED = 0xD1B54A32D192ED03
+WIDTH = 256  # a power of two: offsets are the low bits of the row hash
+ROW_SEED = 0x9E3779B97F4A7C15  # fixed: changing it changes every stored sketch
+SIGN_BIT = 40  # bit of mix(r) giving a_r; the low log2(WIDTH) bits give o_r
 ROWS_PER_STEP = 1 << 14  # rows of WIDTH elements per step: bounded temporary memory
 
 
@@ -48,7 +51,7 @@ def mix(index: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 def _sign(mixed: torch.Tensor) -> torch.Tensor:
-    return 1.0 - 2.0 * ((mixed >> 40) & 1).to(torch.float64)
+    return 1.0 - 2.0 * ((mixed >> SIGN_BIT) & 1).to(torch.float64)
 
 
 def _bits(values: torch.Tensor) -> torch.Tensor:
@@ -59,6 +62,15 @@ def _bits(values: torch.Tensor) -> torch.Tensor:
     return values.contiguous().view(view).to(torch.int64)
 
 
+def _cuda_kernel() -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None:
+    """The one-pass Triton kernel, or None without Triton (the torch path is correct, only slower)."""
+    try:
+        from precdiff.capture.sketch_triton import sketch_and_checksum_cuda
+    except ImportError:
+        return None
+    return sketch_and_checksum_cuda
+
+
 def sketch_and_checksum(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(float64 sketch ``[WIDTH]``, int64 checksum ``[]``), both on the tensor's device (no sync).
 
@@ -66,10 +78,14 @@ def sketch_and_checksum(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     counts) but enter the checksum.
     """
     flat = tensor.detach().reshape(-1)
+    if flat.is_cuda and flat.is_floating_point() and flat.numel() > 0:
+        kernel = _cuda_kernel()
+        if kernel is not None:
+            sketches, checksums = kernel(flat)
+            return sketches.sum(dim=0), checksums.sum()
     device = flat.device
     columns = torch.arange(WIDTH, device=device, dtype=torch.int64)
-    column_mix = mix(columns, COLUMN_SEED)
-    column_sign, column_weight = _sign(column_mix), column_mix * 2 + 1
+    column_weight = columns * 2 + 1
     sketch = torch.zeros(WIDTH, dtype=torch.float64, device=device)
     checksum = torch.zeros((), dtype=torch.int64, device=device)
     rows_total = -(-flat.numel() // WIDTH)
@@ -82,8 +98,8 @@ def sketch_and_checksum(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
         row_mix = mix(torch.arange(first, last, device=device, dtype=torch.int64), ROW_SEED)
         checksum += ((_bits(block) * column_weight).sum(dim=1) * (row_mix * 2 + 1)).sum()  # wraps mod 2**64
         values = block.to(torch.float64)
-        values = torch.where(torch.isfinite(values), values, 0.0) * column_sign
-        offsets = (row_mix & ((1 << 62) - 1)) % WIDTH
+        values = torch.where(torch.isfinite(values), values, 0.0)
+        offsets = row_mix & (WIDTH - 1)
         # Row r's element j goes to bucket (j + o_r) mod WIDTH: gather each row rotated by o_r.
         source = (columns[None, :] - offsets[:, None]) % WIDTH
         rotated = values.gather(1, source)

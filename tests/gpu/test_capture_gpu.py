@@ -30,6 +30,22 @@ def test_triton_stats_match_torch(dtype: torch.dtype, numel: int) -> None:
         assert ours[3] == 0.0  # the shifted sums make a single element's std exactly 0
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("numel", [1, 255, 256, 16385, 5_000_003])
+def test_triton_sketch_matches_the_torch_definition(dtype: torch.dtype, numel: int) -> None:
+    """Checksum bit for bit, sketch to float64 rounding, against capture/sketch.py's torch path on the CPU."""
+    from precdiff.capture.sketch import sketch_and_checksum
+
+    x = (torch.randn(numel, device="cuda") * 3).to(dtype)
+    if numel > 10:
+        x[5] = float("nan")
+        x[8] = float("inf")
+    gpu_sketch, gpu_checksum = sketch_and_checksum(x)
+    cpu_sketch, cpu_checksum = sketch_and_checksum(x.cpu())
+    assert int(gpu_checksum) == int(cpu_checksum)
+    np.testing.assert_allclose(gpu_sketch.cpu().numpy(), cpu_sketch.numpy(), rtol=1e-12, atol=1e-9)
+
+
 def test_capture_on_cuda_bf16_round_trips(tmp_path: Path) -> None:
     from precdiff.capture import capture
     from precdiff.config import CaptureInput, CaptureOptions
