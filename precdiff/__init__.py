@@ -1,7 +1,7 @@
 """precdiff: cross-hardware precision diff debugger for LLMs.
 
-The public API is what ``__all__`` lists; anything else may change without notice. ``capture`` and
-``compare`` here are the functions; their stage packages are still importable with
+The public API is what ``__all__`` lists; anything else may change without notice. ``capture``,
+``compare`` and ``evalstat`` here are the functions; their stage packages are still importable with
 ``from precdiff.compare import metrics`` (but not ``import precdiff.compare.metrics as m``, which
 looks ``compare`` up as an attribute of ``precdiff`` and finds the function).
 """
@@ -14,10 +14,13 @@ from precdiff.capture.runner import capture
 from precdiff.compare import CompareOptions, Comparison, TensorComparison, Verdict, summarize_capture
 from precdiff.compare.compare import compare
 from precdiff.config import CaptureInput, CaptureOptions
+from precdiff.engines import engine_request
 from precdiff.errors import (
     CaptureError,
     CaptureFormatError,
     DeviceUnavailableError,
+    EngineResponseError,
+    EvalResultsError,
     IncompatibleCaptureError,
     InputError,
     KernelError,
@@ -27,6 +30,7 @@ from precdiff.errors import (
     TemplateError,
     TemplateSandboxError,
 )
+from precdiff.evalstat import EvalComparison, EvalstatOptions, evalstat
 from precdiff.invariance import (
     DeterminismOptions,
     DeterminismReport,
@@ -51,6 +55,10 @@ __all__ = [
     "DeterminismOptions",
     "DeterminismReport",
     "DeviceUnavailableError",
+    "EngineResponseError",
+    "EvalComparison",
+    "EvalResultsError",
+    "EvalstatOptions",
     "IncompatibleCaptureError",
     "InputError",
     "InvarianceOptions",
@@ -72,6 +80,8 @@ __all__ = [
     "check_invariance",
     "compare",
     "diff_conversation",
+    "engine_request",
+    "evalstat",
     "open_capture",
     "render_conversation",
     "save_tiny",

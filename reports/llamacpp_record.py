@@ -87,7 +87,9 @@ def main() -> None:
         else:
             raise SystemExit("the server did not come up in 300 s; see server.log")
         for name, (route, body) in REQUESTS.items():
-            (OUT / f"{name}.request.json").write_text(json.dumps({"route": route, "body": body}, indent=1) + "\n")
+            (OUT / f"{name}.request.json").write_text(
+                json.dumps({"route": route, "body": body}, indent=1) + "\n"
+            )
             response = post(base + route, body)
             (OUT / f"{name}.response.json").write_text(json.dumps(response, indent=1) + "\n")
         server_info = {

@@ -109,6 +109,14 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in _as_tuple(kind))
 
 
+def _is_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
 def load_records(path: str | Path) -> list[tuple[str, Mapping[str, Any]]]:
     """The JSON objects of a response file, each with its label (``path`` or ``path#n``).
 
@@ -127,7 +135,7 @@ def load_records(path: str | Path) -> list[tuple[str, Mapping[str, Any]]]:
         items = document if isinstance(document, list) else [document]
     except json.JSONDecodeError as whole_error:
         lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-        if len(lines) < 2:
+        if len(lines) < 2 or not (file.suffix.lower() == ".jsonl" or _is_json(lines[0][1])):
             raise EngineResponseError(
                 f"engine response {file} is not valid JSON ({whole_error.msg} at line {whole_error.lineno} "
                 f"column {whole_error.colno}; truncated?); save the complete response"

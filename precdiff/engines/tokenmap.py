@@ -137,22 +137,26 @@ def _lossy(token: Token) -> bool:
 
 
 def _topk(rows: Sequence[tuple[Token, ...]], mapping: TokenMap, where: str) -> tuple[TopK, int]:
-    """Rows of candidates as a TopK (``k``: the shortest row), and how many lossy candidates were dropped.
+    """Rows of candidates as a TopK (``k``: the shortest row), and how many were lossy.
 
-    A candidate whose string lost its bytes in the engine's decoding ("" or U+FFFD) names no single id;
-    it is left out, so its mass counts in the rest bucket. Any other unmappable candidate is refused.
+    A candidate whose string lost its bytes in the engine's decoding ("" or U+FFFD) names no single
+    id, but its mass is known: it keeps its rank under a negative id that matches nothing, so the
+    KL counts it as a bucket of its own. Any other unmappable candidate is refused.
     """
-    kept = [tuple(t for t in row if not _lossy(t)) for row in rows]
-    dropped = sum(len(row) - len(k) for row, k in zip(rows, kept))
-    k = min(len(row) for row in kept)
+    k = min(len(row) for row in rows)
     ids = np.zeros((len(rows), k), dtype=np.int64)
     logprobs = np.zeros((len(rows), k), dtype=np.float64)
-    for r, row in enumerate(kept):
+    lossy = 0
+    for r, row in enumerate(rows):
         best = sorted(row, key=lambda t: -(t.logprob if t.logprob is not None else -np.inf))[:k]
         for c, token in enumerate(best):
-            ids[r, c] = mapping.id_of(token, f"{where} row {r}")
+            if _lossy(token):
+                lossy += 1
+                ids[r, c] = -1 - c
+            else:
+                ids[r, c] = mapping.id_of(token, f"{where} row {r}")
             logprobs[r, c] = token.logprob if token.logprob is not None else np.nan
-    return TopK(ids, logprobs), dropped
+    return TopK(ids, logprobs), lossy
 
 
 def _generation(
@@ -167,10 +171,6 @@ def _generation(
         )
     ids = np.asarray([mapping.id_of(s.token, f"{source} generated token {i}") for i, s in enumerate(steps)])
     topk, dropped = _topk([s.top for s in steps], mapping, f"{source} generated candidates")
-    if topk.ids.shape[1] < 2:
-        raise EngineResponseError(
-            f"{source}: fewer than 2 mappable candidates per generated token; request {REQUEST_FLAGS[fmt]}"
-        )
     margin = topk.logprobs[:, 0] - topk.logprobs[:, 1]
     return Generation(ids=ids.astype(np.int64), topk=topk, margin=margin), dropped
 
@@ -202,6 +202,6 @@ def resolve(response: EngineResponse, mapping: TokenMap) -> EngineSide:
     if dropped + dropped_generated:
         notes += (
             f"{response.source}: {dropped + dropped_generated} candidate(s) named by a lossily decoded string "
-            "('' or U+FFFD) were left out (their mass counts in the rest bucket)",
+            "('' or U+FFFD) have no id: each counts as a bucket of its own (id -1, -2, ... in the report)",
         )
     return EngineSide(response, prompt_ids(response, mapping), prompt_logprobs, start, generation, notes)
