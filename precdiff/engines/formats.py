@@ -144,9 +144,13 @@ def parse_openai_completion(r: Reader) -> EngineResponse:
         )
     usage = r.get(r.record, "usage", "usage", dict)
     n_generated = r.get(usage, "completion_tokens", "usage.completion_tokens", int)
-    n_echoed = len(tokens) - n_generated
-    if n_echoed < 0:
-        raise r.fail("usage.completion_tokens", f"is {n_generated} but only {len(tokens)} tokens came back")
+    n_prompt = r.optional(usage, "prompt_tokens", "usage.prompt_tokens", int)
+    if len(tokens) > n_generated and n_prompt is not None:
+        # Echoed: the prompt comes first. llama-cpp-python leaves out the last generated token (it
+        # never evaluates it), so count the prompt from usage rather than from the end.
+        n_echoed = min(n_prompt, len(tokens))
+    else:
+        n_echoed = max(0, len(tokens) - n_generated)
     generated_ids = r.optional(choice, "token_ids", "choices[0].token_ids", list)
     steps = []
     for i, (text, value, top) in enumerate(zip(tokens, values, tops)):
