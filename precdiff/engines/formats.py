@@ -34,8 +34,14 @@ REQUEST_FLAGS: dict[str, str] = {
 }
 
 
-def _openai_top(r: Reader, value: Any, field: str) -> tuple[Token, ...]:
-    """A legacy ``{token: logprob}`` map (null at the first echoed position) as tokens, best first."""
+def _openai_top(r: Reader, value: Any, field: str, own: str) -> tuple[Token, ...]:
+    """A legacy ``{token: logprob}`` map (null at the first echoed position) as tokens, best first.
+
+    The API adds the position's own token (``own``) when it is not among the top ``logprobs``
+    ("up to logprobs + 1 elements"). Such an entry is not a top-k candidate and would make the k-th
+    probability look tiny, so the own token is dropped when it ranks last: what remains is a true
+    top-k (or top-(k-1)) prefix.
+    """
     if value is None:
         return ()
     if not isinstance(value, Mapping):
@@ -45,7 +51,10 @@ def _openai_top(r: Reader, value: Any, field: str) -> tuple[Token, ...]:
         if not isinstance(logprob, (int, float)) or isinstance(logprob, bool):
             raise r.fail(f"{field}[{text!r}]", f"should be a number, got {type(logprob).__name__}")
         tokens.append(Token(text, None, None, float(logprob)))
-    return tuple(sorted(tokens, key=lambda t: -(t.logprob or 0.0)))
+    ranked = sorted(tokens, key=lambda t: -(t.logprob or 0.0))
+    if len(ranked) > 1 and ranked[-1].text == own:
+        ranked.pop()
+    return tuple(ranked)
 
 
 def _vllm_prompt(r: Reader, holder: Mapping[str, Any], field: str) -> tuple[tuple[Step, ...] | None, Any]:
@@ -162,7 +171,7 @@ def parse_openai_completion(r: Reader) -> EngineResponse:
         if generated_ids is not None and i >= n_echoed and i - n_echoed < len(generated_ids):
             token_id = int(generated_ids[i - n_echoed])
         token = Token(text, token_id, None, None if value is None else float(value))
-        steps.append(Step(token, _openai_top(r, top, f"choices[0].logprobs.top_logprobs[{i}]")))
+        steps.append(Step(token, _openai_top(r, top, f"choices[0].logprobs.top_logprobs[{i}]", text)))
     steps, notes = _realign_shifted_echo(steps, n_echoed, r.source)
     echoed = tuple(steps[:n_echoed]) if n_echoed else None
     return EngineResponse(
