@@ -93,13 +93,13 @@ def positions_table(capture: Path, response: Path, model_dir: Path) -> str:
                 side.prompt_logprobs.logprobs[r],
             )
 
-    def top5(row_ids: np.ndarray, row_lp: np.ndarray) -> str:
+    def top3(row_ids: np.ndarray, row_lp: np.ndarray) -> str:
         return "  ".join(
             f"{tokenizer.decode([int(i)])!r} {float(lp):.3f}" for i, lp in zip(row_ids[:3], row_lp[:3])
         )
 
     lines = [
-        "row  token of row+1          KL(A||B)  Δlogprob(B-A)  | A: transformers top-5 | B: llama.cpp top-5"
+        "row  token of row+1          KL(A||B)  Δlogprob(B-A)  | A: transformers top-3 | B: llama.cpp top-3"
     ]
     for row in sorted(rows_b):
         if row >= rows_a[0].shape[0] or row + 1 >= len(ids):
@@ -113,8 +113,8 @@ def positions_table(capture: Path, response: Path, model_dir: Path) -> str:
         lp_b = dict(zip(b_ids.tolist(), b_lp.tolist())).get(chosen)
         delta = f"{lp_b - lp_a:+.3f}" if lp_a is not None and lp_b is not None else "n/a"
         lines.append(
-            f"{row:3d}  {tokenizer.decode([chosen])!r:22s}  {kl:8.4f}  {delta:>13s}  | {top5(a_ids, a_lp)} | "
-            f"{top5(b_ids, b_lp)}"
+            f"{row:3d}  {tokenizer.decode([chosen])!r:22s}  {kl:8.4f}  {delta:>13s}  | {top3(a_ids, a_lp)} | "
+            f"{top3(b_ids, b_lp)}"
         )
     return "\n".join(lines) + "\n"
 
