@@ -34,7 +34,6 @@ def test_recorded_echo_maps_to_the_gguf_tokenizers_ids() -> None:
     prompt = json.loads((RECORDED / "completion_echo.request.json").read_text())["body"]["prompt"]
     assert side.prompt_ids == tuple(tokenizer(prompt, add_special_tokens=False)["input_ids"])
     assert side.generation is not None
-    assert (
-        tokenizer.decode(side.generation.ids) == " Berlin. The capital of the United States is New York City"
-    )
+    # llama-cpp-python leaves the last generated token (" City") out of the logprobs.
+    assert tokenizer.decode(side.generation.ids) == " Berlin. The capital of the United States is New York"
     assert side.prompt_logprobs is not None and side.prompt_logprobs_start == 1
