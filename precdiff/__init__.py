@@ -2,7 +2,8 @@
 
 The public API is what ``__all__`` lists; anything else may change without notice. The two main calls
 are :func:`run_capture` and :func:`compare_captures`; ``precdiff.capture`` and ``precdiff.compare``
-are the stage packages (so ``import precdiff.capture.runner`` works as it reads).
+are the stage packages (so ``import precdiff.capture.runner`` works as it reads); likewise
+:func:`compare_evals` and the ``precdiff.evalstat`` package.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from precdiff.capture.runner import capture as run_capture
 from precdiff.compare import CompareOptions, Comparison, TensorComparison, Verdict
 from precdiff.compare.compare import compare as compare_captures
 from precdiff.config import CaptureInput, CaptureOptions
+from precdiff.engines import engine_request
 from precdiff.errors import (
     CaptureError,
     CaptureFormatError,
     DeviceUnavailableError,
+    EngineResponseError,
+    EvalResultsError,
     IncompatibleCaptureError,
     InputError,
     KernelError,
@@ -26,6 +30,8 @@ from precdiff.errors import (
     TemplateError,
     TemplateSandboxError,
 )
+from precdiff.evalstat import EvalComparison, EvalstatOptions
+from precdiff.evalstat import evalstat as compare_evals
 from precdiff.invariance import (
     DeterminismOptions,
     DeterminismReport,
@@ -51,6 +57,10 @@ __all__ = [
     "DeterminismOptions",
     "DeterminismReport",
     "DeviceUnavailableError",
+    "EngineResponseError",
+    "EvalComparison",
+    "EvalResultsError",
+    "EvalstatOptions",
     "IncompatibleCaptureError",
     "InputError",
     "InvarianceOptions",
@@ -70,7 +80,9 @@ __all__ = [
     "check_determinism",
     "check_invariance",
     "compare_captures",
+    "compare_evals",
     "diff_conversation",
+    "engine_request",
     "open_capture",
     "render_conversation",
     "run_capture",

@@ -33,7 +33,9 @@ class CaptureInput:
     prompt_file: str | None = None
     messages: str | None = None  # path of an OpenAI-style message list (JSON)
     input_ids: tuple[int, ...] | None = None
-    tokens_from: str | None = None  # path of another capture whose exact ids are reused
+    tokens_from: str | None = (
+        None  # another capture, or an engine response (.json/.jsonl), whose ids are reused
+    )
     template_kwargs: dict[str, Any] = field(default_factory=dict)
 
 

@@ -16,7 +16,9 @@ exits with code 2. Anything else is a bug in precdiff and keeps its traceback.
     ├── NotComparableError          two captures ran different weights or different input tokens
     ├── TemplateError               a chat template failed to render, or a tokenizer spec is bad
     │   └── TemplateSandboxError        a template tried something the sandbox forbids
-    └── KernelError                 batch-invariant kernels cannot be used as requested
+    ├── KernelError                 batch-invariant kernels cannot be used as requested
+    ├── EngineResponseError         a serving engine's response file is malformed or unmappable
+    └── EvalResultsError            an eval run's per-sample file is malformed or of an unknown format
 
 Messages state what happened, the offending value, and the fix (naming the CLI flag and, where it
 differs, the Python keyword).
@@ -67,3 +69,12 @@ class TemplateSandboxError(TemplateError):
 
 class KernelError(PrecdiffError):
     """Batch-invariant kernels cannot be enabled as requested on this device."""
+
+
+class EngineResponseError(PrecdiffError):
+    """A serving engine's response file is malformed, truncated, of an unknown format, or its tokens
+    cannot be mapped to ids exactly."""
+
+
+class EvalResultsError(PrecdiffError):
+    """An eval run's per-sample results file is malformed, truncated or of an unknown format."""

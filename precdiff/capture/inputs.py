@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from precdiff.config import CaptureInput
+from precdiff.engines import is_response_file, prompt_ids_from
 from precdiff.errors import InputError
 
 
@@ -60,6 +61,9 @@ def resolve_input(spec: CaptureInput, tokenizer: Any, vocab_size: int) -> Resolv
     resolved: ResolvedInput
     if source == "input_ids":
         resolved = ResolvedInput(list(spec.input_ids or ()), None, source)
+    elif source == "tokens_from" and is_response_file(spec.tokens_from or ""):
+        # A serving engine's response: reuse the prompt ids it reports (strings mapped with our tokenizer).
+        resolved = ResolvedInput(prompt_ids_from(spec.tokens_from or "", tokenizer), None, source)
     elif source == "tokens_from":
         from precdiff.store import open_capture
 

@@ -31,7 +31,9 @@ def capture_command(
         None, "--input-ids", help="Token ids, e.g. 1,2,3 (no tokenizer needed)."
     ),
     tokens_from: Path | None = typer.Option(
-        None, "--tokens-from", help="Reuse the exact token ids of another capture."
+        None,
+        "--tokens-from",
+        help="Reuse the exact token ids of another capture or of an engine response (.json).",
     ),
     template_kwarg: list[str] | None = typer.Option(
         None, "--template-kwarg", help="Chat-template variable KEY=VALUE (with --messages)."

@@ -11,8 +11,8 @@ from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, command
 
 @command("compare")
 def compare_command(
-    a: Path = typer.Argument(..., help="Reference capture (A)."),
-    b: Path = typer.Argument(..., help="Capture to check against A (B)."),
+    a: Path = typer.Argument(..., help="Reference capture (A), or an engine response .json/.jsonl."),
+    b: Path = typer.Argument(..., help="Capture to check against A (B), or an engine response."),
     json_out: Path | None = typer.Option(
         None, "--json", help="Also write the full report as JSON to this file."
     ),
@@ -34,6 +34,11 @@ def compare_command(
     top: int | None = typer.Option(
         None, "--top", help="How many tensors to list by largest error (default 10)."
     ),
+    tokenizer: str | None = typer.Option(
+        None,
+        "--tokenizer",
+        help="Tokenizer dir mapping an engine's token strings to ids (default: the capture's).",
+    ),
 ) -> int:
     """Compare capture B against reference A: verdict, per-layer error profile, logprobs, generation.
 
@@ -51,6 +56,7 @@ def compare_command(
         noise_floor=noise_floor,
         near_tie_nats=near_tie,
         top=top,
+        tokenizer=tokenizer,
     )
     comparison = compare(a, b, options=options)
     print_comparison(comparison)

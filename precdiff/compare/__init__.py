@@ -1,4 +1,4 @@
-"""Stages align → metrics (and, through :mod:`precdiff.localize`, the verdict) of the data flow.
+"""Stages align → metrics (and, through :mod:`precdiff.compare.localize`, the verdict) of the data flow.
 
 ``compare(a, b, options=...)`` lives in :mod:`precdiff.compare.compare`; it is not re-exported
 here so that ``precdiff.compare.compare`` keeps naming the module (import the function from there,

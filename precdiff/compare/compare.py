@@ -2,7 +2,7 @@
 
 Order of work: comparability of the manifests (refuse before touching tensors), pairing by name,
 per-tensor metrics streamed block by block (one tensor pair in memory at a time, one block of each
-at a time), logprobs and generation, then :func:`precdiff.localize.localize` for the verdict.
+at a time), logprobs and generation, then :func:`precdiff.compare.localize.localize` for the verdict.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from precdiff.compare.align import align, resolve_comparability
+from precdiff.compare.engine_side import compare_with_engine, involves_engine
 from precdiff.compare.flips import discount_flips
 from precdiff.compare.localize import localize
 from precdiff.compare.logprobs import compare_generation, compare_topk
@@ -192,7 +193,8 @@ def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = 
     """Compare capture B against reference capture A.
 
     Args:
-        a: the reference capture: a path (opened and closed here) or an open :class:`Capture`.
+        a: the reference capture: a path (opened and closed here) or an open :class:`Capture`, or
+            a serving engine's response file (``.json``/``.jsonl``; see ``docs/engines.md``).
         b: the capture under test, same forms.
         options: what to compare and the thresholds; defaults from :mod:`precdiff.compare.options`.
 
@@ -203,6 +205,7 @@ def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = 
         InputError: a file is missing or an option is invalid.
         CaptureFormatError: a file is not a capture or is damaged.
         NotComparableError: different weights, model config or input tokens (unless ``force``).
+        EngineResponseError: an engine response is malformed or its tokens map to no single id.
 
     Example:
         >>> result = compare("cpu.h5", "cuda.h5")  # doctest: +SKIP
@@ -210,6 +213,8 @@ def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = 
         divergence jumps at layer 12 in model.layers.12.mlp.down_proj: rel-L2 3.1e-05 → 2.4e-02 (×770)
     """
     options = options or CompareOptions()
+    if involves_engine(a, b):
+        return compare_with_engine(a, b, options)
     with ExitStack() as stack:
         cap_a, cap_b = _open(a, stack), _open(b, stack)
         differences = resolve_comparability(cap_a, cap_b, force=options.force)

@@ -5,7 +5,7 @@ router indices differ). Those tokens' expert output is then replaced wholesale, 
 layer's rel-L2 far above the noise floor although nothing is wrong. A real fault (a bad expert
 kernel) shows on the tokens whose routing agrees as well. So for every float tensor that follows a
 differing integer tensor in the same decoder layer, and has a token axis, the rel-L2 is recomputed
-over the tokens whose discrete choices agree (``rel_l2_unflipped``); :mod:`precdiff.localize` uses it
+over the tokens whose discrete choices agree (``rel_l2_unflipped``); :mod:`precdiff.compare.localize` uses it
 as that tensor's error. Only tensors of one layer are read again, whole, one at a time.
 """
 

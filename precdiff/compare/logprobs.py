@@ -34,8 +34,10 @@ def _bucket_masses(
     known_mass = float(probs.sum())
     estimate = 0.0
     if missing:
-        # An id outside the top-k has at most the k-th probability; never let the total exceed 1.
-        estimate = min(float(probs.min()), max(0.0, 1.0 - known_mass) / len(missing))
+        # An id outside the top-k has at most the k-th probability; never let the total exceed 1,
+        # and share the unknown mass with the rest bucket too (+1): a rest of 0 would make any mass
+        # the other side puts outside the union cost log(1/1e-30) ≈ 69 nats per unit.
+        estimate = min(float(probs.min()), max(0.0, 1.0 - known_mass) / (len(missing) + 1))
     masses = np.array([known.get(i, estimate) for i in union.tolist()], dtype=np.float64)
     rest = max(0.0, 1.0 - float(masses.sum()))
     return masses, rest

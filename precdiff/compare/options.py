@@ -33,6 +33,8 @@ class CompareOptions:
             (``--near-tie``); ``None`` derives it from the captures' dtypes.
         block_elements: values per side read from the file at a time (memory: ~16 bytes each).
         top: how many tensors the report lists by largest error (``--top``).
+        tokenizer: tokenizer directory that maps an engine response's token strings to ids
+            (``--tokenizer``); ``None`` uses the capture side's model (see ``compare/engine_side.py``).
     """
 
     force: bool = False
@@ -42,6 +44,7 @@ class CompareOptions:
     near_tie_nats: float | None = None
     block_elements: int = DEFAULT_BLOCK_ELEMENTS
     top: int = DEFAULT_TOP
+    tokenizer: str | None = None
 
     def __post_init__(self) -> None:
         if self.noise_floor is not None and not self.noise_floor >= 0.0:

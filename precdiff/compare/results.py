@@ -69,7 +69,7 @@ class TensorComparison:
     noise_floor: float = 0.0
     exact: bool = False  # every element equal (COMPARED) / every statistic equal (STATS_ONLY)
     is_float: bool = True
-    token_aligned: bool = True  # some axis is the token axis; see precdiff.localize
+    token_aligned: bool = True  # some axis is the token axis; see precdiff.compare.localize
     layer_output: bool = False  # the tensor named exactly <layers_path>.<i> (or <...>.<i>[0])
     # After a discrete flip (MoE routing) earlier in the layer: rel-L2 over the tokens whose choices
     # agree, and how many tokens flipped (see precdiff.compare.flips).
@@ -202,7 +202,7 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Localization:
-    """What :func:`precdiff.localize.localize` concludes from the tensor comparisons."""
+    """What :func:`precdiff.compare.localize.localize` concludes from the tensor comparisons."""
 
     verdict: Verdict
     layers: tuple[LayerSummary, ...]

@@ -58,7 +58,7 @@ def test_capture_on_cuda_bf16_round_trips(tmp_path: Path) -> None:
         CaptureOptions(device="cuda", dtype="bfloat16", deterministic=True),
     )
     with open_capture(result.path) as cap:
-        assert cap.complete and cap.manifest["device"]["type"] == "cuda"
+        assert cap.complete and cap.manifest.device["type"] == "cuda"
         info = cap.info("model.layers.0.self_attn.q_proj")
         values = cap.tensor(info.name).astype(np.float64)
         np.testing.assert_allclose(info.stats["l2"], np.linalg.norm(values), rtol=1e-5)

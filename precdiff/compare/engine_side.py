@@ -1,0 +1,261 @@
+"""``compare`` with a serving engine's response file as one side (or both).
+
+An engine exposes no tensors, only logprobs: each side becomes its prompt ids, prompt top-k rows and
+greedy generation (:mod:`precdiff.engines`), and these go through the same
+:func:`~precdiff.compare.logprobs.compare_topk` and :func:`~precdiff.compare.logprobs.compare_generation`
+as two captures. Engine tokens given as strings or bytes are mapped to ids with the capture side's
+tokenizer (or ``--tokenizer``). The verdict rests on discrete disagreements that rounding cannot
+explain: a greedy flip, or a prompt position whose top-1 differs, where either side's top-1/top-2
+margin is at least the near-tie threshold. The engine's compute precision is not in its response;
+it is assumed to be bf16 (the common serving dtype) for that threshold, ``--near-tie`` overrides it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from precdiff.compare.logprobs import compare_generation, compare_topk
+from precdiff.compare.options import CompareOptions
+from precdiff.compare.results import (
+    SEVERITY_WARN,
+    STATUS_DIVERGED,
+    STATUS_MATCH,
+    STATUS_WITHIN_NOISE,
+    CaptureRef,
+    Comparison,
+    Difference,
+    GenerationComparison,
+    LogprobComparison,
+    Verdict,
+)
+from precdiff.compare.tolerances import manifest_dtype_code, near_tie_nats
+from precdiff.engines import TokenMap, is_response_file, read_responses, resolve
+from precdiff.errors import EngineResponseError, NotComparableError, TemplateError
+from precdiff.store.reader import Capture, Generation, TopK, open_capture
+
+# An engine response does not say in which dtype it computed; serving engines run bf16 by default.
+ENGINE_DTYPE_CODE = "BF16"
+
+
+@dataclass(frozen=True)
+class Side:
+    """What one side offers for comparison, whether a capture or an engine response."""
+
+    ref: CaptureRef
+    prompt_ids: tuple[int, ...] | None
+    prompt_logprobs: TopK | None
+    prompt_start: int  # capture row of prompt_logprobs' first row
+    generation: Generation | None
+    dtype_code: str
+    notes: tuple[str, ...]
+
+
+def involves_engine(a: object, b: object) -> bool:
+    """Whether either source is an engine response file (``compare`` then dispatches here)."""
+    return any(isinstance(s, (str, os.PathLike)) and is_response_file(s) for s in (a, b))
+
+
+def _capture_side(cap: Capture) -> Side:
+    from precdiff.compare.compare import _ref  # compare.py dispatches here: import at call time
+
+    return Side(
+        _ref(cap), tuple(cap.input_ids) or None, cap.prompt_logprobs, 0, cap.generation,
+        manifest_dtype_code(cap.manifest.dtype if cap.manifest is not None else None), (),
+    )  # fmt: skip
+
+
+def _tokenizer_loader(source: str | None) -> tuple[Callable[[], Any], str]:
+    if source is None:
+        return (lambda: None), "no tokenizer (neither side is a capture of a model)"
+
+    def load() -> Any:
+        if source.startswith("tiny:"):
+            from precdiff.capture.models import _parse_tiny
+            from precdiff.capture.tiny import build_tokenizer
+
+            return build_tokenizer(_parse_tiny(source))
+        from precdiff.templates.sides import load_tokenizer
+
+        try:
+            return load_tokenizer(source)
+        except TemplateError as exc:
+            raise EngineResponseError(
+                f"cannot load the tokenizer to map the engine's tokens to ids: {exc}; pass "
+                "--tokenizer DIR / tokenizer=DIR"
+            ) from None
+
+    return load, f"the tokenizer of {source}"
+
+
+def _engine_side(path: Path, mapping: TokenMap, want_ids: tuple[int, ...] | None) -> Side:
+    responses = read_responses(path)
+    sides = [resolve(response, mapping) for response in responses]
+    if len(sides) > 1:
+        matching = [s for s in sides if want_ids is not None and s.prompt_ids == want_ids]
+        if len(matching) != 1:
+            raise EngineResponseError(
+                f"{path} holds {len(sides)} responses and {len(matching)} of them have the other side's "
+                "prompt ids; compare one response file per capture (or capture with --tokens-from it)"
+            )
+        sides = matching
+    side = sides[0]
+    response = side.response
+    device = f"engine: {response.format}" + (f" ({response.model})" if response.model else "")
+    notes = side.notes
+    if side.prompt_ids is None:
+        notes += (f"{response.source} ({response.format}) returned no prompt tokens: prompt ids unchecked",)
+    return Side(
+        CaptureRef(path=response.source, complete=True, dtype=None, device=device),
+        side.prompt_ids, side.prompt_logprobs, side.prompt_logprobs_start, side.generation,
+        ENGINE_DTYPE_CODE, notes,
+    )  # fmt: skip
+
+
+def _check_prompts(a: Side, b: Side, force: bool) -> tuple[Difference, ...]:
+    if a.prompt_ids is None or b.prompt_ids is None or a.prompt_ids == b.prompt_ids:
+        return ()
+    ids_a, ids_b = a.prompt_ids, b.prompt_ids
+    position = next((i for i, (x, y) in enumerate(zip(ids_a, ids_b)) if x != y), min(len(ids_a), len(ids_b)))
+    if not force:
+        engine = a if a.ref.device and a.ref.device.startswith("engine") else b
+        raise NotComparableError(
+            f"{a.ref.path} and {b.ref.path} saw different prompt tokens ({len(ids_a)} vs {len(ids_b)} tokens, "
+            f"first difference at position {position}: {ids_a[position : position + 3]} vs "
+            f"{ids_b[position : position + 3]}); capture with --tokens-from {engine.ref.path} to run the "
+            "engine's exact ids, or pass --force / force=True to compare anyway"
+        )
+    return (Difference("input.ids", len(ids_a), len(ids_b), SEVERITY_WARN),)
+
+
+def _rows_from(topk: TopK, start: int) -> TopK:
+    return TopK(topk.ids[start:], topk.logprobs[start:])
+
+
+def _common_k(a: TopK, b: TopK) -> tuple[TopK, TopK]:
+    """Both sides cut to the smaller k (engines give 5 candidates, captures 20): the KL buckets
+    then cover the same depth of each distribution."""
+    k = min(a.ids.shape[1], b.ids.shape[1])
+    return TopK(a.ids[:, :k], a.logprobs[:, :k]), TopK(b.ids[:, :k], b.logprobs[:, :k])
+
+
+def _prompt_flips(a: TopK, b: TopK, threshold: float) -> list[int]:
+    """Rows whose top-1 differs while at least one side was decided (margin ≥ threshold)."""
+    n = min(a.ids.shape[0], b.ids.shape[0])
+    flips = []
+    for row in range(n):
+        if a.ids[row, 0] == b.ids[row, 0]:
+            continue
+        margins = [lp[row, 0] - lp[row, 1] if lp.shape[1] > 1 else np.inf for lp in (a.logprobs, b.logprobs)]
+        if not (margins[0] < threshold and margins[1] < threshold):
+            flips.append(row)
+    return flips
+
+
+def _verdict(
+    logprobs: LogprobComparison | None, generation: GenerationComparison | None, flips: list[int], offset: int
+) -> Verdict:
+    if logprobs is None and generation is None:
+        return Verdict(
+            STATUS_WITHIN_NOISE,
+            "no logprobs or generation on both sides: nothing compared",
+            "nothing_compared",
+        )
+    if (logprobs is None or logprobs.exact) and (generation is None or generation.exact):
+        return Verdict(STATUS_MATCH, "logprobs and generation are identical", "identical")
+    if generation is not None and generation.first_divergent_step is not None and not generation.near_tie:
+        return Verdict(
+            STATUS_DIVERGED,
+            f"greedy generation differs at step {generation.first_divergent_step} (token {generation.token_a} vs "
+            f"{generation.token_b}) and it is not a near-tie (margins {generation.margin_a:.3g} / "
+            f"{generation.margin_b:.3g} nats)",
+            "generation_flip",
+        )
+    if flips:
+        return Verdict(
+            STATUS_DIVERGED,
+            f"the most likely next token differs at {len(flips)} prompt position(s), first at position "
+            f"{flips[0] + offset}, where one side was not near a tie",
+            "top1_flip",
+        )
+    parts = []
+    if logprobs is not None:
+        parts.append(f"KL max {logprobs.kl_max:.3g} nats, top-1 agreement {logprobs.top1_agreement:.1%}")
+    if generation is not None:
+        parts.append(
+            "generation identical"
+            if generation.first_divergent_step is None
+            else f"generation flips at step {generation.first_divergent_step} on a near-tie"
+        )
+    return Verdict(STATUS_WITHIN_NOISE, "no disagreement beyond rounding: " + "; ".join(parts), "noise")
+
+
+def compare_with_engine(
+    a: str | os.PathLike[str] | Capture,
+    b: str | os.PathLike[str] | Capture,
+    options: CompareOptions,
+) -> Comparison:
+    """Compare B against A where either is an engine response file; see the module docstring."""
+    with ExitStack() as stack:
+        captures: list[Capture | None] = []
+        for source in (a, b):
+            if isinstance(source, Capture):
+                captures.append(source)  # the caller opened it and closes it
+            elif is_response_file(source):
+                captures.append(None)
+            else:
+                captures.append(stack.enter_context(open_capture(Path(source))))
+        known = [_capture_side(c) for c in captures if c is not None]
+        sources = [c.manifest.model.source for c in captures if c is not None and c.manifest is not None]
+        model_source = next((str(s) for s in sources if s), None)
+        mapping = TokenMap(*_tokenizer_loader(options.tokenizer or model_source))
+        want = known[0].prompt_ids if known else None
+        sides = [
+            _capture_side(c) if c is not None else _engine_side(Path(str(source)), mapping, want)
+            for c, source in zip(captures, (a, b))
+        ]
+    side_a, side_b = sides
+    differences = _check_prompts(side_a, side_b, options.force)
+    notes = list(side_a.notes + side_b.notes)
+    logprobs = None
+    offset = max(side_a.prompt_start, side_b.prompt_start)
+    top_a, top_b = side_a.prompt_logprobs, side_b.prompt_logprobs
+    if top_a is not None and top_b is not None:
+        top_a, top_b = _common_k(
+            _rows_from(top_a, offset - side_a.prompt_start), _rows_from(top_b, offset - side_b.prompt_start)
+        )
+        logprobs = compare_topk(top_a, top_b)
+        if offset:
+            notes.append(f"prompt logprobs compared from prompt row {offset}: positions count from there")
+    else:
+        notes.append("prompt logprobs: not on both sides, only the generation is compared")
+    threshold = (
+        options.near_tie_nats
+        if options.near_tie_nats is not None
+        else near_tie_nats(side_a.dtype_code, side_b.dtype_code)
+    )
+    generation = None
+    if side_a.generation is not None and side_b.generation is not None:
+        generation = compare_generation(side_a.generation, side_b.generation, threshold)
+    flips = _prompt_flips(top_a, top_b, threshold) if top_a is not None and top_b is not None else []
+    return Comparison(
+        a=side_a.ref,
+        b=side_b.ref,
+        verdict=_verdict(logprobs, generation, flips, offset),
+        tensors=(),
+        layers=(),
+        unmatched_a=(),
+        unmatched_b=(),
+        differences=differences,
+        forced=options.force,
+        logprobs=logprobs,
+        generation=generation,
+        warnings=tuple(notes),
+        top=(),
+    )
