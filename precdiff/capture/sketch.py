@@ -62,7 +62,7 @@ def _bits(values: torch.Tensor) -> torch.Tensor:
     return values.contiguous().view(view).to(torch.int64)
 
 
-def _cuda_kernel() -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None:
+def _cuda_kernel() -> Callable[[torch.Tensor, int, int, int], tuple[torch.Tensor, torch.Tensor]] | None:
     """The one-pass Triton kernel, or None without Triton (the torch path is correct, only slower)."""
     try:
         from precdiff.capture.sketch_triton import sketch_and_checksum_cuda
@@ -81,7 +81,7 @@ def sketch_and_checksum(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     if flat.is_cuda and flat.is_floating_point() and flat.numel() > 0:
         kernel = _cuda_kernel()
         if kernel is not None:
-            sketches, checksums = kernel(flat)
+            sketches, checksums = kernel(flat, WIDTH, ROW_SEED, SIGN_BIT)
             return sketches.sum(dim=0), checksums.sum()
     device = flat.device
     columns = torch.arange(WIDTH, device=device, dtype=torch.int64)

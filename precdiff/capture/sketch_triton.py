@@ -1,7 +1,7 @@
 """The sketch and checksum of capture/sketch.py in one pass over a CUDA tensor (Triton).
 
 Same function bit for bit in the checksum and to float64 rounding in the sketch (the accumulation order
-differs): each program reads ``ROWS`` rows of ``WIDTH`` elements, each row rotated by its offset,
+differs): each program reads ``ROWS`` rows of ``width`` elements, each row rotated by its offset,
 accumulates ``a_r·x`` in float64 registers and the checksum terms in uint64, and writes one partial
 row; the host-side sum of the partials is deterministic. Imported only when a CUDA tensor needs it.
 """
@@ -11,8 +11,6 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-
-from precdiff.capture.sketch import ROW_SEED, SIGN_BIT, WIDTH
 
 ROWS = 64  # rows per program: 16 Ki elements, enough work to hide the per-row hash
 
@@ -63,16 +61,19 @@ def _sketch_kernel(  # type: ignore[no-untyped-def]
     tl.store(checksum_ptr + pid, tl.sum(check, axis=0).to(tl.int64, bitcast=True))
 
 
-def sketch_and_checksum_cuda(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Partials on the device for a float tensor: ``([programs, WIDTH] float64, [programs] int64)``;
-    their sums (float64, and int64 wrapping) are the sketch and the checksum."""
+def sketch_and_checksum_cuda(
+    tensor: torch.Tensor, width: int, row_seed: int, sign_bit: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Partials on the device for a float tensor: ``([programs, width] float64, [programs] int64)``;
+    their sums (float64, and int64 wrapping) are the sketch and the checksum. The constants come from
+    capture/sketch.py, which owns the definition."""
     x = tensor.detach().contiguous().view(-1)
     n = x.numel()
-    rows = triton.cdiv(n, WIDTH)
+    rows = triton.cdiv(n, width)
     programs = max(1, triton.cdiv(rows, ROWS))
-    sketch = torch.empty((programs, WIDTH), dtype=torch.float64, device=x.device)
+    sketch = torch.empty((programs, width), dtype=torch.float64, device=x.device)
     checksum = torch.empty((programs,), dtype=torch.int64, device=x.device)
-    seed = ROW_SEED - (1 << 64) if ROW_SEED >= 1 << 63 else ROW_SEED
+    seed = row_seed - (1 << 64) if row_seed >= 1 << 63 else row_seed
     _sketch_kernel[(programs,)](
         x,
         sketch,
@@ -80,9 +81,9 @@ def sketch_and_checksum_cuda(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.
         n,
         rows,
         seed,
-        W=WIDTH,
+        W=width,
         ROWS=ROWS,
-        SIGN_BIT=SIGN_BIT,
+        SIGN_BIT=sign_bit,
         BITS=x.element_size() * 8,
     )
     return sketch, checksum

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from precdiff.compare.results import SEVERITY_INFO, SEVERITY_REFUSE, SEVERITY_WARN, Difference
+from precdiff.compare.results import SEVERITY_INFO, SEVERITY_REFUSE, SEVERITY_WARN, CaptureRef, Difference
 from precdiff.errors import NotComparableError
 from precdiff.store.manifest import RUN_CONFIG_KEYS
 from precdiff.store.reader import Capture, TensorInfo
@@ -181,3 +181,15 @@ def resolve_comparability(a: Capture, b: Capture, *, force: bool) -> tuple[Diffe
         Difference(d.field, d.a, d.b, SEVERITY_WARN) if d.severity == SEVERITY_REFUSE else d
         for d in differences
     )
+
+
+def capture_ref(cap: Capture) -> CaptureRef:
+    """Path, completeness, dtype and device label of one side, for the result and its header."""
+    manifest = cap.manifest
+    device = manifest.device if manifest is not None else {}
+    label = None
+    if device:
+        label = str(device.get("type")) + (f":{device['index']}" if device.get("index") is not None else "")
+        label += f" ({device['name']})" if device.get("name") else ""
+    dtype = manifest.dtype if manifest is not None else None
+    return CaptureRef(path=str(cap.path), complete=cap.complete, dtype=dtype, device=label)

@@ -13,7 +13,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Union
 
-from precdiff.compare.align import align, resolve_comparability
+from precdiff.compare.align import align, capture_ref, resolve_comparability
 from precdiff.compare.engine_side import compare_with_engine, involves_engine
 from precdiff.compare.flips import discount_flips
 from precdiff.compare.localize import localize
@@ -35,7 +35,6 @@ from precdiff.compare.results import (
     COMPARED,
     SHAPE_MISMATCH,
     STATS_ONLY,
-    CaptureRef,
     Comparison,
     TensorComparison,
 )
@@ -145,17 +144,6 @@ def _compare_pair(
     )
 
 
-def _ref(cap: Capture) -> CaptureRef:
-    manifest = cap.manifest
-    device = manifest.device if manifest is not None else {}
-    label = None
-    if device:
-        label = str(device.get("type")) + (f":{device['index']}" if device.get("index") is not None else "")
-        label += f" ({device['name']})" if device.get("name") else ""
-    dtype = manifest.dtype if manifest is not None else None
-    return CaptureRef(path=str(cap.path), complete=cap.complete, dtype=dtype, device=label)
-
-
 def _warnings(cap_a: Capture, cap_b: Capture) -> tuple[str, ...]:
     notes = []
     for side, cap in (("A", cap_a), ("B", cap_b)):
@@ -246,8 +234,8 @@ def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = 
             others_exact=others_exact and not alignment.a_only and not alignment.b_only,
         )
         return Comparison(
-            a=_ref(cap_a),
-            b=_ref(cap_b),
+            a=capture_ref(cap_a),
+            b=capture_ref(cap_b),
             verdict=located.verdict,
             tensors=tensors,
             layers=located.layers,

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from precdiff.compare.align import capture_ref
 from precdiff.compare.logprobs import compare_generation, compare_topk
 from precdiff.compare.options import CompareOptions
 from precdiff.compare.results import (
@@ -63,10 +64,8 @@ def involves_engine(a: object, b: object) -> bool:
 
 
 def _capture_side(cap: Capture) -> Side:
-    from precdiff.compare.compare import _ref  # compare.py dispatches here: import at call time
-
     return Side(
-        _ref(cap), tuple(cap.input_ids) or None, cap.prompt_logprobs, 0, cap.generation,
+        capture_ref(cap), tuple(cap.input_ids) or None, cap.prompt_logprobs, 0, cap.generation,
         manifest_dtype_code(cap.manifest.dtype if cap.manifest is not None else None), (),
     )  # fmt: skip
 
