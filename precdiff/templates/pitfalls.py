@@ -46,6 +46,7 @@ class SideFacts:
     add_generation_prompt: bool | None = None
     generation_prompt: str | None = None  # what add_generation_prompt=True appends, for template sides
     add_special_tokens: bool | None = None
+    ignored_switches: tuple[str, ...] = ()  # switches given (or defaulted on) that the template never reads
     given_ids_retokenize: list[int] | None = None  # given ids' decoded text, tokenized again
     text_decoded: bool = False  # text was decoded from given ids with a (possibly borrowed) tokenizer
 
@@ -143,7 +144,7 @@ def default_system_prompt(ctx: PitfallContext) -> list[Finding]:
 
 def whitespace_only(ctx: PitfallContext) -> list[Finding]:
     a, b = ctx.a.text, ctx.b.text
-    if a is None or b is None or a == b or "".join(a.split()) != "".join(b.split()):
+    if not ctx.chunks or a is None or b is None or "".join(a.split()) != "".join(b.split()):
         return []
     first = ctx.chunks[0]
     detail = (
