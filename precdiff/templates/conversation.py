@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from precdiff.errors import InputError
+from precdiff.templates.bounds import DEFAULT_LIMITS
 from precdiff.templates.diff import (
     Chunk,
     align_tokens,
@@ -19,7 +20,6 @@ from precdiff.templates.diff import (
 from precdiff.templates.pitfalls import PitfallContext, SideFacts, recognise
 from precdiff.templates.render import load_messages, load_tools, render_with_template, tokenizer_info
 from precdiff.templates.results import AlignmentRow, SideReport, TokenizerInfo, TokensDiff, Verdict
-from precdiff.templates.bounds import DEFAULT_LIMITS
 from precdiff.templates.sandbox import SandboxLimits
 from precdiff.templates.sides import LoadedSide, load_side
 
@@ -166,6 +166,8 @@ def _resolve(
         generation_prompt=gen_prompt,
         add_special_tokens=report.add_special_tokens,
         ignored_switches=ignored,
+        template_conflict=side.template_conflict,
+        bos_token_id=side.bos_token_id,
         given_ids_retokenize=retokenized,
         text_decoded=text_origin == "decoded",
     )

@@ -22,8 +22,8 @@ from typing import Any
 
 from precdiff.config import parse_key_values
 from precdiff.errors import InputError, PrecdiffError, TemplateError
-from precdiff.templates.results import Rendering, TokenizerInfo
 from precdiff.templates.bounds import DEFAULT_LIMITS, flat_size
+from precdiff.templates.results import Rendering, TokenizerInfo
 from precdiff.templates.sandbox import SandboxLimits, render_template, template_variables
 
 __all__ = [

@@ -214,7 +214,9 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
         bounds.pre_check_binop(operator, left, right)
-        return bounds.check_size(super().call_binop(context, operator, left, right), f"the result of '{operator}'")
+        return bounds.check_size(
+            super().call_binop(context, operator, left, right), f"the result of '{operator}'"
+        )
 
     def call(
         __self,

@@ -35,7 +35,11 @@ def _tool_chat(arguments: Any) -> list[dict[str, Any]]:
             "role": "assistant",
             "content": None,  # as OpenAI returns it; transformers drops None values
             "tool_calls": [
-                {"id": "call00001", "type": "function", "function": {"name": "get_weather", "arguments": arguments}}
+                {
+                    "id": "call00001",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": arguments},
+                }
             ],
         },
         {"role": "tool", "tool_call_id": "call00001", "content": '{"temp": 21, "unit": "C"}'},
@@ -55,7 +59,10 @@ CONVERSATIONS: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]] | None
         None,
     ),
     "system": (
-        [{"role": "system", "content": "Answer in one word."}, {"role": "user", "content": "  Colour of the sky? "}],
+        [
+            {"role": "system", "content": "Answer in one word."},
+            {"role": "user", "content": "  Colour of the sky? "},
+        ],
         None,
     ),
     "multi_turn": (
@@ -74,7 +81,10 @@ CONVERSATIONS: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]] | None
     "content_parts": (
         [
             {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": [{"type": "text", "text": "Describe"}, {"type": "text", "text": " Rome."}]},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "Describe"}, {"type": "text", "text": " Rome."}],
+            },
         ],
         None,
     ),
@@ -91,10 +101,14 @@ CONVERSATIONS: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]] | None
 KWARGS: dict[str, dict[str, Any]] = {"llama3": {"date_string": "01 Dec 2026"}}
 
 
-def _reference(tok: Any, messages: Any, tools: Any, gen: bool, kwargs: dict[str, Any]) -> tuple[str, list[int]] | str:
+def _reference(
+    tok: Any, messages: Any, tools: Any, gen: bool, kwargs: dict[str, Any]
+) -> tuple[str, list[int]] | str:
     """transformers' text and ids, or the name of the exception it raised."""
     try:
-        text = tok.apply_chat_template(messages, tools=tools, add_generation_prompt=gen, tokenize=False, **kwargs)
+        text = tok.apply_chat_template(
+            messages, tools=tools, add_generation_prompt=gen, tokenize=False, **kwargs
+        )
         ids = tok.apply_chat_template(
             messages, tools=tools, add_generation_prompt=gen, tokenize=True, return_dict=False, **kwargs
         )
@@ -128,7 +142,9 @@ def test_every_family_renders_most_conversations(tokenizers: dict[str, Any]) -> 
         rendered = [
             name
             for name, (messages, tools) in CONVERSATIONS.items()
-            if not isinstance(_reference(tokenizers[family], messages, tools, True, KWARGS.get(family, {})), str)
+            if not isinstance(
+                _reference(tokenizers[family], messages, tools, True, KWARGS.get(family, {})), str
+            )
         ]
         assert len(rendered) >= 4, (family, rendered)
 
