@@ -194,11 +194,22 @@ def template_revision(ctx: PitfallContext) -> list[Finding]:
     ]
 
 
+def _ready_for_assistant(text: str, messages: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether what follows the last message's content already cues the assistant (``[/INST]``, a header)."""
+    content = messages[-1].get("content") if messages else None
+    at = text.rfind(content) if isinstance(content, str) and content else -1
+    after = text[at + len(str(content)) :] if at >= 0 else text[-64:]
+    return bool(_ASSISTANT_HEADER.search(after)) or after.rstrip().endswith("[/INST]")
+
+
 def ignored_switch(ctx: PitfallContext) -> list[Finding]:
     found: list[Finding] = []
     for side in ctx.sides():
         for switch in side.ignored_switches:
             if switch == "add_generation_prompt":
+                # Mistral-style templates need no switch: their last user turn ends with the assistant cue.
+                if side.text is None or _ready_for_assistant(side.text, ctx.messages):
+                    continue
                 found.append(
                     (
                         side.label,
