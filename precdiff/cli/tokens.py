@@ -11,8 +11,9 @@ from precdiff.report import tokens as report
 from precdiff.templates import diff_conversation, parse_template_kwargs
 
 _SPEC_HELP = (
-    "a tokenizer DIR (its own chat template), DIR:TEMPLATE.jinja, a rendered-text file, a token-id file "
-    "(JSON list, /tokenize response, or whitespace/comma separated) or a precdiff capture RUN.h5"
+    "a tokenizer DIR (its own chat template), DIR:TEMPLATE.jinja, DIR:tokenizer_config, a MODEL.gguf "
+    "(its embedded template and tokenizer), a rendered-text file, a token-id file (JSON list, /tokenize "
+    "response, or whitespace/comma separated) or a precdiff capture RUN.h5"
 )
 
 
@@ -49,6 +50,9 @@ def tokens(
 
     Exit 0 identical, 1 different, 2 usage or input error.
     """
+    inputs = (messages, tools, a, b)
+    if json_out is not None:
+        report.check_json_target(json_out, inputs)  # before the work: a bad path fails fast
     result = diff_conversation(
         messages,
         a,
@@ -62,5 +66,5 @@ def tokens(
     )
     report.print_result(result)
     if json_out is not None:
-        report.write_json(result, json_out)
+        report.write_json(result, json_out, inputs)
     return EXIT_OK if result.identical else EXIT_DIVERGED

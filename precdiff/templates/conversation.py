@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from precdiff.errors import InputError
+from precdiff.templates.bounds import DEFAULT_LIMITS
 from precdiff.templates.diff import (
     Chunk,
     align_tokens,
@@ -65,6 +66,8 @@ def _resolve(
         notes.append(f"no tokenizer of its own: uses side {other.label}'s tokenizer ('{source}')")
     ast = bool(add_special_tokens)
     text, ids, gen_prompt, retokenized = side.text, side.ids, None, None
+    ignored: tuple[str, ...] = ()
+    gen_flag: bool | None = None
     text_origin, ids_origin = "given", "given"
     if side.kind == "template":
         assert side.template is not None
@@ -80,22 +83,34 @@ def _resolve(
             limits=limits,
         )
         toggled = render_with_template(
-            None,
+            tokenizer,
             side.template,
             messages,
             tools=tools,
-            add_generation_prompt=not add_generation_prompt,
-            template_kwargs=kwargs,
+            template_kwargs={**kwargs, "add_generation_prompt": not rendering.add_generation_prompt},
             kwarg_flag=flag,
             limits=limits,
+            tokenize=False,
         )
         with_prompt, without = (
-            (rendering.text, toggled.text) if add_generation_prompt else (toggled.text, rendering.text)
+            (rendering.text, toggled.text)
+            if rendering.add_generation_prompt
+            else (toggled.text, rendering.text)
         )
         if with_prompt.startswith(without) and with_prompt != without:
             gen_prompt = with_prompt[len(without) :]
+        ignored = rendering.ignored_switches
+        gen_flag = rendering.add_generation_prompt
         text, ids, text_origin, ids_origin = rendering.text, rendering.token_ids, "rendered", "tokenized"
     elif side.kind == "text":
+        assert text is not None
+        cap = (limits or DEFAULT_LIMITS).max_input_chars
+        if len(text) > cap:
+            raise InputError(
+                f"side {side.label}: '{side.spec}' holds {len(text):,} characters, above precdiff's input "
+                f"limit of {cap:,}; compare a shorter prompt, or raise the limit (Python: "
+                "limits=SandboxLimits(max_input_chars=...))"
+            )
         if tokenizer is None:
             ids, ids_origin = None, "none"
             notes.append("no tokenizer on either side: compared as text only")
@@ -131,7 +146,7 @@ def _resolve(
         tokenizer=info,
         tokenizer_borrowed=tokenizer is not None and not own,
         add_special_tokens=ast if ids_origin == "tokenized" else None,
-        add_generation_prompt=add_generation_prompt if side.kind == "template" else None,
+        add_generation_prompt=gen_flag,
         template_sha256=side.template_sha256,
         template_kwargs=dict(kwargs),
         notes=tuple(notes),
@@ -150,6 +165,9 @@ def _resolve(
         add_generation_prompt=report.add_generation_prompt,
         generation_prompt=gen_prompt,
         add_special_tokens=report.add_special_tokens,
+        ignored_switches=ignored,
+        template_conflict=side.template_conflict,
+        bos_token_id=side.bos_token_id,
         given_ids_retokenize=retokenized,
         text_decoded=text_origin == "decoded",
     )
@@ -237,6 +255,10 @@ def diff_conversation(
     rep_a, rep_b = ra.report, rb.report
     verdict = _verdict(rep_a, rep_b)
     first_char = first_difference(rep_a.text, rep_b.text)
+    decoded_only = verdict == "identical" and first_char is not None
+    if decoded_only:
+        # Equal ids: a text decoded from ids differs only by the decoder's spacing, which the model never sees.
+        first_char = None
     first_token = first_difference(rep_a.token_ids, rep_b.token_ids)
     specials = _specials(ra.facts.tokenizer, rb.facts.tokenizer)
     window_a = window_b = None
@@ -252,7 +274,7 @@ def diff_conversation(
         )
     pitfalls = recognise(PitfallContext(ra.facts, rb.facts, chat, chunks))
     notes: list[str] = []
-    if verdict == "identical" and first_char is not None:
+    if decoded_only:
         notes.append("the texts differ but tokenize to the same ids (one text was decoded from ids)")
     if verdict != "identical" and not pitfalls:
         notes.append("no known pitfall explains this difference; read the windows and the alignment")

@@ -22,6 +22,7 @@ from typing import Any
 
 from precdiff.config import parse_key_values
 from precdiff.errors import InputError, PrecdiffError, TemplateError
+from precdiff.templates.bounds import DEFAULT_LIMITS, flat_size
 from precdiff.templates.results import Rendering, TokenizerInfo
 from precdiff.templates.sandbox import SandboxLimits, render_template, template_variables
 
@@ -38,6 +39,11 @@ __all__ = [
 
 # Names a message's reasoning is passed under; transformers copies them onto each other.
 _REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
+#: Switches that change what a prompt ends with. A template that does not read one of them renders the
+#: same either way: that is a finding about the template (``pitfalls.ignored_switch``), not a typo.
+SWITCHES = ("add_generation_prompt", "enable_thinking", "thinking", "reasoning_effort")
+# apply_chat_template's own parameters that reach the template as variables.
+_NAMED = ("add_generation_prompt", "documents")
 
 
 def _read_json(path: Path, what: str, flag: str) -> Any:
@@ -216,44 +222,65 @@ def render_with_template(
     add_special_tokens: bool = False,
     kwarg_flag: str = "template_kwargs=",
     limits: SandboxLimits | None = None,
+    tokenize: bool = True,
 ) -> Rendering:
     """Render ``messages`` with the template text ``template`` and tokenize with ``tokenizer``.
 
-    ``tokenizer`` may be ``None``: the rendering then has no token ids (``token_ids == []``).
+    ``tokenizer`` gives the special-token variables (``bos_token``, ...) and the ids. It may be ``None``
+    (no special-token variables, no ids); with ``tokenize=False`` the rendering has no ids either
+    (``token_ids == []``).
+
+    A kwarg named ``add_generation_prompt`` or ``documents`` overrides the keyword of that name, as in
+    ``apply_chat_template``. A switch of :data:`SWITCHES` the template does not read is not an error: it is
+    listed in ``Rendering.ignored_switches`` (``add_generation_prompt`` when it is true).
 
     Raises:
+        InputError: the conversation is larger than ``limits.max_input_chars``.
         TemplateError: bad messages, a kwarg the template does not read, or a failing template.
         TemplateSandboxError: the template broke a sandbox rule.
     """
     chat = _normalise(_check_messages(list(messages), "messages", TemplateError))
     kwargs = dict(template_kwargs or {})
+    cap = (limits or DEFAULT_LIMITS).max_input_chars
+    if flat_size([chat, tools, kwargs], cap) > cap:
+        raise InputError(
+            f"the conversation (messages, tools and template kwargs as JSON) is more than {cap:,} characters, "
+            "precdiff's input limit; shorten it, or raise the limit (Python: "
+            "limits=SandboxLimits(max_input_chars=...))"
+        )
     reads = template_variables(template)
-    unknown = sorted(k for k in kwargs if k not in reads)
+    unknown = sorted(k for k in kwargs if k not in reads and k not in SWITCHES and k not in _NAMED)
     if unknown:
         readable = ", ".join(sorted(reads)) or "none"
         raise TemplateError(
             f"the chat template does not read {', '.join(repr(k) for k in unknown)}; it reads: {readable}; "
             f"check the spelling of {kwarg_flag}"
         )
+    # A user kwarg wins over precdiff's defaults, as a keyword argument of apply_chat_template does.
+    gen_prompt = kwargs.pop("add_generation_prompt", add_generation_prompt)
+    documents = kwargs.pop("documents", None)
+    asked = {"add_generation_prompt": True} if gen_prompt else {}
+    ignored = tuple(k for k in SWITCHES if (k in kwargs or k in asked) and k not in reads)
     context: dict[str, Any] = {**_special_tokens(tokenizer), **_plain(kwargs)}
     context.update(
         messages=chat,
         tools=None if tools is None else _plain(list(tools)),
-        documents=None,
-        add_generation_prompt=add_generation_prompt,
+        documents=None if documents is None else _plain(documents),
+        add_generation_prompt=gen_prompt,
     )
     text = render_template(template, context, limits)
     ids: list[int] = []
-    if tokenizer is not None:
+    if tokenizer is not None and tokenize:
         ids = [int(i) for i in tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]]
     return Rendering(
         text=text,
         token_ids=ids,
         template_sha256=template_sha256(template),
         add_special_tokens=add_special_tokens,
-        add_generation_prompt=add_generation_prompt,
-        template_kwargs=kwargs,
+        add_generation_prompt=bool(gen_prompt),
+        template_kwargs=dict(template_kwargs or {}),
         template_source=template,
+        ignored_switches=ignored,
     )
 
 

@@ -44,9 +44,11 @@ class Rendering:
     add_generation_prompt: bool = True
     template_kwargs: Mapping[str, Any] = field(default_factory=dict)
     template_source: str = field(default="", repr=False)
+    ignored_switches: tuple[str, ...] = ()  # switches given (or defaulted on) that the template never reads
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "ignored_switches": list(self.ignored_switches),
             "text": self.text,
             "token_ids": list(self.token_ids),
             "template_sha256": self.template_sha256,

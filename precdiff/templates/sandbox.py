@@ -10,9 +10,12 @@ transformers does not have:
 - access to an unsafe attribute (``__class__``, ``_private``, ``list.append``) raises at once instead of
   rendering as an empty string, so a template probing internals fails loudly;
 - ``range()`` is capped at :attr:`SandboxLimits.max_range` items;
-- no string or list built by an operator, a join, a filter or a method call, and not the output itself,
-  may exceed :attr:`SandboxLimits.max_chars` (checked *before* the allocation where the size is known
-  up front: ``*``, ``+``, ``**``, ``~``, ``center``, ``replace``, format widths);
+- no string or list built by an operator, a join, a filter, a method call or a namespace attribute set,
+  and not the output itself, may exceed :attr:`SandboxLimits.max_chars` (checked *before* the
+  allocation where the size is known up front: ``*``, ``+``, ``**``, ``~``, ``center``, ``replace``,
+  format widths, and serialising a nested structure with ``tojson``, ``string``, ``join`` or ``{{ }}``);
+- a memory budget: resident memory may grow by at most :attr:`SandboxLimits.max_memory` per render
+  (``bounds.py``), which stops loops that keep many results each under the size cap;
 - a step budget (template lines executed plus Python calls made while rendering) and a wall-clock
   budget, enforced by a trace function that is active only while a template renders;
 - runaway recursion (a macro calling itself) is reported, not propagated as ``RecursionError``.
@@ -24,11 +27,8 @@ Every violation raises :class:`~precdiff.errors.TemplateSandboxError`; every oth
 from __future__ import annotations
 
 import json
-import re
 import sys
-import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from types import FrameType
@@ -42,6 +42,8 @@ import jinja2.utils
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from precdiff.errors import TemplateError, TemplateSandboxError
+from precdiff.templates import bounds
+from precdiff.templates.bounds import DEFAULT_LIMITS, Budget, SandboxLimits
 
 __all__ = ["SandboxLimits", "compile_template", "render_template", "template_variables"]
 
@@ -49,157 +51,60 @@ __all__ = ["SandboxLimits", "compile_template", "render_template", "template_var
 _TEMPLATE_FILENAME = "<template>"
 
 
-@dataclass(frozen=True)
-class SandboxLimits:
-    """Resource limits for one render. The defaults leave real templates (and 100k-token chats) alone."""
+class _Tracer:
+    """The thread's trace function while a template renders: one budget step per call and template line."""
 
-    max_range: int = 65_536
-    max_chars: int = 16_000_000
-    max_steps: int = 2_000_000
-    max_seconds: float = 10.0
-
-
-DEFAULT_LIMITS = SandboxLimits()
-
-
-class _Budget:
-    """Steps and time used by the render in progress; installed as the thread's trace function."""
-
-    def __init__(self, limits: SandboxLimits) -> None:
-        self.limits = limits
-        self.steps = 0
-        self.deadline = time.monotonic() + limits.max_seconds
-
-    def charge(self) -> None:
-        self.steps += 1
-        if self.steps > self.limits.max_steps:
-            raise TemplateSandboxError(
-                f"chat template exceeded the sandbox step budget ({self.limits.max_steps:,} steps): "
-                "it loops far more than any chat template needs; fix the template's loops"
-            )
-        if self.steps % 1024 == 0 and time.monotonic() > self.deadline:
-            raise TemplateSandboxError(
-                f"chat template exceeded the sandbox time budget ({self.limits.max_seconds:g} s); "
-                "fix the template's loops"
-            )
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
 
     def trace(self, frame: FrameType, event: str, arg: Any) -> Callable[..., Any] | None:
-        self.charge()
+        self.budget.charge()
         if frame.f_code.co_filename == _TEMPLATE_FILENAME:
             return self._trace_lines
         return None
 
     def _trace_lines(self, frame: FrameType, event: str, arg: Any) -> Callable[..., Any] | None:
         if event == "line":
-            self.charge()
+            self.budget.charge()
         return self._trace_lines
 
 
-# The budget of the render running on this thread (renders do not nest).
-_active: list[_Budget] = []
-
-
-def _limits() -> SandboxLimits:
-    return _active[-1].limits if _active else DEFAULT_LIMITS
-
-
-def _too_big(size: int, what: str) -> TemplateSandboxError:
-    cap = _limits().max_chars
-    return TemplateSandboxError(
-        f"chat template tried to build {what} of {size:,} items, above the sandbox limit of {cap:,}; "
-        "a chat template never needs this"
-    )
-
-
-def _check_size(value: Any, what: str) -> Any:
-    if isinstance(value, (str, list, tuple, bytes)) and len(value) > _limits().max_chars:
-        raise _too_big(len(value), what)
-    return value
-
-
-_WIDTH = re.compile(r"(\d+)")
-
-
-def _check_format_widths(fmt: str) -> None:
-    # "%0999999999d" / "{:>999999999}" allocate the width before anything else can check.
-    cap = _limits().max_chars
-    for match in _WIDTH.finditer(fmt):
-        if len(match.group(1)) > 9 or int(match.group(1)) > cap:
-            raise _too_big(int(match.group(1)), "a formatted string")
-
-
-def _sized(value: Any) -> int:
-    return len(value) if isinstance(value, (str, list, tuple)) else 0
-
-
-def _pre_check_binop(op: str, left: Any, right: Any) -> None:
-    cap = _limits().max_chars
-    if op == "*":
-        for seq, count in ((left, right), (right, left)):
-            if isinstance(seq, (str, list, tuple)) and isinstance(count, int) and len(seq) * count > cap:
-                raise _too_big(len(seq) * count, "a repeated sequence")
-    elif op == "+":
-        if _sized(left) + _sized(right) > cap:
-            raise _too_big(_sized(left) + _sized(right), "a concatenation")
-    elif op == "**":
-        if isinstance(left, int) and isinstance(right, int) and right > 0:
-            bits = max(abs(left).bit_length(), 1) * right
-            if bits > 65_536:
-                raise TemplateSandboxError(
-                    f"chat template tried to compute a {bits:,}-bit power, above the sandbox limit of "
-                    "65,536 bits; a chat template never needs this"
-                )
-    elif op == "%" and isinstance(left, str):
-        _check_format_widths(left)
-
-
 def _checked_join(parts: Iterable[Any]) -> str:
-    items = [str(p) for p in parts]
-    total = sum(len(p) for p in items)
-    if total > _limits().max_chars:
-        raise _too_big(total, "a string")
-    return "".join(items)
+    items = bounds.bounded_list(parts, "a string")
+    bounds.check_serialised(items, "a string")
+    text = "".join(str(p) for p in items)
+    return str(bounds.check_size(text, "a string"))
 
 
 def _checked_markup_join(parts: Iterable[Any]) -> str:
-    items = list(parts)
+    items = bounds.bounded_list(parts, "a string")
     _checked_join(items)  # size check only; markup_join keeps Jinja's escaping semantics
     return str(jinja2.runtime.markup_join(items))
 
 
-def _pre_check_call(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    cap = _limits().max_chars
-    name = getattr(func, "__name__", "")
-    owner = getattr(func, "__self__", None)
-    wrapped = getattr(func, "__wrapped__", None)
-    if name in ("format", "format_map") and isinstance(getattr(wrapped, "__self__", None), str):
-        _check_format_widths(wrapped.__self__)  # type: ignore[union-attr]
-    if not isinstance(owner, str):
-        return
-    if name in ("center", "ljust", "rjust", "zfill") and args and isinstance(args[0], int) and args[0] > cap:
-        raise _too_big(args[0], "a padded string")
-    if (
-        name == "expandtabs"
-        and args
-        and isinstance(args[0], int)
-        and args[0] * max(owner.count("\t"), 1) > cap
-    ):
-        raise _too_big(args[0] * owner.count("\t"), "an expanded string")
-    if name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
-        grown = len(owner) + (owner.count(args[0])) * (len(args[1]) - len(args[0]))
-        if grown > cap:
-            raise _too_big(grown, "a replaced string")
-    if name == "join" and args and isinstance(args[0], (list, tuple)):
-        total = sum(_sized(x) for x in args[0]) + len(owner) * len(args[0])
-        if total > cap:
-            raise _too_big(total, "a joined string")
+# Filters that turn their input into text: a nested structure is sized before it is serialised.
+_SERIALISING = frozenset(
+    {
+        "capitalize", "center", "e", "escape", "forceescape", "format", "indent", "join", "list", "lower",
+        "pprint", "replace", "safe", "string", "striptags", "title", "tojson", "trim", "truncate", "upper",
+        "urlencode", "urlize", "wordcount", "wordwrap", "xmlattr",
+    }
+)  # fmt: skip
 
 
 def _checked_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
+        args = tuple(
+            bounds.bounded_list(a, f"the input of the '{name}' filter")
+            if isinstance(a, Iterator) and name in _SERIALISING
+            else a
+            for a in args
+        )
+        if name in _SERIALISING:
+            bounds.check_serialised([*args, *kwargs.values()], f"the result of the '{name}' filter")
         values = [a for a in args if isinstance(a, str)]
         if name == "format" and values:
-            _check_format_widths(values[0])
+            bounds.check_format_widths(values[0])
         if name in ("center", "indent", "wordwrap", "replace"):
             source = next((a for a in args if isinstance(a, str)), "")
             numbers = [a for a in list(args) + list(kwargs.values()) if isinstance(a, int)]
@@ -207,9 +112,9 @@ def _checked_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
             growth = max(numbers, default=0) * lines
             if name == "replace" and len(values) >= 3:
                 growth = len(source) + source.count(values[1]) * (len(values[2]) - len(values[1]))
-            if growth > _limits().max_chars:
-                raise _too_big(growth, f"the result of the '{name}' filter")
-        return _check_size(func(*args, **kwargs), f"the result of the '{name}' filter")
+            if growth > bounds.limits().max_chars:
+                raise bounds.too_big(growth, f"the result of the '{name}' filter")
+        return bounds.check_size(func(*args, **kwargs), f"the result of the '{name}' filter")
 
     run.__name__ = getattr(func, "__name__", name)
     for attr in ("jinja_pass_arg",):  # keep pass_context / pass_environment markers
@@ -220,12 +125,19 @@ def _checked_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _safe_range(*args: int) -> range:
     rng = range(*args)
-    if len(rng) > _limits().max_range:
+    if len(rng) > bounds.limits().max_range:
         raise TemplateSandboxError(
             f"chat template called range() with {len(rng):,} items, above the sandbox limit of "
-            f"{_limits().max_range:,}"
+            f"{bounds.limits().max_range:,}"
         )
     return rng
+
+
+def _finalize(value: Any) -> Any:
+    # `{{ x }}` writes str(x): a nested structure is sized before it is turned into text.
+    if isinstance(value, (list, tuple, dict)):
+        bounds.check_serialised([value], "the text of an expression")
+    return value
 
 
 class _GenerationTag(jinja2.ext.Extension):
@@ -279,6 +191,7 @@ class _TemplateNamespace(jinja2.utils.Namespace):
 
     def __setitem__(self, name: str, value: Any) -> None:
         _TemplateNamespace._check_name(name)
+        bounds.check_size(value, f"namespace attribute {name!r}")
         jinja2.utils.Namespace.__setitem__(self, name, value)
 
     @staticmethod
@@ -300,8 +213,10 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
         )
 
     def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
-        _pre_check_binop(operator, left, right)
-        return _check_size(super().call_binop(context, operator, left, right), f"the result of '{operator}'")
+        bounds.pre_check_binop(operator, left, right)
+        return bounds.check_size(
+            super().call_binop(context, operator, left, right), f"the result of '{operator}'"
+        )
 
     def call(
         __self,
@@ -310,8 +225,8 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
         *args: Any,
         **kwargs: Any,
     ) -> Any:
-        _pre_check_call(__obj, args, kwargs)
-        return _check_size(
+        args = bounds.pre_check_call(__obj, args, kwargs)
+        return bounds.check_size(
             ImmutableSandboxedEnvironment.call(__self, __context, __obj, *args, **kwargs),
             f"the result of calling {getattr(__obj, '__name__', 'a function')!r}",
         )
@@ -319,9 +234,12 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
 
 def _build_environment() -> _BoundedSandbox:
     env = _BoundedSandbox(
-        trim_blocks=True, lstrip_blocks=True, extensions=[_GenerationTag, jinja2.ext.loopcontrols]
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=[_GenerationTag, jinja2.ext.loopcontrols],
+        finalize=_finalize,
     )
-    for name in ("center", "indent", "wordwrap", "replace", "join", "format", "list", "string"):
+    for name in sorted(_SERIALISING - {"tojson"}):
         env.filters[name] = _checked_filter(name, env.filters[name])
     env.filters["tojson"] = _checked_filter("tojson", _tojson)
     env.concat = _checked_join  # type: ignore[method-assign]
@@ -390,10 +308,10 @@ def render_template(source: str, context: dict[str, Any], limits: SandboxLimits 
         TemplateError: the template failed (syntax error, ``raise_exception``, a type error, ...).
     """
     template = compile_template(source)
-    budget = _Budget(limits or DEFAULT_LIMITS)
+    budget = Budget(limits or DEFAULT_LIMITS)
     previous = sys.gettrace()
-    _active.append(budget)
-    sys.settrace(budget.trace)
+    bounds.active.append(budget)
+    sys.settrace(_Tracer(budget).trace)
     try:
         return "".join(_generate(template, context, budget.limits))
     except TemplateError:
@@ -415,4 +333,4 @@ def render_template(source: str, context: dict[str, Any], limits: SandboxLimits 
         ) from None
     finally:
         sys.settrace(previous)
-        _active.pop()
+        bounds.active.pop()

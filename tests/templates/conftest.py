@@ -17,9 +17,11 @@ import pytest
 from typer.testing import CliRunner
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tokenizers"
-FAMILIES = ("phi3", "qwen2", "falcon")
+FAMILIES = ("phi3", "qwen2", "falcon", "llama3", "mistral", "deepseek")
 # Families whose directory has its own chat_template.jinja (falcon is a tokenizer-only fixture).
-TEMPLATE_FAMILIES = ("phi3", "qwen2")
+TEMPLATE_FAMILIES = ("phi3", "qwen2", "llama3", "mistral", "deepseek")
+# Families checked against llama.cpp's reference tokenizations (llamacpp_vectors.json).
+VECTOR_FAMILIES = ("phi3", "qwen2", "falcon")
 
 
 @pytest.fixture(scope="session")

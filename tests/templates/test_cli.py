@@ -120,7 +120,8 @@ def _errors(tmp: Path, dirs: dict[str, Path]) -> list[tuple[list[str], str]]:
         (
             ["--messages", good, "--a", f"{q}:{tmp / 'nope.jinja'}", "--b", q],
             f"TemplateError: side A: template file not found: '{tmp / 'nope.jinja'}' (from "
-            f"'{q}:{tmp / 'nope.jinja'}'); pass DIR:TEMPLATE with an existing template file",
+            f"'{q}:{tmp / 'nope.jinja'}'); pass DIR:TEMPLATE with an existing template file, a file name "
+            "inside DIR, or DIR:tokenizer_config",
         ),
         (
             ["--messages", good, "--a", q, "--b", q, "--a-kwarg", "enable_thinkin=false"],
@@ -139,7 +140,7 @@ def _errors(tmp: Path, dirs: dict[str, Path]) -> list[tuple[list[str], str]]:
         (
             ["--messages", good, "--a", q, "--b", tmp / "nothing"],
             f"InputError: side B: no such file or directory: '{tmp / 'nothing'}'; pass a tokenizer directory, "
-            "DIR:TEMPLATE, a rendered-text file, a token-id file or a precdiff capture",
+            "DIR:TEMPLATE, a GGUF file, a rendered-text file, a token-id file or a precdiff capture",
         ),
         (
             ["--messages", good, "--a", hostile, "--b", q],

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer
 
-from .conftest import FAMILIES, FIXTURES
+from .conftest import FIXTURES, VECTOR_FAMILIES
 
-# All three fixtures reproduce every llama.cpp reference tokenization.
+# All three llama.cpp-vocabulary fixtures reproduce every llama.cpp reference tokenization.
 KNOWN_DIFFERENCES: dict[str, set[str]] = {}
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", VECTOR_FAMILIES)
 def test_fixture_reproduces_llamacpp_reference_ids(family: str, tokdirs: dict[str, Path]) -> None:
     vectors = json.loads((FIXTURES / family / "llamacpp_vectors.json").read_text(encoding="utf-8"))
     assert len(vectors) == 47

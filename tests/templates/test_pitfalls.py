@@ -241,6 +241,10 @@ def test_every_pitfall_has_a_case() -> None:
         "template_revision",
         "special_token_ids",
         "different_tokenizer",
+        # tests/templates/test_pitfalls_real.py
+        "ignored_switch",
+        "two_templates",
+        "special_tokens_as_text",
     }
     assert {rule.name for rule in PITFALLS} == tested
 
