@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 from cdp_pipe import Browser, find_chromium
-from samples import compare_document, determinism_document, invariance_document, tokens_document
+from sample_compare import compare_document
+from samples import determinism_document, invariance_document, tokens_document
 
 from precdiff.report.html import render_html
 

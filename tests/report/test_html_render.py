@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from samples import compare_document, determinism_document, invariance_document, tokens_document
+from sample_compare import compare_document
+from samples import determinism_document, invariance_document, tokens_document
 
 from precdiff.errors import InputError
 from precdiff.report.html import kind_of, render_file, render_html, write_html

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from precdiff.report.html.page import esc, exact
 
 # Plot area inside the SVG (pixels). Wide charts adapt their width to the number of x positions.
-_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 16, 18, 64
-_HEIGHT = 280
+_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 16, 18, 120
+_HEIGHT = 360
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def line_chart(
         return ""
     everything = [v for s in series for v in s.values if _finite(v)] + [v for v in (band or []) if _finite(v)]
     lo, hi = _decades([float(v) for v in everything if v is not None])
-    step = max(6.0, min(48.0, 900.0 / max(n, 1)))
+    step = max(2.0, min(120.0, 1000.0 / max(n, 1)))
     width = _LEFT + _RIGHT + step * max(n - 1, 1)
     bottom = _HEIGHT - _BOTTOM
 
@@ -109,12 +109,14 @@ def line_chart(
                 f'<polygon class="band" points="{_num(first)},{bottom} {pts} {_num(last)},{bottom}">'
                 f"<title>{esc(band_title)}</title></polygon>"
             )
-    label_every = max(1, math.ceil(n / 40))
+    # Labels at least 14 px apart, rotated; long names keep their informative end (``…mlp.act_fn``).
+    label_every = max(1, math.ceil(14 / step))
     for i, label in enumerate(labels):
         if i % label_every == 0:
+            shown = label if len(label) <= 24 else "…" + label[-23:]
             parts.append(
-                f'<text class="xlabel" transform="translate({_num(x(i))},{bottom + 10}) rotate(40)">'
-                f"{esc(label[:24])}</text>"
+                f'<text class="xlabel" transform="translate({_num(x(i) - 3)},{bottom + 8}) rotate(65)">'
+                f"{esc(shown)}</text>"
             )
     if mark is not None and 0 <= mark < n:
         mx = _num(x(mark))
@@ -204,10 +206,10 @@ def heatmap(
     """
     if not rows or not cols:
         return ""
-    cw = max(3.0, min(36.0, 900.0 / len(cols)))
+    cw = max(3.0, min(48.0, 1000.0 / len(cols)))
     ch = max(4.0, min(18.0, 560.0 / len(rows)))
     left = min(180, 8 + 7 * max(len(r) for r in rows))
-    top = 96 if len(cols) <= 120 else 16
+    top = 130 if len(cols) <= 120 else 16
     width, height = left + cw * len(cols) + 8, top + ch * len(rows) + 8
     by_colour: dict[str, list[str]] = {}
     cells = 0
@@ -240,7 +242,7 @@ def heatmap(
     if top > 16:
         parts += [
             f'<text class="clabel" transform="translate({_num(left + c * cw + cw * 0.6)},{top - 4}) '
-            f'rotate(-55)">{esc(label[:22])}</text>'
+            f'rotate(-55)">{esc(label if len(label) <= 22 else "…" + label[-21:])}</text>'
             for c, label in enumerate(cols)
             if cw >= 7 or c % math.ceil(7 / cw) == 0
         ]

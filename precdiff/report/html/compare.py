@@ -82,8 +82,8 @@ def render_compare(document: dict[str, Any], source: str | None = None) -> str:
 def _banner(document: dict[str, Any], verdict: dict[str, Any]) -> str:
     status = str(verdict.get("status", "unknown"))
     facts = [
-        ("reason", esc(verdict.get("reason", "–"))),
-        ("layer", esc(verdict.get("layer", "–"))),
+        ("reason", esc(verdict.get("reason") or "–")),
+        ("layer", esc("–" if verdict.get("layer") is None else verdict["layer"])),
         ("module", f"<code>{esc(verdict.get('module') or '–')}</code>"),
         ("tensor", f"<code>{esc(verdict.get('tensor') or '–')}</code>"),
     ]

@@ -90,11 +90,24 @@ def _marked(text: str, specials: list[str]) -> str:
     return "".join(out)
 
 
+def _cut(text: str, at: int, specials: list[str]) -> int:
+    """``at``, moved back to the start of the special token it falls inside (``<|system|>`` vs ``<s>``
+    differ at character 1; the marker goes before the whole token so the token stays boxed)."""
+    i = 0
+    while i < at:
+        hit = next((s for s in specials if text.startswith(s, i)), None)
+        if hit is not None and i + len(hit) > at:
+            return i
+        i += len(hit) if hit is not None else 1
+    return at
+
+
 def _render(text: Any, at: Any, specials: list[str]) -> str:
     if not isinstance(text, str):
         return '<p class="note">no text on this side</p>'
     if not isinstance(at, int) or not 0 <= at <= len(text):
         return f'<pre class="render">{_marked(text, specials)}</pre>'
+    at = _cut(text, at, specials)
     return (
         f'<pre class="render">{_marked(text[:at], specials)}<span class="diffpoint" title="first difference, '
         f'character {at}"></span><span class="after">{_marked(text[at:], specials)}</span></pre>'

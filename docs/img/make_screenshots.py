@@ -1,0 +1,117 @@
+"""Regenerate the sample HTML reports and their screenshots in docs/img/ from real runs on tiny models.
+
+Usage (from the repository root, Chromium installed; ~1 minute on 2 cores):
+
+    PYTHONPATH=$PWD python docs/img/make_screenshots.py
+
+- compare: examples/02_find_a_planted_fault (float32 reference vs a bfloat16 run with one weight
+  perturbed in layer 2);
+- invariance: tiny:llama on CPU whose ``model.layers.1.mlp.act_fn`` rounds by the batch's row count (a
+  batch-dependent kernel planted by construction, as in tests/planted.py), batch sizes 2 and 8;
+- determinism: the same plant, made strong enough (1e-3 per bit of the row count) to part greedy
+  completions, 24 random batches;
+- tokens: examples/03_chat_template_diff, the Phi-3.5 template against the older Phi-3-mini one.
+
+Writes docs/img/<kind>.json, <kind>.html and <kind>.png.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "docs" / "img"
+PRECDIFF = [sys.executable, "-m", "precdiff"]
+
+
+class RowDependent(nn.Module):
+    """Multiplies the wrapped module's output by ``1 + scale·bit_length(rows)``: batch dependent by design."""
+
+    def __init__(self, inner: nn.Module, scale: float) -> None:
+        super().__init__()
+        self.inner, self.scale = inner, scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y: torch.Tensor = self.inner(x)
+        rows = y.numel() // max(y.shape[-1], 1)
+        return y * (1.0 + self.scale * rows.bit_length())
+
+
+def planted_llama(scale: float) -> tuple[nn.Module, object]:
+    from precdiff.capture import tiny
+
+    model = tiny.build_model("llama")
+    mlp = model.get_submodule("model.layers.1.mlp")
+    mlp.act_fn = RowDependent(mlp.act_fn, scale)
+    return model, tiny.build_tokenizer("llama")
+
+
+def run(args: list[str], cwd: Path) -> None:
+    done = subprocess.run([*PRECDIFF, *args] if args[0] != "python" else [sys.executable, *args[1:]], cwd=cwd)
+    if done.returncode not in (0, 1):  # 1: the sample diverges, which is the point
+        raise SystemExit(f"{' '.join(args)} exited {done.returncode}")
+
+
+def compare_json(work: Path) -> dict[str, object]:
+    plant = ROOT / "examples" / "02_find_a_planted_fault" / "plant_fault.py"
+    run(["tiny", "save", "llama", "model"], work)
+    run(["python", str(plant), "model", "faulty", "model.layers.2.mlp.up_proj.weight"], work)
+    prompt = "Where does the error start?"
+    run(["capture", "model", "--out", "ref.h5", "--device", "cpu", "--dtype", "float32", "--prompt", prompt], work)
+    run(["capture", "faulty", "--out", "faulty.h5", "--device", "cpu", "--dtype", "bfloat16", "--tokens-from", "ref.h5"], work)
+    run(["compare", "ref.h5", "faulty.h5", "--force", "--json", "compare.json"], work)
+    return dict(json.loads((work / "compare.json").read_text()))
+
+
+def tokens_json(work: Path) -> dict[str, object]:
+    phi3 = ROOT / "tests" / "fixtures" / "tokenizers" / "phi3"
+    chat = ROOT / "examples" / "03_chat_template_diff" / "chat.json"
+    old = f"{phi3}:{phi3 / 'phi-3-mini-4k-instruct.jinja'}"
+    run(["tokens", "--messages", str(chat), "--a", str(phi3), "--b", old, "--json", "tokens.json"], work)
+    return dict(json.loads((work / "tokens.json").read_text()))
+
+
+def main() -> None:
+    from precdiff.invariance import DeterminismOptions, InvarianceOptions, check_determinism, check_invariance
+    from precdiff.report.html import write_html
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise SystemExit("needs Chromium: apt-get install chromium")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        model, tokenizer = planted_llama(torch.finfo(torch.float32).eps)
+        invariance = check_invariance(model, InvarianceOptions(device="cpu", batch_sizes=(2, 8)), tokenizer)
+        model, tokenizer = planted_llama(1e-3)
+        options = DeterminismOptions(device="cpu", runs=24, max_new_tokens=16, max_companions=7)
+        determinism = check_determinism(model, options, tokenizer)
+        documents = {
+            "compare": compare_json(work),
+            "invariance": invariance.to_dict(),
+            "determinism": determinism.to_dict(),
+            "tokens": tokens_json(work),
+        }
+    for kind, document in documents.items():
+        # Paths of the temporary run directory would only be noise in a committed sample.
+        text = json.dumps(document, indent=1, ensure_ascii=False).replace(str(ROOT) + "/", "")
+        (OUT / f"{kind}.json").write_text(text + "\n", encoding="utf-8")
+        page = write_html(json.loads(text), OUT / f"{kind}.html", source=f"{kind}.json")
+        subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",
+             "--window-size=1280,1500", f"--screenshot={OUT / f'{kind}.png'}", page.resolve().as_uri()],
+            check=True, capture_output=True,
+        )
+        print(f"wrote docs/img/{kind}.json, .html, .png")
+
+
+if __name__ == "__main__":
+    main()
