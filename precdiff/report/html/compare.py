@@ -285,16 +285,8 @@ def _tensors(document: dict[str, Any]) -> str:
     rows, css = [], []
     for index, tensor in ranked:
         rows.append(_tensor_row(index, tensor, with_ref))
-        css.append(
-            " ".join(
-                c
-                for c in (
-                    "top" if tensor.get("name") in top else "",
-                    "hot" if tensor.get("above_floor") else "",
-                )
-                if c
-            )
-        )
+        flags = ("top" if tensor.get("name") in top else "", "hot" if tensor.get("above_floor") else "")
+        css.append(" ".join(flag for flag in flags if flag))
     columns = ["#", "tensor", "layer", "status", "dtype A/B", "shape", "rel-L2", "cosine", "max |Δ|"]
     columns += ["mean |Δ|", "beyond tol", "NaN/Inf A|B", "floor", "above floor"]
     if with_ref:
