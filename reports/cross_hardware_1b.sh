@@ -15,8 +15,10 @@ python -m precdiff capture "$work/llama1b" --out "$work/cuda_fp32.h5" --device c
 python -m precdiff capture "$work/llama1b" --out "$work/cuda_bf16.h5" --device cuda --dtype bfloat16 --tokens-from "$work/cpu_fp32.h5"
 status=0
 python -m precdiff compare "$work/cpu_fp32.h5" "$work/cuda_fp32.h5" --json "$out/cpu_fp32_vs_cuda_fp32.json" \
+  --html "$out/cpu_fp32_vs_cuda_fp32.html" \
   | tee "$out/cpu_fp32_vs_cuda_fp32.txt" || status=$?
 python -m precdiff compare "$work/cpu_fp32.h5" "$work/cuda_bf16.h5" --json "$out/cpu_fp32_vs_cuda_bf16.json" \
+  --html "$out/cpu_fp32_vs_cuda_bf16.html" \
   | tee "$out/cpu_fp32_vs_cuda_bf16.txt" || status=$?
 python -m precdiff inspect "$work/cuda_bf16.h5" > "$out/inspect_cuda_bf16.txt" || true
 echo "compare exit status (last non-zero): $status"

@@ -92,6 +92,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tune",
     "engines",
     "evalstat",
+    "report",
 )
 
 

@@ -16,6 +16,9 @@ def compare_command(
     json_out: Path | None = typer.Option(
         None, "--json", help="Also write the full report as JSON to this file."
     ),
+    html_out: Path | None = typer.Option(
+        None, "--html", help="Also write a self-contained HTML report to this file (docs/html-report.md)."
+    ),
     force: bool = typer.Option(
         False, "--force", help="Compare even if weights, model config or input tokens differ."
     ),
@@ -47,6 +50,7 @@ def compare_command(
     from precdiff.compare.compare import compare
     from precdiff.compare.options import CompareOptions
     from precdiff.report.console import print_comparison
+    from precdiff.report.html import write_html
     from precdiff.report.json_report import comparison_to_json, write_json
 
     options = CompareOptions.from_cli(
@@ -62,6 +66,8 @@ def compare_command(
     print_comparison(comparison)
     if json_out is not None:
         write_json(comparison_to_json(comparison), json_out)
+    if html_out is not None:
+        write_html(comparison_to_json(comparison), html_out, inputs=(a, b))
     return EXIT_OK if comparison else EXIT_DIVERGED
 
 

@@ -17,6 +17,7 @@ _PROMPT = typer.Option(None, "--prompt", help="Probe text (default: a fixed Engl
 _IDS = typer.Option(None, "--input-ids", help="Probe token ids, e.g. 1,2,3 (no tokenizer needed).")
 _TRUST = typer.Option(False, "--trust-remote-code", help="Allow model code from the directory.")
 _JSON = typer.Option(None, "--json", help="Also write the report as JSON (docs/invariance-json.md).")
+_HTML = typer.Option(None, "--html", help="Also write a self-contained HTML report (docs/html-report.md).")
 
 
 def _ids(text: str | None) -> tuple[int, ...] | None:
@@ -42,10 +43,12 @@ def invariance_command(
     input_ids: str | None = _IDS,
     trust_remote_code: bool = _TRUST,
     json_out: Path | None = _JSON,
+    html_out: Path | None = _HTML,
 ) -> int:
     """Run a probe alone and inside batches; report per module (or op) whether its tensors are bitwise
     identical, the first that is not, and prefill-vs-decode consistency. Exit 0 invariant, 1 not."""
     from precdiff.invariance import InvarianceOptions, check_invariance, parse_batch_sizes
+    from precdiff.report.html import write_html
     from precdiff.report.invariance import print_invariance, write_json
 
     options = InvarianceOptions.from_cli(
@@ -65,6 +68,8 @@ def invariance_command(
     print_invariance(report)
     if json_out is not None:
         write_json(report, json_out)
+    if html_out is not None:
+        write_html(report.to_dict(), html_out)
     return EXIT_OK if report else EXIT_DIVERGED
 
 
@@ -86,10 +91,12 @@ def determinism_command(
     input_ids: str | None = _IDS,
     trust_remote_code: bool = _TRUST,
     json_out: Path | None = _JSON,
+    html_out: Path | None = _HTML,
 ) -> int:
     """Greedy-generate the probe inside RUNS random batches; count distinct completions.
     Exit 0 for exactly one, 1 for more."""
     from precdiff.invariance import DeterminismOptions, check_determinism
+    from precdiff.report.html import write_html
     from precdiff.report.invariance import print_determinism, write_json
 
     options = DeterminismOptions.from_cli(
@@ -108,4 +115,6 @@ def determinism_command(
     print_determinism(report)
     if json_out is not None:
         write_json(report, json_out)
+    if html_out is not None:
+        write_html(report.to_dict(), html_out)
     return EXIT_OK if report else EXIT_DIVERGED

@@ -8,6 +8,7 @@ import typer
 
 from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, command
 from precdiff.report import tokens as report
+from precdiff.report.html import write_html
 from precdiff.templates import diff_conversation, parse_template_kwargs
 
 _SPEC_HELP = (
@@ -45,6 +46,9 @@ def tokens(
     json_out: Path | None = typer.Option(
         None, "--json", help="Also write the result as JSON (docs/tokens-json.md)."
     ),
+    html_out: Path | None = typer.Option(
+        None, "--html", help="Also write a self-contained HTML report (docs/html-report.md)."
+    ),
 ) -> int:
     """Diff two renders of one conversation at token level and name the pitfall.
 
@@ -67,4 +71,6 @@ def tokens(
     report.print_result(result)
     if json_out is not None:
         report.write_json(result, json_out, inputs)
+    if html_out is not None:
+        write_html(result.to_dict(), html_out, inputs=inputs)
     return EXIT_OK if result.identical else EXIT_DIVERGED
