@@ -36,6 +36,7 @@ from precdiff.invariance import (
     check_invariance,
 )
 from precdiff.kernels import batch_invariant_mode
+from precdiff.sensitivity import SensitivityOptions, SensitivityReport, find_sensitive_layers
 from precdiff.store import Capture, open_capture
 from precdiff.templates import Rendering, TokensDiff, diff_conversation, render_conversation
 
@@ -60,6 +61,8 @@ __all__ = [
     "NotComparableError",
     "PrecdiffError",
     "Rendering",
+    "SensitivityOptions",
+    "SensitivityReport",
     "TemplateError",
     "TemplateSandboxError",
     "TensorComparison",
@@ -72,6 +75,7 @@ __all__ = [
     "check_invariance",
     "compare",
     "diff_conversation",
+    "find_sensitive_layers",
     "open_capture",
     "render_conversation",
     "save_tiny",
