@@ -52,7 +52,8 @@ def smoothed_distribution(counts: ArrayLike, alpha: float = DEFAULT_SMOOTHING) -
     totals = n.sum(axis=-1, keepdims=True) + alpha * bins
     with np.errstate(invalid="ignore", divide="ignore"):
         probs = (n + alpha) / totals
-    return np.where(totals > 0, probs, 1.0 / bins)
+    result: np.ndarray[Any, Any] = np.where(totals > 0, probs, 1.0 / bins)
+    return result
 
 
 def kl_rows(
