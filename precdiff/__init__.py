@@ -41,6 +41,7 @@ from precdiff.invariance import (
     check_invariance,
 )
 from precdiff.kernels import batch_invariant_mode
+from precdiff.sensitivity import SensitivityOptions, SensitivityReport, find_sensitive_layers
 from precdiff.store import Capture, open_capture
 from precdiff.store.summary import summarize_capture
 from precdiff.templates import Rendering, TokensDiff, diff_conversation, render_conversation
@@ -70,6 +71,8 @@ __all__ = [
     "NotComparableError",
     "PrecdiffError",
     "Rendering",
+    "SensitivityOptions",
+    "SensitivityReport",
     "TemplateError",
     "TemplateSandboxError",
     "TensorComparison",
@@ -83,6 +86,7 @@ __all__ = [
     "compare_evals",
     "diff_conversation",
     "engine_request",
+    "find_sensitive_layers",
     "open_capture",
     "render_conversation",
     "run_capture",

@@ -93,6 +93,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "engines",
     "evalstat",
     "report",
+    "sensitivity",
 )
 
 
