@@ -175,8 +175,8 @@ def merge_ranks(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
     if Path(out).resolve() in {p.resolve() for p in sources}:
         raise InputError(f"--out {out} is one of the rank files; choose another output path")
     with _open_all(sources) as captures:
-        captures.sort(key=lambda c: int(c.manifest.parallel["rank"]))  # type: ignore[union-attr,index]
         plan, styles, world = _check_ranks(captures)
+        captures.sort(key=lambda c: int(c.manifest.parallel["rank"]))  # type: ignore[union-attr,index]
         first = captures[0]
         manifest = first.manifest
         assert manifest is not None and manifest.parallel is not None

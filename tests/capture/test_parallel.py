@@ -103,3 +103,15 @@ def test_tp_outside_torchrun_is_a_one_line_error(tmp_path: Path) -> None:
         capture(
             "tiny:llama", tmp_path / "x.h5", CaptureInput(prompt="hi"), CaptureOptions(device="cpu", tp=2)
         )
+
+
+def test_merge_cli_errors_are_one_line(tmp_path: Path, llama_capture: Path) -> None:
+    from typer.testing import CliRunner
+
+    from precdiff.cli._app import app, register_commands
+
+    register_commands()
+    result = CliRunner().invoke(app, ["merge", str(llama_capture), "--out", str(tmp_path / "m.h5")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "is not one rank of a tensor-parallel capture" in result.output
+    assert not (tmp_path / "m.h5").exists()
