@@ -59,6 +59,7 @@ class CaptureOptions:
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     compression: str | None = None
     trust_remote_code: bool = False
+    tp: int = 1  # tensor-parallel ranks (run under torchrun; each rank writes RUN.rankR.h5)
     command_line: tuple[str, ...] = ()
 
     @classmethod

@@ -9,6 +9,7 @@ file, and removes its hooks when the call returns. ``hooks/sitecustomize.py`` ca
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from precdiff.capture.hooks import attach
 from precdiff.capture.logits import topk_logprobs
 from precdiff.capture.models import LoadedModel
 from precdiff.capture.names import decoder_layers, name_filter
+from precdiff.capture.parallel import running_rank
 from precdiff.capture.sink import TensorSink
 from precdiff.config import CaptureOptions
 from precdiff.store import CaptureWriter
@@ -87,19 +89,23 @@ class _Session:
         # a missing hash instead of refusing.
         loaded = LoadedModel(self.model, None, source, None, layers_path, num_layers)  # type: ignore[arg-type]  # model typed as PreTrainedModel
         self.batch = int(ids.shape[0])
+        parallel = running_rank()  # inside a tensor-parallel engine: one file per rank
+        if parallel is not None:
+            self.out = str(parallel.out_path(self.out))
         self.writer = self.stack.enter_context(CaptureWriter(self.out, compression=self.options.compression))
         id_list = [int(i) for i in ids[0].tolist()]  # the first sequence of the batch
-        self.writer.write_manifest(
-            build_manifest(
-                loaded,
-                self.options,
-                ids.device,
-                input_source="external",
-                input_ids=id_list,
-                kernel_settings=None,
-                template_sha256=None,
-            )
+        manifest = build_manifest(
+            loaded,
+            self.options,
+            ids.device,
+            input_source="external",
+            input_ids=id_list,
+            kernel_settings=None,
+            template_sha256=None,
         )
+        if parallel is not None:
+            manifest = dataclasses.replace(manifest, parallel=parallel.facts(self.model))
+        self.writer.write_manifest(manifest)
         self.writer.write_input(id_list, None)
         self.sink = TensorSink(self.writer, summary=self.options.summary, device=ids.device)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -21,6 +22,7 @@ from precdiff.capture.kv_cache import returned_cache
 from precdiff.capture.logits import greedy_generate, topk_logprobs
 from precdiff.capture.models import LoadedModel, load_model, parse_dtype
 from precdiff.capture.names import name_filter
+from precdiff.capture.parallel import load_sharded, tensor_parallel
 from precdiff.capture.sink import TensorSink
 from precdiff.config import KERNEL_MODES, CaptureInput, CaptureOptions
 from precdiff.devices import resolve_device
@@ -98,33 +100,41 @@ def capture(
         raise InputError("--top-k must be ≥ 1 and --max-new-tokens ≥ 0")
     device = resolve_device(options.device)
     dtype = parse_dtype(options.dtype)
+    parallel = tensor_parallel(options.tp, device)
     torch.manual_seed(options.seed)
     with ExitStack() as stack:
         stack.enter_context(deterministic_mode(options.deterministic))
         attn = _attn_implementation(options)
         kernel_settings = stack.enter_context(kernel_mode(options, device))
-        loaded = load_model(
-            model,
-            dtype=dtype,
-            device=device,
-            attn_implementation=attn,
-            trust_remote_code=options.trust_remote_code,
-            seed=options.seed,
-        )
+        if parallel is None:
+            loaded = load_model(
+                model,
+                dtype=dtype,
+                device=device,
+                attn_implementation=attn,
+                trust_remote_code=options.trust_remote_code,
+                seed=options.seed,
+            )
+        else:
+            loaded = load_sharded(
+                model, dtype=dtype, device=device, attn_implementation=attn, seed=options.seed
+            )
+            out = parallel.out_path(out)
         vocab_size = int(cast(torch.Tensor, loaded.model.get_input_embeddings().weight).shape[0])
         resolved = resolve_input(inputs, loaded.tokenizer, vocab_size)
         writer = stack.enter_context(CaptureWriter(out, compression=options.compression))
-        writer.write_manifest(
-            build_manifest(
-                loaded,
-                options,
-                device,
-                input_source=resolved.source,
-                input_ids=resolved.ids,
-                kernel_settings=kernel_settings,
-                template_sha256=resolved.template_sha256,
-            )
+        manifest = build_manifest(
+            loaded,
+            options,
+            device,
+            input_source=resolved.source,
+            input_ids=resolved.ids,
+            kernel_settings=kernel_settings,
+            template_sha256=resolved.template_sha256,
         )
+        if parallel is not None:
+            manifest = dataclasses.replace(manifest, parallel=parallel.facts(loaded.model))
+        writer.write_manifest(manifest)
         writer.write_input(resolved.ids, resolved.text)
         generated = _run(loaded, resolved, options, device, writer)
         path = writer.finish()

@@ -94,6 +94,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "evalstat",
     "report",
     "sensitivity",
+    "merge",
 )
 
 

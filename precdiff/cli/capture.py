@@ -80,6 +80,12 @@ def capture_command(
     trust_remote_code: bool = typer.Option(
         False, "--trust-remote-code", help="Allow model code from the directory."
     ),
+    tp: int | None = typer.Option(
+        None,
+        "--tp",
+        help="Tensor-parallel ranks: run under `torchrun --nproc-per-node N`; each rank writes RUN.rankR.h5 "
+        "(then `precdiff merge`).",
+    ),
 ) -> int:
     """Run MODEL on one input and write every module's output, logprobs and generation to one HDF5 file."""
     from precdiff.capture import capture
@@ -112,6 +118,7 @@ def capture_command(
         max_new_tokens=max_new_tokens,
         compression=compress,
         trust_remote_code=trust_remote_code,
+        tp=tp,
         command_line=("precdiff", *sys.argv[1:]),
     )
     print_capture_result(capture(model, out, spec, options))

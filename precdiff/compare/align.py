@@ -61,10 +61,24 @@ _RULES: tuple[tuple[str, str], ...] = (
     ("kernel_settings", SEVERITY_WARN),
     ("tokenizer.sha256", SEVERITY_WARN),
     ("tokenizer.chat_template_sha256", SEVERITY_WARN),
+    # Tensor parallelism changes reduction order (row-parallel all-reduce sums partial products).
+    ("parallel.world_size", SEVERITY_WARN),
 )
 # Never reported: they differ between any two runs, or are checked more precisely elsewhere
 # (the config key by key, the input ids token by token).
-_SKIP = ("created_utc", "command_line", "model.config", "input", "format_version")
+_SKIP = (
+    "created_utc",
+    "command_line",
+    "model.config",
+    "input",
+    "format_version",
+    # How a tensor-parallel run was laid out: the world size above says what matters for numerics.
+    "parallel.plan",
+    "parallel.rank",
+    "parallel.merged",
+    "parallel.kind",
+    "parallel.backend",
+)
 
 
 def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

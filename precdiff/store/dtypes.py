@@ -39,6 +39,14 @@ def dtype_code(dtype: torch.dtype) -> str:
         ) from None
 
 
+def torch_dtype(code: str) -> torch.dtype:
+    """The torch dtype of a format code (``"BF16"`` -> ``torch.bfloat16``)."""
+    for dtype, known in _TORCH_TO_CODE.items():
+        if known == code:
+            return dtype
+    raise CaptureFormatError(f"unknown dtype code {code!r} in capture; it was written by a newer precdiff?")
+
+
 def to_storage(tensor: torch.Tensor) -> np.ndarray:
     """A host numpy array holding ``tensor``'s exact bits in its storage dtype (C order)."""
     host = tensor.detach().to("cpu").contiguous()

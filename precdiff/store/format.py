@@ -130,6 +130,12 @@ def index_dtype() -> np.dtype:
     )
 
 
+def rank_path(path: str, rank: int) -> str:
+    """Where rank ``rank`` of a tensor-parallel capture writes: ``run.h5`` -> ``run.rank0.h5``."""
+    stem, dot, suffix = path.rpartition(".")
+    return f"{stem}.rank{rank}.{suffix}" if dot and "/" not in suffix else f"{path}.rank{rank}"
+
+
 def partial_path_for(path: str) -> str:
     """The name a capture is written under until it is complete."""
     return path + PARTIAL_SUFFIX

@@ -37,6 +37,9 @@ RUN_CONFIG_KEYS = frozenset(
         "output_hidden_states",
         "return_dict",
         "_commit_hash",
+        # save_pretrained fills it in, an in-memory model may not have it; model.architecture (the
+        # class that ran) is compared on its own.
+        "architectures",
     }
 )
 
@@ -113,6 +116,9 @@ class Manifest:
     tokenizer: TokenizerFacts | None = None
     input: InputFacts = field(default_factory=InputFacts)
     capture: CaptureSettings = field(default_factory=CaptureSettings)
+    # Tensor-parallel captures: kind, rank, world_size, backend and the plan (module pattern -> style);
+    # None for a single-process capture. A merged capture keeps it with "merged": true.
+    parallel: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object stored in the capture (keys as in docs/format.md)."""
