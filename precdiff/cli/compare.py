@@ -34,6 +34,11 @@ def compare_command(
     top: int | None = typer.Option(
         None, "--top", help="How many tensors to list by largest error (default 10)."
     ),
+    reference: Path | None = typer.Option(
+        None,
+        "--reference",
+        help="A float64 (or float32) capture of the same tokens: say which of A and B departs from it.",
+    ),
 ) -> int:
     """Compare capture B against reference A: verdict, per-layer error profile, logprobs, generation.
 
@@ -52,7 +57,7 @@ def compare_command(
         near_tie_nats=near_tie,
         top=top,
     )
-    comparison = compare(a, b, options=options)
+    comparison = compare(a, b, options=options, reference=reference)
     print_comparison(comparison)
     if json_out is not None:
         write_json(comparison_to_json(comparison), json_out)
