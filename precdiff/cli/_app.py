@@ -84,7 +84,7 @@ def main() -> None:
 
 
 # Each entry is a module under precdiff/cli whose import registers its commands on ``app``.
-COMMAND_MODULES: tuple[str, ...] = ("capture", "compare", "tokens", "invariance")
+COMMAND_MODULES: tuple[str, ...] = ("capture", "compare", "tokens", "invariance", "replay")
 
 
 def register_commands() -> typer.Typer:
