@@ -38,6 +38,6 @@ def capture_run(path: Path, dtype: str, *, fault: bool = False) -> Path:
             "tiny:llama",
             path,
             CaptureInput(prompt=PROMPT),
-            CaptureOptions(device="cpu", dtype=dtype, save_inputs=True, max_new_tokens=1),
+            CaptureOptions(device="cpu", dtype=dtype, save_inputs=True, max_new_tokens=0),
         )
     return path
