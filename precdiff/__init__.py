@@ -23,6 +23,7 @@ from precdiff.errors import (
     ModelLoadError,
     NotComparableError,
     PrecdiffError,
+    ReplayError,
     TemplateError,
     TemplateSandboxError,
 )
@@ -35,6 +36,8 @@ from precdiff.invariance import (
     check_invariance,
 )
 from precdiff.kernels import batch_invariant_mode
+from precdiff.replay import ReplayOptions, ReplayResult
+from precdiff.replay import replay as replay_module
 from precdiff.store import Capture, open_capture
 from precdiff.store.summary import summarize_capture
 from precdiff.templates import Rendering, TokensDiff, diff_conversation, render_conversation
@@ -60,6 +63,9 @@ __all__ = [
     "NotComparableError",
     "PrecdiffError",
     "Rendering",
+    "ReplayError",
+    "ReplayOptions",
+    "ReplayResult",
     "TemplateError",
     "TemplateSandboxError",
     "TensorComparison",
@@ -73,6 +79,7 @@ __all__ = [
     "diff_conversation",
     "open_capture",
     "render_conversation",
+    "replay_module",
     "run_capture",
     "save_tiny",
     "summarize_capture",

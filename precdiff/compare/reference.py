@@ -150,8 +150,10 @@ def _verdict(
             at.a,
             at.b,
         )
-    side, other, at = ("A", "B", first_a) if first_a is not None else ("B", "A", first_b)
-    assert at is not None
+    side, other = ("A", "B") if first_a is not None else ("B", "A")
+    departing = first_a if first_a is not None else first_b
+    assert departing is not None
+    at = departing
     mine, theirs = (at.a, at.b) if side == "A" else (at.b, at.a)
     if mine.rel_l2 is not None and mine.rel_l2 != mine.rel_l2:
         what = f"holds NaN/Inf where the {reference_word} reference does not"

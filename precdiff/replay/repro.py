@@ -53,7 +53,10 @@ def _kind(module: nn.Module, config: Any) -> tuple[str, dict[str, Any]]:
     is_attention = all(isinstance(getattr(module, p, None), nn.Linear) for p in projections)
     # Sliding-window attention masks more than the causal mask the script builds: not written out.
     if is_attention and getattr(module, "sliding_window", None) is None and hasattr(module, "head_dim"):
-        meta: dict[str, Any] = {"head_dim": int(module.head_dim), "scaling": float(module.scaling)}
+        meta: dict[str, Any] = {
+            "head_dim": int(getattr(module, "head_dim")),  # noqa: B009  (nn.Module's __getattr__ types it badly)
+            "scaling": float(getattr(module, "scaling")),  # noqa: B009
+        }
         q_norm = getattr(module, "q_norm", None)
         if q_norm is not None:
             meta["qk_eps"] = _eps(q_norm)
