@@ -4,8 +4,9 @@ Two seeded models: ``tiny:llama`` (hidden 64, 4 layers) and a larger Llama-shape
 ``save_tiny`` (hidden 512, MLP 1536, 8 layers, 8/4 heads, vocab of the tiny tokenizer). Each is captured
 through the public ``capture()`` (full tensors, no generation) on a prompt of ``--tokens`` tokens, in
 float32 and in float64, ``--repeats`` times after one warm-up; the table gives the median wall time and
-the capture's file size, and the float64/float32 ratios. Timings include the model build and the HDF5
-write, i.e. what the user waits for. Output JSON goes to ``--out``.
+the capture's file size, and the float64/float32 ratios. Capture timings include the model build and
+the HDF5 write, i.e. what the user waits for; ``forward_seconds`` is the bare forward alone (median of
+``5 * --repeats``), the compute share. Output JSON goes to ``--out``.
 
     python benchmarks/reference_cost.py --out benchmarks/results/reference_cost_cpu.json
 """
@@ -24,6 +25,8 @@ from pathlib import Path
 import torch
 
 from precdiff.capture import capture, save_tiny
+from precdiff.capture.float64 import keep_float64
+from precdiff.capture.models import load_model
 from precdiff.config import CaptureInput, CaptureOptions
 
 LARGER = dict(
@@ -47,6 +50,20 @@ def measure(model: str, dtype: str, ids: tuple[int, ...], repeats: int, folder: 
     return {"seconds": statistics.median(times), "bytes": out.stat().st_size}
 
 
+def forward_seconds(model: str, dtype: torch.dtype, ids: tuple[int, ...], repeats: int) -> float:
+    """Median time of the bare forward (no hooks, no file): the compute share of the cost."""
+    loaded = load_model(model, dtype=dtype, device=torch.device("cpu"))
+    batch = torch.tensor([ids])
+    times = []
+    with torch.no_grad(), keep_float64(dtype == torch.float64):
+        loaded.model(input_ids=batch)  # warm-up
+        for _ in range(repeats):
+            start = time.perf_counter()
+            loaded.model(input_ids=batch)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=64)
@@ -61,6 +78,8 @@ def main() -> None:
         for label, model in (("tiny:llama", "tiny:llama"), ("llama hidden 512 x 8 layers", larger)):
             fp32 = measure(model, "float32", ids, args.repeats, folder)
             fp64 = measure(model, "float64", ids, args.repeats, folder)
+            fp32["forward_seconds"] = forward_seconds(model, torch.float32, ids, 5 * args.repeats)
+            fp64["forward_seconds"] = forward_seconds(model, torch.float64, ids, 5 * args.repeats)
             rows.append(
                 {
                     "model": label,
@@ -68,12 +87,15 @@ def main() -> None:
                     "float64": fp64,
                     "time_ratio": fp64["seconds"] / fp32["seconds"],
                     "size_ratio": fp64["bytes"] / fp32["bytes"],
+                    "forward_ratio": fp64["forward_seconds"] / fp32["forward_seconds"],
                 }
             )
             print(
                 f"{label}: float32 {fp32['seconds']:.2f} s {fp32['bytes'] / 1e6:.1f} MB, float64 "
                 f"{fp64['seconds']:.2f} s {fp64['bytes'] / 1e6:.1f} MB "
-                f"(time ×{rows[-1]['time_ratio']:.2f}, size ×{rows[-1]['size_ratio']:.2f})"
+                f"(time ×{rows[-1]['time_ratio']:.2f}, size ×{rows[-1]['size_ratio']:.2f}); bare forward "
+                f"{fp32['forward_seconds'] * 1e3:.1f} ms vs {fp64['forward_seconds'] * 1e3:.1f} ms "
+                f"(×{rows[-1]['forward_ratio']:.2f})"
             )
     document = {
         "date": date.today().isoformat(),

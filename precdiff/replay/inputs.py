@@ -50,11 +50,12 @@ def resolve_target(cap: Capture, name: str) -> Target:
     Raises:
         ReplayError: unknown name, an input tensor, or an op-level tensor.
     """
-    if "/" in name:
+    if "/" in name:  # <module call>/<aten op>#k (capture --level op)
+        call = name.split("/", 1)[0]
         raise ReplayError(
-            f"op-level replay needs the op's recorded input references (`capture --level op`), which "
-            f"{cap.path} does not provide to this precdiff; replay the op's module "
-            f"{name.split('/', 1)[0]!r} instead: --tensor {name.split('/', 1)[0]}"
+            f"op-level replay needs each op input's value as the op saw it (op captures record the producer, "
+            f"not the views between it and the op) and the op's non-tensor arguments (dims, scalars), which "
+            f"{cap.path} does not hold; replay the op's module call instead: --tensor {call}"
         )
     infos = {info.name: info for info in cap.tensor_infos()}
     info = infos.get(name)

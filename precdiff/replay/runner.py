@@ -35,7 +35,7 @@ from torch import nn
 from precdiff.capture.float64 import keep_float64
 from precdiff.capture.models import load_model, parse_dtype
 from precdiff.capture.names import flatten_tensors
-from precdiff.capture.runner import kernel_mode
+from precdiff.capture.runner import _attn_implementation, kernel_mode
 from precdiff.compare.metrics import accumulate, rel_l2
 from precdiff.compare.tolerances import less_precise, manifest_dtype_code
 from precdiff.config import KERNEL_MODES, CaptureOptions
@@ -207,10 +207,15 @@ def replay_call(run: str | os.PathLike[str], options: ReplayOptions) -> tuple[Re
     cpu = torch.device("cpu")
     reference_module = _copy(module, torch.float64, cpu)
     reference = _pick(run_call(reference_module, inputs, target.call, torch.float64, cpu, False), target)
-    with kernel_mode(CaptureOptions(kernels=options.kernels), device):
-        here_out = run_call(
-            _copy(module, here_dtype, device), inputs, target.call, here_dtype, device, same_dtype
-        )
+    kernels = CaptureOptions(kernels=options.kernels)
+    with kernel_mode(kernels, device):
+        here_module = _copy(module, here_dtype, device)
+        # Batch-invariant kernels bring their own attention (registered by kernel_mode): as in capture.
+        attention = _attn_implementation(kernels)
+        config: Any = getattr(here_module, "config", None)
+        if attention is not None and config is not None:
+            config._attn_implementation = attention
+        here_out = run_call(here_module, inputs, target.call, here_dtype, device, same_dtype)
     here = _pick(here_out, target)
     baseline_error = _error(reference, here)
     if device.type != "cpu" or not same_dtype:

@@ -127,8 +127,13 @@ def test_unknown_input_and_op_level_tensors(runs: dict[str, Path]) -> None:
         "'model.layers.0.mlp:input[0]' is an input of model.layers.0.mlp; replay the module's output instead: "
         "--tensor model.layers.0.mlp"
     )
-    with pytest.raises(ReplayError, match=r"^op-level replay needs the op's recorded input references"):
-        run_replay(run, "model.layers.0.mlp/aten.mm#0")
+    with pytest.raises(ReplayError) as error:
+        run_replay(run, "model.layers.0.mlp/aten.mm.default#0")
+    assert str(error.value) == (
+        "op-level replay needs each op input's value as the op saw it (op captures record the producer, not "
+        "the views between it and the op) and the op's non-tensor arguments (dims, scalars), which "
+        f"{run} does not hold; replay the op's module call instead: --tensor model.layers.0.mlp"
+    )
 
 
 def test_wrong_weights(runs: dict[str, Path], tmp_path: Path) -> None:
