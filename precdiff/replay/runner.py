@@ -212,9 +212,9 @@ def replay_call(run: str | os.PathLike[str], options: ReplayOptions) -> tuple[Re
         here_module = _copy(module, here_dtype, device)
         # Batch-invariant kernels bring their own attention (registered by kernel_mode): as in capture.
         attention = _attn_implementation(kernels)
-        config: Any = getattr(here_module, "config", None)
-        if attention is not None and config is not None:
-            config._attn_implementation = attention
+        here_config: Any = getattr(here_module, "config", None)
+        if attention is not None and here_config is not None:
+            here_config._attn_implementation = attention
         here_out = run_call(here_module, inputs, target.call, here_dtype, device, same_dtype)
     here = _pick(here_out, target)
     baseline_error = _error(reference, here)
