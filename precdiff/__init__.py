@@ -27,6 +27,7 @@ from precdiff.errors import (
     ModelLoadError,
     NotComparableError,
     PrecdiffError,
+    ReplayError,
     TemplateError,
     TemplateSandboxError,
 )
@@ -41,6 +42,8 @@ from precdiff.invariance import (
     check_invariance,
 )
 from precdiff.kernels import batch_invariant_mode
+from precdiff.replay import ReplayOptions, ReplayResult
+from precdiff.replay import replay as replay_module
 from precdiff.sensitivity import SensitivityOptions, SensitivityReport, find_sensitive_layers
 from precdiff.store import Capture, open_capture
 from precdiff.store.summary import summarize_capture
@@ -71,6 +74,9 @@ __all__ = [
     "NotComparableError",
     "PrecdiffError",
     "Rendering",
+    "ReplayError",
+    "ReplayOptions",
+    "ReplayResult",
     "SensitivityOptions",
     "SensitivityReport",
     "TemplateError",
@@ -89,6 +95,7 @@ __all__ = [
     "find_sensitive_layers",
     "open_capture",
     "render_conversation",
+    "replay_module",
     "run_capture",
     "save_tiny",
     "summarize_capture",

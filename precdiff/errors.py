@@ -18,7 +18,8 @@ exits with code 2. Anything else is a bug in precdiff and keeps its traceback.
     │   └── TemplateSandboxError        a template tried something the sandbox forbids
     ├── KernelError                 batch-invariant kernels cannot be used as requested
     ├── EngineResponseError         a serving engine's response file is malformed or unmappable
-    └── EvalResultsError            an eval run's per-sample file is malformed or of an unknown format
+    ├── EvalResultsError            an eval run's per-sample file is malformed or of an unknown format
+    └── ReplayError                 a module cannot be replayed (no inputs saved, other weights, …)
 
 Messages state what happened, the offending value, and the fix (naming the CLI flag and, where it
 differs, the Python keyword).
@@ -78,3 +79,7 @@ class EngineResponseError(PrecdiffError):
 
 class EvalResultsError(PrecdiffError):
     """An eval run's per-sample results file is malformed, truncated or of an unknown format."""
+
+
+class ReplayError(PrecdiffError):
+    """A captured module cannot be replayed: inputs not captured, unknown tensor, other weights."""

@@ -25,6 +25,7 @@ DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
     "bfloat16": torch.bfloat16,
     "float16": torch.float16,
+    "float64": torch.float64,  # the reference run (``precdiff compare --reference``), CPU or CUDA
 }
 
 
@@ -41,11 +42,20 @@ class LoadedModel:
 
 
 def parse_dtype(name: str | None) -> torch.dtype:
-    """``float32|bfloat16|float16`` (also ``fp32``/``bf16``/``fp16``) to a torch dtype."""
-    aliases = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16"}
+    """``float32|bfloat16|float16|float64`` (also ``fp32``/``bf16``/``fp16``/``fp64``) to a torch dtype."""
+    aliases = {
+        "fp32": "float32",
+        "bf16": "bfloat16",
+        "fp16": "float16",
+        "half": "float16",
+        "fp64": "float64",
+        "double": "float64",
+    }
     key = aliases.get((name or "float32").lower(), (name or "float32").lower())
     if key not in DTYPES:
-        raise InputError(f"unknown dtype {name!r}; use --dtype float32|bfloat16|float16 / dtype='bfloat16'")
+        raise InputError(
+            f"unknown dtype {name!r}; use --dtype float32|bfloat16|float16|float64 / dtype='bfloat16'"
+        )
     return DTYPES[key]
 
 

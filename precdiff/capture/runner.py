@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from precdiff.capture.environment import build_manifest, deterministic_mode
+from precdiff.capture.float64 import check_float64_device, keep_float64
 from precdiff.capture.focus import focus_filter
 from precdiff.capture.hooks import attach
 from precdiff.capture.inputs import ResolvedInput, resolve_input
@@ -101,9 +102,12 @@ def capture(
     device = resolve_device(options.device)
     dtype = parse_dtype(options.dtype)
     parallel = tensor_parallel(options.tp, device)
+    if dtype == torch.float64:
+        check_float64_device(device)
     torch.manual_seed(options.seed)
     with ExitStack() as stack:
         stack.enter_context(deterministic_mode(options.deterministic))
+        stack.enter_context(keep_float64(dtype == torch.float64))
         attn = _attn_implementation(options)
         kernel_settings = stack.enter_context(kernel_mode(options, device))
         if parallel is None:

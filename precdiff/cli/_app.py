@@ -95,6 +95,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "report",
     "sensitivity",
     "merge",
+    "replay",
 )
 
 

@@ -39,7 +39,11 @@ def capture_command(
         None, "--template-kwarg", help="Chat-template variable KEY=VALUE (with --messages)."
     ),
     device: str | None = typer.Option(None, "--device", help="auto|cpu|cuda[:i]|npu[:i] (default auto)."),
-    dtype: str | None = typer.Option(None, "--dtype", help="float32|bfloat16|float16 (default float32)."),
+    dtype: str | None = typer.Option(
+        None,
+        "--dtype",
+        help="float32|bfloat16|float16|float64 (default float32; float64 = reference run, CPU).",
+    ),
     attn_impl: str | None = typer.Option(
         None, "--attn-impl", help="Attention implementation (eager, sdpa, …)."
     ),

@@ -42,6 +42,11 @@ def compare_command(
         "--tokenizer",
         help="Tokenizer dir mapping an engine's token strings to ids (default: the capture's).",
     ),
+    reference: Path | None = typer.Option(
+        None,
+        "--reference",
+        help="A float64 (or float32) capture of the same tokens: say which of A and B departs from it.",
+    ),
 ) -> int:
     """Compare capture B against reference A: verdict, per-layer error profile, logprobs, generation.
 
@@ -62,7 +67,7 @@ def compare_command(
         top=top,
         tokenizer=tokenizer,
     )
-    comparison = compare(a, b, options=options)
+    comparison = compare(a, b, options=options, reference=reference)
     print_comparison(comparison)
     if json_out is not None:
         write_json(comparison_to_json(comparison), json_out)

@@ -31,6 +31,7 @@ from precdiff.compare.metrics import (
     rel_l2,
 )
 from precdiff.compare.options import CompareOptions
+from precdiff.compare.reference import compare_reference
 from precdiff.compare.results import (
     COMPARED,
     SHAPE_MISMATCH,
@@ -177,7 +178,13 @@ def _open(source: CaptureLike, stack: ExitStack) -> Capture:
     return stack.enter_context(open_capture(Path(source)))
 
 
-def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = None) -> Comparison:
+def compare(
+    a: CaptureLike,
+    b: CaptureLike,
+    *,
+    options: CompareOptions | None = None,
+    reference: CaptureLike | None = None,
+) -> Comparison:
     """Compare capture B against reference capture A.
 
     Args:
@@ -185,6 +192,8 @@ def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = 
             a serving engine's response file (``.json``/``.jsonl``; see ``docs/engines.md``).
         b: the capture under test, same forms.
         options: what to compare and the thresholds; defaults from :mod:`precdiff.compare.options`.
+        reference: a float64 (or float32) capture of the same tokens: also measure A and B against it
+            and say which side departs (``Comparison.reference``, see :mod:`precdiff.compare.reference`).
 
     Returns:
         A :class:`~precdiff.compare.results.Comparison`; ``bool(result)`` is False when B diverged.
@@ -233,6 +242,11 @@ def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = 
             num_layers=manifest_a.model.num_layers if manifest_a is not None else None,
             others_exact=others_exact and not alignment.a_only and not alignment.b_only,
         )
+        three_way = (
+            compare_reference(_open(reference, stack), cap_a, cap_b, alignment.pairs, options, layers_path)
+            if reference is not None
+            else None
+        )
         return Comparison(
             a=capture_ref(cap_a),
             b=capture_ref(cap_b),
@@ -247,5 +261,6 @@ def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = 
             generation=generation,
             warnings=_warnings(cap_a, cap_b),
             top=_top(tensors, options.top),
+            reference=three_way,
         )
     raise AssertionError("unreachable")  # ExitStack does not swallow exceptions

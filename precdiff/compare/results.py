@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from precdiff._json import json_float
+from precdiff.compare.reference_results import ReferenceComparison
 
 STATUS_MATCH = "match"
 STATUS_WITHIN_NOISE = "within_noise"
@@ -305,6 +306,7 @@ class Comparison:
     generation: GenerationComparison | None
     warnings: tuple[str, ...]
     top: tuple[str, ...]  # names of the tensors with the largest rel-L2, largest first
+    reference: ReferenceComparison | None = None  # A and B against a float64 capture (--reference)
 
     def __bool__(self) -> bool:
         return self.verdict.status != STATUS_DIVERGED
@@ -324,4 +326,5 @@ class Comparison:
             "unmatched": {"a_only": list(self.unmatched_a), "b_only": list(self.unmatched_b)},
             "logprobs": self.logprobs.to_dict() if self.logprobs else None,
             "generation": self.generation.to_dict() if self.generation else None,
+            "reference": self.reference.to_dict() if self.reference else None,
         }

@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from precdiff.compare.reference_results import REF_NEITHER, ReferenceComparison, SideError
 from precdiff.compare.results import (
     STATUS_DIVERGED,
     STATUS_MATCH,
@@ -174,6 +175,37 @@ def print_comparison(comparison: Comparison, console: Console | None = None) -> 
                 f"{gen.token_b}); margins A {_num(gen.margin_a, '.3g')}, B {_num(gen.margin_b, '.3g')} "
                 f"nats: {tie} (threshold {gen.near_tie_threshold:.3g})"
             )
+    if comparison.reference is not None:
+        _print_reference(comparison.reference, console)
+
+
+def _ratio(error: SideError) -> str:
+    ratio = error.ratio
+    return "–" if ratio is None else f"{_num(error.rel_l2)} ({ratio:.3g}×)"
+
+
+def _print_reference(ref: ReferenceComparison, console: Console) -> None:
+    """The three-way section: verdict line, then the modules furthest from the reference."""
+    style = "bold green" if ref.verdict.status == REF_NEITHER else "bold red"
+    console.print(
+        f"[{style}]reference[/] ({escape(ref.path)}, {ref.dtype or '?'}): {escape(ref.verdict.message)}"
+    )
+    ranked = sorted(ref.modules, key=lambda m: max(m.a.ratio or 0.0, m.b.ratio or 0.0), reverse=True)[
+        :_LIST_LIMIT
+    ]
+    if not ranked:
+        return
+    table = Table(
+        title=f"Modules furthest from the reference (rel-L2 (× expected for {ref.dtype_a} | {ref.dtype_b}))"
+    )
+    for column in ("module", "A from R", "B from R"):
+        table.add_column(column)
+    for m in ranked:
+        table.add_row(
+            escape(m.module), _ratio(m.a), _ratio(m.b), style="red" if m.a.departs or m.b.departs else None
+        )
+    console.print(table)
+    _names(console, "missing in the reference", ref.missing)
 
 
 def print_inspect(summary: CaptureSummary, console: Console | None = None, *, limit: int | None = 40) -> None:

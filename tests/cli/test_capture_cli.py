@@ -75,7 +75,7 @@ def one_line_error(output: str) -> str:
         ),
         (
             ["tiny:llama", "--prompt", "x", "--dtype", "int4"],
-            "InputError: unknown dtype 'int4'; use --dtype float32|bfloat16|float16 / dtype='bfloat16'",
+            "InputError: unknown dtype 'int4'; use --dtype float32|bfloat16|float16|float64 / dtype='bfloat16'",
         ),
         (
             ["tiny:llama", "--prompt", "x", "--kernels", "fast"],

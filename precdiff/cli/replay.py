@@ -1,0 +1,50 @@
+"""``precdiff replay RUN.h5 --tensor NAME``: re-run one captured module call from its captured inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, command
+
+
+@command("replay")
+def replay_command(
+    run: Path = typer.Argument(..., help="Capture written with --save-inputs."),
+    tensor: str = typer.Option(..., "--tensor", help="Captured output (or module call) to replay."),
+    device: str | None = typer.Option(None, "--device", help="auto|cpu|cuda[:i]|npu[:i] (default auto)."),
+    dtype: str | None = typer.Option(None, "--dtype", help="Dtype to replay in (default: the capture's)."),
+    kernels: str | None = typer.Option(
+        None, "--kernels", help="standard|batch-invariant (default standard)."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="Model directory or tiny:<arch> (default: the one the capture recorded)."
+    ),
+    emit_repro: Path | None = typer.Option(
+        None, "--emit-repro", help="Also write a standalone reproducer (repro.py + safetensors) here."
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the result as JSON to this file."),
+) -> int:
+    """Replay one module in isolation here and in float64: does the op compute differently, or its inputs?
+
+    Exit code 0: the captured output is what its dtype explains; 1: the op computes differently;
+    2: usage or input error.
+    """
+    from precdiff.replay import ReplayOptions, replay
+    from precdiff.report.json_report import write_json
+    from precdiff.report.replay import print_replay, replay_to_json
+
+    options = ReplayOptions(
+        tensor=tensor,
+        device=device or "auto",
+        dtype=dtype,
+        kernels=kernels or "standard",
+        model=model,
+        emit_repro=str(emit_repro) if emit_repro is not None else None,
+    )
+    result = replay(run, options)
+    print_replay(result)
+    if json_out is not None:
+        write_json(replay_to_json(result), json_out)
+    return EXIT_OK if result else EXIT_DIVERGED

@@ -1,0 +1,19 @@
+"""Replay one captured module call in isolation (``precdiff replay``), and write a reproducer.
+
+Stage edges: replay reads captures (store), loads models and reuses the float64 mode and kernel
+switches of capture, and measures with compare's metrics and dtype table.
+"""
+
+from __future__ import annotations
+
+from precdiff.replay.results import AS_EXPECTED, COMPUTES_DIFFERENTLY, ReplayResult
+from precdiff.replay.runner import DEPARTURE_RATIO, ReplayOptions, replay
+
+__all__ = [
+    "AS_EXPECTED",
+    "COMPUTES_DIFFERENTLY",
+    "DEPARTURE_RATIO",
+    "ReplayOptions",
+    "ReplayResult",
+    "replay",
+]

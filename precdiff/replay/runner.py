@@ -1,0 +1,318 @@
+"""``replay()``: re-run one captured module call in isolation from the inputs it received.
+
+The model is loaded once, in float32 on the CPU, from the source the manifest records (or
+``options.model``) and its weights hash checked against the manifest. Only the module to replay is
+kept, in three copies whose *parameters* are cast (buffers such as RoPE tables keep their dtype, as in
+a capture):
+
+- **here**: ``options.dtype`` (default: the capture's dtype) on ``options.device`` (default: this
+  machine's accelerator), under ``options.kernels``;
+- **reference**: float64 on the CPU, float64 kept through the model's float32 upcasts
+  (:func:`precdiff.capture.float64.keep_float64`);
+- **baseline** (only when *here* is not the CPU): the captured dtype on the CPU, the rounding a
+  correct implementation of that dtype gives.
+
+Inputs are the captured tensors, exactly (bf16 inputs stay bf16 in the captured dtype; the reference
+gets them upcast to float64). The verdict divides the captured output's distance from the reference
+by the error the captured dtype explains for this call, ``expected = max(u, baseline error)`` with
+``u`` the dtype's unit roundoff: above :data:`DEPARTURE_RATIO`, the op *computes differently* in the
+captured run; below, it computed what its dtype explains from the inputs it received, so a divergence
+in its output came in through those inputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from precdiff.capture.float64 import keep_float64
+from precdiff.capture.models import load_model, parse_dtype
+from precdiff.capture.names import flatten_tensors
+from precdiff.capture.runner import _attn_implementation, kernel_mode
+from precdiff.compare.metrics import accumulate, rel_l2
+from precdiff.compare.tolerances import less_precise, manifest_dtype_code
+from precdiff.config import KERNEL_MODES, CaptureOptions
+from precdiff.devices import resolve_device
+from precdiff.errors import InputError, ReplayError
+from precdiff.replay.inputs import CapturedInputs, Target, build_call, load_inputs, resolve_target
+from precdiff.replay.results import AS_EXPECTED, COMPUTES_DIFFERENTLY, ReplayResult
+from precdiff.store.manifest import Manifest
+from precdiff.store.reader import Capture, open_capture
+
+# A correctly rounded call in isolation lands within a few unit roundoffs of the exact result (and
+# within the CPU baseline's error, which covers multi-step modules such as an MLP); 4× that leaves room
+# for kernels that accumulate in another order without calling them wrong.
+DEPARTURE_RATIO = 4.0
+_DTYPE_NAMES = {
+    torch.float64: "float64",
+    torch.float32: "float32",
+    torch.bfloat16: "bfloat16",
+    torch.float16: "float16",
+}
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """What to replay and where. Field names match the CLI options (``--tensor``, ``--device`` …).
+
+    Attributes:
+        tensor: the captured output to replay (``model.layers.3.mlp.down_proj``) or its module call.
+        device: where to replay (``auto`` = this machine's accelerator, else the CPU).
+        dtype: the dtype to replay in; ``None`` = the capture's dtype.
+        kernels: ``standard`` or ``batch-invariant``.
+        model: the model directory (or ``tiny:<arch>``); ``None`` = the source the manifest records.
+        emit_repro: also write a standalone reproducer into this directory (``--emit-repro``).
+    """
+
+    tensor: str
+    device: str = "auto"
+    dtype: str | None = None
+    kernels: str = "standard"
+    model: str | None = None
+    emit_repro: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kernels not in KERNEL_MODES:
+            raise InputError(f"unknown --kernels {self.kernels!r}; use one of: {', '.join(KERNEL_MODES)}")
+
+
+@dataclass
+class Replayed:
+    """What the reproducer needs besides the result: the module and the inputs it ran on."""
+
+    module: nn.Module  # the float64 reference copy (its parameters hold the source weights exactly)
+    config: Any
+    inputs: CapturedInputs
+    captured: np.ndarray
+    here_dtype: torch.dtype
+
+
+def _manifest(cap: Capture) -> Manifest:
+    if cap.manifest is None:
+        raise ReplayError(f"{cap.path} has no manifest (interrupted capture): the model to replay is unknown")
+    return cap.manifest
+
+
+def _load_module(
+    manifest: Manifest, cap: Capture, target: Target, model: str | None
+) -> tuple[nn.Module, Any, str | None]:
+    """The module of ``target`` in float32 on the CPU, its model config and the weights hash."""
+    source = model or manifest.model.source
+    if not source:
+        raise ReplayError(f"{cap.path} does not record its model; pass it: --model DIR / model='DIR'")
+    attn = manifest.attn_implementation if manifest.kernels != "batch-invariant" else None
+    loaded = load_model(
+        source,
+        dtype=torch.float32,
+        device=torch.device("cpu"),
+        attn_implementation=attn,
+        seed=manifest.seed or 0,
+    )
+    recorded = manifest.model.weights_sha256
+    if recorded is not None and loaded.weights_sha256 is not None and loaded.weights_sha256 != recorded:
+        raise ReplayError(
+            f"the weights of {source} (sha256 {loaded.weights_sha256[:12]}…) are not those {cap.path} was "
+            f"captured with ({recorded[:12]}…); pass the model the capture ran: --model DIR / model='DIR'"
+        )
+    try:
+        module = loaded.model.get_submodule(target.module)
+    except AttributeError:
+        raise ReplayError(
+            f"{source} has no module {target.module!r}; pass the model {cap.path} was captured with: --model DIR"
+        ) from None
+    return module, loaded.model.config, loaded.weights_sha256
+
+
+def _copy(module: nn.Module, dtype: torch.dtype, device: torch.device) -> nn.Module:
+    clone = copy.deepcopy(module)
+    with torch.no_grad():
+        for parameter in clone.parameters():
+            if parameter.is_floating_point():
+                parameter.data = parameter.data.to(dtype)
+    nn.Module.to(clone, device=device)
+    return clone.eval()
+
+
+def _fill_required(module: nn.Module, args: list[Any], kwargs: dict[str, Any]) -> None:
+    """``None`` for required parameters the capture did not store (an absent mask, a cache object)."""
+    parameters = list(inspect.signature(module.forward).parameters.values())
+    for position, parameter in enumerate(parameters):
+        if parameter.kind not in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+            continue
+        if parameter.default is parameter.empty and position >= len(args) and parameter.name not in kwargs:
+            kwargs[parameter.name] = None
+
+
+def run_call(
+    module: nn.Module,
+    inputs: CapturedInputs,
+    call: str,
+    dtype: torch.dtype,
+    device: torch.device,
+    keep_dtypes: bool,
+) -> dict[str, torch.Tensor]:
+    """Run ``module`` on the captured inputs; floating inputs cast to ``dtype`` unless ``keep_dtypes``."""
+
+    def make(name: str) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(inputs.arrays[name]))
+        if inputs.dtypes[name] == "BF16":
+            tensor = tensor.to(torch.bfloat16)  # decoded exactly to float32; back to the captured dtype
+        if tensor.is_floating_point() and not keep_dtypes:
+            tensor = tensor.to(dtype)
+        return tensor.to(device)
+
+    args, kwargs = build_call(inputs, make)
+    _fill_required(module, args, kwargs)
+    with torch.no_grad(), keep_float64(dtype == torch.float64):
+        try:
+            output = module(*args, **kwargs)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise ReplayError(
+                f"replaying {call} ({type(module).__name__}) failed: {str(exc).splitlines()[0]}"
+            ) from None
+    return dict(flatten_tensors(call, output))
+
+
+def _pick(outputs: dict[str, torch.Tensor], target: Target) -> np.ndarray:
+    if target.tensor not in outputs:
+        raise ReplayError(
+            f"the replayed {target.call} returned no tensor {target.tensor!r} (it returned {sorted(outputs)})"
+        )
+    return outputs[target.tensor].detach().to("cpu", torch.float64).numpy()
+
+
+def _error(reference: np.ndarray, candidate: np.ndarray) -> float:
+    return rel_l2(accumulate(reference, candidate))
+
+
+def replay_call(run: str | os.PathLike[str], options: ReplayOptions) -> tuple[ReplayResult, Replayed]:
+    """:func:`replay`, also returning the module and inputs (for the reproducer)."""
+    device = resolve_device(options.device)
+    with open_capture(run) as cap:
+        manifest = _manifest(cap)
+        target = resolve_target(cap, options.tensor)
+        inputs = load_inputs(cap, target)
+        captured = np.asarray(cap.tensor(target.tensor), dtype=np.float64)
+    captured_dtype = parse_dtype(manifest.dtype)
+    here_dtype = parse_dtype(options.dtype) if options.dtype is not None else captured_dtype
+    same_dtype = here_dtype == captured_dtype
+    module, config, weights = _load_module(manifest, cap, target, options.model)
+    cpu = torch.device("cpu")
+    reference_module = _copy(module, torch.float64, cpu)
+    reference = _pick(run_call(reference_module, inputs, target.call, torch.float64, cpu, False), target)
+    kernels = CaptureOptions(kernels=options.kernels)
+    with kernel_mode(kernels, device):
+        here_module = _copy(module, here_dtype, device)
+        # Batch-invariant kernels bring their own attention (registered by kernel_mode): as in capture.
+        attention = _attn_implementation(kernels)
+        here_config: Any = getattr(here_module, "config", None)
+        if attention is not None and here_config is not None:
+            here_config._attn_implementation = attention
+        here_out = run_call(here_module, inputs, target.call, here_dtype, device, same_dtype)
+    here = _pick(here_out, target)
+    baseline_error = _error(reference, here)
+    if device.type != "cpu" or not same_dtype:
+        baseline = run_call(
+            _copy(module, captured_dtype, cpu), inputs, target.call, captured_dtype, cpu, True
+        )
+        baseline_error = _error(reference, _pick(baseline, target))
+    codes = (target.info.dtype, manifest_dtype_code(manifest.dtype))
+    unit = less_precise(*codes).unit_roundoff
+    expected = max(unit, baseline_error)
+    captured_error = _error(reference, captured)
+    here_error = _error(reference, here)
+    ratio = captured_error / expected if expected > 0 else float("inf")
+    pair = accumulate(captured, here)
+    result = ReplayResult(
+        run=str(run),
+        tensor=target.tensor,
+        module=target.module,
+        call=target.call,
+        module_class=type(module).__name__,
+        inputs=inputs.names,
+        device=str(device),
+        dtype=_DTYPE_NAMES[here_dtype],
+        captured_dtype=_DTYPE_NAMES[captured_dtype],
+        kernels=options.kernels,
+        captured_vs_reference=captured_error,
+        here_vs_reference=here_error,
+        captured_vs_here=rel_l2(pair),
+        reproduced_bitwise=same_dtype and pair.exact,
+        expected=expected,
+        ratio=ratio,
+        status=COMPUTES_DIFFERENTLY if not ratio <= DEPARTURE_RATIO else AS_EXPECTED,
+        message=_message(
+            target,
+            captured_error,
+            here_error,
+            expected,
+            ratio,
+            _DTYPE_NAMES[captured_dtype],
+            str(device),
+            _DTYPE_NAMES[here_dtype],
+        ),
+        weights_sha256=weights,
+    )
+    return result, Replayed(reference_module, config, inputs, captured, here_dtype)
+
+
+def _message(
+    target: Target,
+    captured: float,
+    here: float,
+    expected: float,
+    ratio: float,
+    dtype: str,
+    device: str,
+    here_dtype: str,
+) -> str:
+    here_ratio = here / expected if expected > 0 else float("inf")
+    if not ratio <= DEPARTURE_RATIO:
+        reproduced = (
+            f"replayed here ({device}, {here_dtype}) it is {here_ratio:.3g}× too: this device computes it differently"
+            if not here_ratio <= DEPARTURE_RATIO
+            else f"replayed here ({device}, {here_dtype}) it is within {here_ratio:.2g}×: only the captured run computes it differently"
+        )
+        return (
+            f"{target.call} computes differently in the captured run: from its own captured inputs its output is "
+            f"{captured:.2e} from the float64 replay, {ratio:.3g}× what {dtype} rounding explains ({expected:.2e}); "
+            f"the op itself is at fault, not its inputs; {reproduced}"
+        )
+    return (
+        f"{target.call} computes what {dtype} rounding explains from the inputs it received (captured output "
+        f"{captured:.2e} from the float64 replay, {ratio:.2g}× expected); a divergence in its output came in "
+        "through its inputs"
+    )
+
+
+def replay(run: str | os.PathLike[str], options: ReplayOptions) -> ReplayResult:
+    """Replay one captured module call in isolation, here and in float64, and judge the captured output.
+
+    Args:
+        run: a capture written with ``--save-inputs`` (``save_inputs=True``).
+        options: the tensor to replay, device, dtype, kernels, model directory, reproducer directory.
+
+    Returns:
+        A :class:`ReplayResult`; ``bool(result)`` is False when the op computes differently.
+
+    Raises:
+        ReplayError: no inputs captured, unknown or input tensor, other weights, op-level tensor.
+        InputError, ModelLoadError, DeviceUnavailableError, CaptureFormatError.
+
+    Example:
+        >>> replay("gpu_bf16.h5", ReplayOptions(tensor="model.layers.3.mlp.down_proj"))  # doctest: +SKIP
+    """
+    result, replayed = replay_call(run, options)
+    if options.emit_repro is None:
+        return result
+    from precdiff.replay.repro import emit_repro
+
+    directory = emit_repro(options.emit_repro, result, replayed)
+    return ReplayResult(**{**result.__dict__, "repro": str(directory)})
