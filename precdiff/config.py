@@ -20,6 +20,8 @@ DEFAULT_SEED = 0
 DEFAULT_TOP_K = 20
 DEFAULT_MAX_NEW_TOKENS = 16
 KERNEL_MODES = ("standard", "batch-invariant")
+# What ``capture`` records: every module's output, or also every aten op inside it.
+CAPTURE_LEVELS = ("module", "op")
 # Flushing summary statistics to the host in batches costs one device synchronisation per batch.
 STATS_FLUSH_EVERY = 64
 
@@ -49,6 +51,8 @@ class CaptureOptions:
     seed: int = DEFAULT_SEED
     summary: bool = False
     save_inputs: bool = False
+    level: str = "module"  # one of CAPTURE_LEVELS
+    all_ops: bool = False  # op level: also view/metadata ops
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     top_k: int = DEFAULT_TOP_K

@@ -212,6 +212,8 @@ def build_manifest(
         capture=CaptureSettings(
             summary=options.summary,
             save_inputs=options.save_inputs,
+            level=options.level,
+            all_ops=options.all_ops,
             include=tuple(options.include),
             exclude=tuple(options.exclude),
             top_k=options.top_k,

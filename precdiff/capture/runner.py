@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import numpy as np
 import torch
+from torch import nn
 
 from precdiff.capture.environment import build_manifest, deterministic_mode
 from precdiff.capture.hooks import attach
@@ -19,9 +20,10 @@ from precdiff.capture.inputs import ResolvedInput, resolve_input
 from precdiff.capture.kv_cache import returned_cache
 from precdiff.capture.logits import greedy_generate, topk_logprobs
 from precdiff.capture.models import LoadedModel, load_model, parse_dtype
-from precdiff.capture.names import name_filter
+from precdiff.capture.names import NameFilter, name_filter
+from precdiff.capture.op_trace import CallTree, OpTracer
 from precdiff.capture.sink import TensorSink
-from precdiff.config import KERNEL_MODES, CaptureInput, CaptureOptions
+from precdiff.config import CAPTURE_LEVELS, KERNEL_MODES, CaptureInput, CaptureOptions
 from precdiff.devices import resolve_device
 from precdiff.errors import CaptureError, InputError
 from precdiff.store import CaptureWriter
@@ -40,6 +42,36 @@ class CaptureResult:
     device: str
     dtype: str
     skipped: tuple[str, ...] = ()  # tensors the format cannot hold (unsupported dtype or rank)
+
+
+@contextmanager
+def hooked_forward(
+    model: nn.Module, keep: NameFilter, sink: TensorSink, options: CaptureOptions
+) -> Iterator[int]:
+    """Module hooks, and at ``--level op`` the op tracer: ops are scoped under the running module call
+    and kept when that module passes ``keep``. Yields the number of modules hooked."""
+    if options.level not in CAPTURE_LEVELS:
+        raise InputError(
+            f"unknown --level {options.level!r}; use --level / level= one of: {', '.join(CAPTURE_LEVELS)}"
+        )
+    if options.level == "module":
+        with attach(model, keep, sink, save_inputs=options.save_inputs) as hooked:
+            yield hooked
+        return
+    tree = CallTree()
+    tracer = OpTracer(tree, sink.op, all_ops=options.all_ops, references=True, model=model)
+    sink.keep_op = keep
+
+    def module_sink(name: str, module: str, role: str, tensor: torch.Tensor) -> None:
+        with tracer.paused():  # the sink's own statistics and copies are not model ops
+            sink(name, module, role, tensor)
+
+    with (
+        tree.hooked(model),
+        attach(model, keep, module_sink, save_inputs=options.save_inputs) as hooked,
+        tracer,
+    ):
+        yield hooked
 
 
 @contextmanager
@@ -152,10 +184,10 @@ def _run(
     """Prefill under hooks, then logprobs and greedy generation; returns the generated ids."""
     model = loaded.model
     ids = torch.tensor([resolved.ids], device=device)
-    sink = TensorSink(writer, summary=options.summary, device=device)
+    sink = TensorSink(writer, summary=options.summary, device=device, num_tokens=len(resolved.ids))
     keep = name_filter(options.include, options.exclude)
     try:
-        with torch.no_grad(), attach(model, keep, sink, save_inputs=options.save_inputs) as hooked:
+        with torch.no_grad(), hooked_forward(model, keep, sink, options) as hooked:
             if hooked == 0:
                 raise InputError(
                     "--include / --exclude selected no module of the model; `precdiff capture` needs "

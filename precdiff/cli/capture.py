@@ -52,6 +52,10 @@ def capture_command(
     ),
     summary: bool = typer.Option(False, "--summary", help="Store statistics only, not full tensors."),
     save_inputs: bool = typer.Option(False, "--save-inputs", help="Also capture every module's inputs."),
+    level: str | None = typer.Option(
+        None, "--level", help="module|op: module outputs, or also every aten op (default module)."
+    ),
+    all_ops: bool = typer.Option(False, "--all-ops", help="With --level op, also view/metadata ops."),
     include: list[str] | None = typer.Option(
         None, "--include", help="Capture only modules matching this regex (repeatable)."
     ),
@@ -92,6 +96,8 @@ def capture_command(
         seed=seed,
         summary=summary,
         save_inputs=save_inputs,
+        level=level,
+        all_ops=all_ops,
         include=tuple(include or ()),
         exclude=tuple(exclude or ()),
         top_k=top_k,

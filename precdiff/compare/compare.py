@@ -112,7 +112,7 @@ def _compare_pair(
         atol=atol,
         noise_floor=floor,
         is_float=info_a.dtype in FLOAT_CODES and info_b.dtype in FLOAT_CODES,
-        token_aligned=num_tokens <= 1 or num_tokens in info_a.shape,
+        token_aligned=num_tokens <= 1 or cap_a.token_axis(name, num_tokens) is not None,
         layer_output=_is_layer_output(name, layer, layers_path),
     )
     if info_a.shape != info_b.shape:

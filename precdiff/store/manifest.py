@@ -84,6 +84,8 @@ class InputFacts:
 class CaptureSettings:
     summary: bool | None = None
     save_inputs: bool | None = None
+    level: str | None = None  # "module" | "op"; None in captures made before op level existed (module)
+    all_ops: bool | None = None
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     top_k: int | None = None

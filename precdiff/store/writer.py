@@ -124,11 +124,19 @@ class CaptureWriter:
         shape: Sequence[int],
         stats: Mapping[str, float] | Sequence[float],
         data: np.ndarray | None,
+        kind: str | None = None,
+        token_axis: int | None = None,
+        inputs: Sequence[str] | None = None,
+        alias_of: str | None = None,
+        placement: Mapping[str, object] | None = None,
     ) -> None:
         """Append one captured tensor: its index row, and its data when ``data`` is given.
 
         ``stats`` are the seven values of :data:`~precdiff.store.format.STAT_NAMES`; ``data`` is the
         storage form (:func:`~precdiff.store.dtypes.to_storage`), ``None`` for a summary-only tensor.
+        ``kind`` defaults to the module kind of ``role``; ``token_axis`` is the axis of the prompt's
+        tokens (``None``: none); ``inputs`` the op's input references (op outputs only);
+        ``alias_of`` and ``placement`` are the reserved fields of docs/format.md.
         A stored tensor is flushed at once; summary rows are flushed in batches.
         """
         code = dtype_code(dtype)
@@ -157,6 +165,13 @@ class CaptureWriter:
         row[fmt.T_STORED] = data is not None
         values = [stats[k] for k in fmt.STAT_NAMES] if isinstance(stats, Mapping) else list(stats)
         row[fmt.T_STATS] = [float(v) for v in values]
+        if kind is None:
+            kind = fmt.KIND_MODULE_INPUT if role == fmt.ROLE_INPUT else fmt.KIND_MODULE_OUTPUT
+        row[fmt.T_KIND] = kind
+        row[fmt.T_TOKEN_AXIS] = fmt.NO_TOKEN_AXIS if token_axis is None else token_axis
+        row[fmt.T_INPUTS] = json.dumps(list(inputs)) if inputs is not None else ""
+        row[fmt.T_ALIAS_OF] = alias_of or ""
+        row[fmt.T_PLACEMENT] = json.dumps(dict(placement)) if placement is not None else ""
         self._rows.append(row)
         self._count += 1
         if data is not None or len(self._rows) >= fmt.INDEX_BATCH:
