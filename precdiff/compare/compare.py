@@ -29,6 +29,8 @@ from precdiff.compare.metrics import (
     norm_ratio_bound,
     rel_l2,
 )
+from precdiff.compare.op_align import module_level
+from precdiff.compare.op_localize import drill_down, with_op
 from precdiff.compare.options import CompareOptions
 from precdiff.compare.results import (
     COMPARED,
@@ -213,7 +215,7 @@ def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = 
     with ExitStack() as stack:
         cap_a, cap_b = _open(a, stack), _open(b, stack)
         differences = resolve_comparability(cap_a, cap_b, force=options.force)
-        alignment = align(cap_a, cap_b, options.name_filter())
+        alignment = align(cap_a, cap_b, module_level(cap_a, cap_b, options.name_filter()))
         manifest_a = cap_a.manifest
         layers_path = (manifest_a.model.layers_path if manifest_a else None) or infer_layers_path(
             cap_a.tensor_names()
@@ -240,10 +242,19 @@ def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = 
             num_layers=manifest_a.model.num_layers if manifest_a is not None else None,
             others_exact=others_exact and not alignment.a_only and not alignment.b_only,
         )
+        ops = drill_down(
+            cap_a,
+            cap_b,
+            located.verdict,
+            layers_path=layers_path,
+            run_codes=run_codes,
+            block_elements=options.block_elements,
+            noise_floor_override=options.noise_floor,
+        )
         return Comparison(
             a=_ref(cap_a),
             b=_ref(cap_b),
-            verdict=located.verdict,
+            verdict=with_op(located.verdict, ops),
             tensors=tensors,
             layers=located.layers,
             unmatched_a=alignment.a_only,
@@ -254,5 +265,6 @@ def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = 
             generation=generation,
             warnings=_warnings(cap_a, cap_b),
             top=_top(tensors, options.top),
+            ops=ops,
         )
     raise AssertionError("unreachable")  # ExitStack does not swallow exceptions
