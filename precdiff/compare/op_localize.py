@@ -37,9 +37,6 @@ from precdiff.store.dtypes import FLOAT_CODES
 from precdiff.store.format import layer_index
 from precdiff.store.reader import Capture, TensorInfo
 
-# Ops shown on each side of the jump in the console's error chain.
-CHAIN_CONTEXT = 4
-
 
 def _pair_error(cap_a: Capture, cap_b: Capture, a: TensorInfo, b: TensorInfo, block_elements: int) -> float:
     if not (a.stored and b.stored):
