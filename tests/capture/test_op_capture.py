@@ -65,3 +65,23 @@ def test_all_ops_summary_and_include(tmp_path: Path) -> None:
 def test_unknown_level_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unknown --level 'ops'; use --level / level= one of: module, op"):
         capture("tiny:llama", tmp_path / "x.h5", IDS, CaptureOptions(device="cpu", level="ops"))
+
+
+@pytest.mark.parametrize(
+    ("shape", "axis"),
+    [
+        ((1, 7, 64), 1),  # hidden states, rotary tables
+        ((1, 4, 7, 16), 2),  # heads after the transpose
+        ((1, 4, 7, 7), 2),  # attention weights: the query axis
+        ((1, 4, 7), 2),  # logsumexp
+        ((7, 128), 0),  # a linear layer's aten.mm, MoE token buffers, router logits
+        ((4, 7, 16), 1),  # bmm over batch·heads
+        ((64, 64), None),  # a weight
+        ((3, 64), None),  # rows of the tokens routed to one expert
+        ((), None),
+    ],
+)
+def test_token_axis_recorded_at_capture(shape: tuple[int, ...], axis: int | None) -> None:
+    from precdiff.capture.token_axis import token_axis
+
+    assert token_axis(shape, 7) == axis
