@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 
 from precdiff.capture.names import flatten_tensors, occurrence_name
 
@@ -194,7 +194,8 @@ class OpTracer(TorchDispatchMode):
         self.inside = False
         self.producers = _Producers(model) if references else None
         self.traced_ops = 0
-        self._decisions: dict[Any, bool] = {}  # overload -> traced(), cached: str(func) costs µs
+        # overload -> its name if traced, else None; cached because str(func) costs microseconds
+        self._decisions: dict[Any, str | None] = {}
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         if self.inside:
@@ -204,11 +205,12 @@ class OpTracer(TorchDispatchMode):
         self.inside = True
         try:
             out = func(*args, **(kwargs or {}))
-            decision = self._decisions.get(func)
-            if decision is None:
-                decision = self._decisions[func] = traced(func, self.all_ops)
-            if decision:
-                self._record(func, args, kwargs, out)
+            if func in self._decisions:
+                op = self._decisions[func]
+            else:
+                op = self._decisions[func] = str(func) if traced(func, self.all_ops) else None
+            if op is not None:
+                self._record(op, args, kwargs, out)
             elif self.producers is not None and isinstance(out, torch.Tensor):
                 # A skipped view or alias: its data is its first input's, so it refers to the same producer.
                 first = next(_tensor_args(args, kwargs), None)
@@ -218,9 +220,8 @@ class OpTracer(TorchDispatchMode):
             self.inside = False
         return out
 
-    def _record(self, func: Any, args: Any, kwargs: Any, out: Any) -> None:
+    def _record(self, op: str, args: Any, kwargs: Any, out: Any) -> None:
         scope = self.tree.scope
-        op = str(func)
         index = self.counts[(scope, op)]
         self.counts[(scope, op)] += 1
         name = f"{scope}/{op}#{index}"
@@ -230,16 +231,21 @@ class OpTracer(TorchDispatchMode):
         inputs: tuple[str, ...] = ()
         if producers is not None:
             inputs = tuple(producers.get(t) for t in _tensor_args(args, kwargs))
-        for tensor_name, tensor in flatten_tensors(name, out):
-            if producers is not None:
-                producers.set(tensor, tensor_name)
-            self.sink(tensor_name, scope, op, tensor, inputs)
+        # The sink's statistics and copies run with the dispatch modes off: through this mode, each of
+        # their ops would pay the Python dispatch round trip only to be passed through.
+        with _disable_current_modes():
+            for tensor_name, tensor in flatten_tensors(name, out):
+                if producers is not None:
+                    producers.set(tensor, tensor_name)
+                self.sink(tensor_name, scope, op, tensor, inputs)
 
     @contextmanager
     def paused(self) -> Iterator[None]:
-        """Ops run inside this block are not traced (module hooks' own slicing and copies)."""
+        """Ops run inside this block are not traced (module hooks' own slicing and copies); the
+        dispatch modes are off meanwhile, so they do not even pass through this one."""
         previous, self.inside = self.inside, True
         try:
-            yield
+            with _disable_current_modes():
+                yield
         finally:
             self.inside = previous

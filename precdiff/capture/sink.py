@@ -49,6 +49,7 @@ class TensorSink:
         self.device = device
         self.num_tokens = num_tokens  # the prompt length, for each tensor's token axis
         self.keep_op: Callable[[str], bool] = lambda scope: True  # op level: which module scopes
+        self._kept_scopes: dict[str, bool] = {}  # keep_op per module call, memoised (regexes per op cost µs)
         self._pending: list[_Pending] = []
 
     def __call__(self, name: str, module: str, role: str, tensor: torch.Tensor) -> None:
@@ -58,7 +59,10 @@ class TensorSink:
 
     def op(self, name: str, scope: str, op: str, tensor: torch.Tensor, inputs: tuple[str, ...]) -> None:
         """An op output with its input references, from :class:`~precdiff.capture.op_trace.OpTracer`."""
-        if self.keep_op(scope):
+        kept = self._kept_scopes.get(scope)
+        if kept is None:
+            kept = self._kept_scopes[scope] = self.keep_op(scope)
+        if kept:
             self._write(name, scope, ROLE_OUTPUT, KIND_OP_OUTPUT, tensor, inputs)
 
     def _write(
