@@ -24,6 +24,9 @@ KERNEL_MODES = ("standard", "batch-invariant")
 CAPTURE_LEVELS = ("module", "op")
 # Flushing summary statistics to the host in batches costs one device synchronisation per batch.
 STATS_FLUSH_EVERY = 64
+# At op level a forward has thousands of tensors: a synchronisation every 64 would drain the device
+# queue dozens of times per forward, so statistics (and index rows) go in batches this large.
+OP_STATS_FLUSH_EVERY = 1024
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,11 @@ from precdiff.capture.models import LoadedModel, load_model, parse_dtype
 from precdiff.capture.names import NameFilter, name_filter
 from precdiff.capture.op_trace import CallTree, OpTracer
 from precdiff.capture.sink import TensorSink
-from precdiff.config import CAPTURE_LEVELS, KERNEL_MODES, CaptureInput, CaptureOptions
+from precdiff.config import CAPTURE_LEVELS, KERNEL_MODES, OP_STATS_FLUSH_EVERY, CaptureInput, CaptureOptions
 from precdiff.devices import resolve_device
 from precdiff.errors import CaptureError, InputError
 from precdiff.store import CaptureWriter
+from precdiff.store.format import OP_INDEX_BATCH
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ def hooked_forward(
     tree = CallTree()
     tracer = OpTracer(tree, sink.op, all_ops=options.all_ops, references=True, model=model)
     sink.keep_op = keep
+    # Thousands of tensors per forward: synchronise and append index rows in large batches.
+    sink.flush_every = OP_STATS_FLUSH_EVERY
+    sink.writer.index_batch = OP_INDEX_BATCH
 
     def module_sink(name: str, module: str, role: str, tensor: torch.Tensor) -> None:
         with tracer.paused():  # the sink's own statistics and copies are not model ops

@@ -49,6 +49,7 @@ class TensorSink:
         self.device = device
         self.num_tokens = num_tokens  # the prompt length, for each tensor's token axis
         self.keep_op: Callable[[str], bool] = lambda scope: True  # op level: which module scopes
+        self.flush_every = STATS_FLUSH_EVERY
         self._kept_scopes: dict[str, bool] = {}  # keep_op per module call, memoised (regexes per op cost µs)
         self._pending: list[_Pending] = []
 
@@ -85,7 +86,7 @@ class TensorSink:
         )
         if self.summary:
             self._pending.append(entry)
-            if len(self._pending) >= STATS_FLUSH_EVERY:
+            if len(self._pending) >= self.flush_every:
                 self.flush()
             return
         self._emit(entry, resolve([stats])[0], to_storage(tensor))  # synchronous device-to-host copy

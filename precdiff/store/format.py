@@ -94,6 +94,8 @@ MAX_NDIM: Final = 8
 STAT_NAMES: Final = ("min", "max", "mean", "std", "l2", "nan_count", "inf_count")
 # Rows are appended in batches of at most this many (and at once for a tensor whose data is stored).
 INDEX_BATCH: Final = 64
+# ... and of at most this many in an op-level capture (``--level op``), whose forward writes thousands.
+OP_INDEX_BATCH: Final = 1024
 
 ROLE_OUTPUT: Final = "output"
 ROLE_INPUT: Final = "input"

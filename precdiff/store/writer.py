@@ -90,6 +90,9 @@ class CaptureWriter:
         self._index_dtype = fmt.index_dtype()
         self._skipped: list[dict[str, str]] = []
         self._rows: list[tuple[object, ...]] = []
+        self.index_batch = (
+            fmt.INDEX_BATCH
+        )  # summary rows buffered before an append (OP_INDEX_BATCH at op level)
         self._file.create_dataset(
             fmt.TENSOR_INDEX, shape=(0,), maxshape=(None,), dtype=self._index_dtype, chunks=(256,)
         )
@@ -181,7 +184,7 @@ class CaptureWriter:
         )
         self._rows.append(row)
         self._count += 1
-        if data is not None or len(self._rows) >= fmt.INDEX_BATCH:
+        if data is not None or len(self._rows) >= self.index_batch:
             self.flush_index()
 
     def accepts(self, dtype: torch.dtype, shape: Sequence[int]) -> str | None:
