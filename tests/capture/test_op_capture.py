@@ -85,3 +85,22 @@ def test_token_axis_recorded_at_capture(shape: tuple[int, ...], axis: int | None
     from precdiff.capture.token_axis import token_axis
 
     assert token_axis(shape, 7) == axis
+
+
+def test_op_level_with_batch_invariant_kernels(tmp_path: Path) -> None:
+    options = CaptureOptions(
+        device="cpu",
+        level="op",
+        summary=True,
+        kernels="batch-invariant",
+        include=(r"layers\.0\.",),
+        max_new_tokens=0,
+    )
+    path = capture("tiny:llama", tmp_path / "bi.h5", IDS, options).path
+    with open_capture(path) as cap:
+        names = cap.tensor_names()
+    # The override kernel's own ops are part of the kernel, not traced as model ops.
+    assert [n for n in names if n.startswith("model.layers.0.self_attn.q_proj")] == [
+        "model.layers.0.self_attn.q_proj/aten.mm.default#0",
+        "model.layers.0.self_attn.q_proj",
+    ]
