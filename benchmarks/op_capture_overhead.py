@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -113,6 +114,8 @@ def main() -> None:
         "date": date.today().isoformat(),
         "device": device_facts(device),
         "host": platform.node(),
+        # Other processes on the host inflate every time here: read the numbers against this.
+        "load_average_1m": os.getloadavg()[0],
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "model": {"shape": "llama-8b", **LLAMA_8B, "num_hidden_layers": args.layers},

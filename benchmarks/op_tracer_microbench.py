@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -112,6 +113,8 @@ def main() -> None:
         "benchmark": "op_tracer_microbench",
         "date": date.today().isoformat(),
         "host": platform.node(),
+        # Other processes on the host inflate every time here: read the numbers against this.
+        "load_average_1m": os.getloadavg()[0],
         "processor": platform.processor(),
         "torch": torch.__version__,
         "threads": 1,
