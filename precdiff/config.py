@@ -20,8 +20,13 @@ DEFAULT_SEED = 0
 DEFAULT_TOP_K = 20
 DEFAULT_MAX_NEW_TOKENS = 16
 KERNEL_MODES = ("standard", "batch-invariant")
+# What ``capture`` records: every module's output, or also every aten op inside it.
+CAPTURE_LEVELS = ("module", "op")
 # Flushing summary statistics to the host in batches costs one device synchronisation per batch.
 STATS_FLUSH_EVERY = 64
+# At op level a forward has thousands of tensors: a synchronisation every 64 would drain the device
+# queue dozens of times per forward, so statistics (and index rows) go in batches this large.
+OP_STATS_FLUSH_EVERY = 1024
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,8 @@ class CaptureOptions:
     # Tensor-name regexes stored in full while everything else is a summary (implies ``summary``).
     focus: tuple[str, ...] = ()
     save_inputs: bool = False
+    level: str = "module"  # one of CAPTURE_LEVELS
+    all_ops: bool = False  # op level: also view/metadata ops
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     top_k: int = DEFAULT_TOP_K

@@ -213,6 +213,8 @@ def build_manifest(
             summary=options.summary or bool(options.focus),
             focus=tuple(options.focus),
             save_inputs=options.save_inputs,
+            level=options.level,
+            all_ops=options.all_ops,
             include=tuple(options.include),
             exclude=tuple(options.exclude),
             top_k=options.top_k,

@@ -107,7 +107,9 @@ class _Session:
             manifest = dataclasses.replace(manifest, parallel=parallel.facts(self.model))
         self.writer.write_manifest(manifest)
         self.writer.write_input(id_list, None)
-        self.sink = TensorSink(self.writer, summary=self.options.summary, device=ids.device)
+        self.sink = TensorSink(
+            self.writer, summary=self.options.summary, device=ids.device, num_tokens=len(id_list)
+        )
 
     def _on_tensor(self, name: str, module: str, role: str, tensor: torch.Tensor) -> None:
         if self.sink is None:

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import numpy as np
 import torch
+from torch import nn
 
 from precdiff.capture.environment import build_manifest, deterministic_mode
 from precdiff.capture.float64 import check_float64_device, keep_float64
@@ -22,13 +23,15 @@ from precdiff.capture.inputs import ResolvedInput, resolve_input
 from precdiff.capture.kv_cache import returned_cache
 from precdiff.capture.logits import greedy_generate, topk_logprobs
 from precdiff.capture.models import LoadedModel, load_model, parse_dtype
-from precdiff.capture.names import name_filter
+from precdiff.capture.names import NameFilter, name_filter
+from precdiff.capture.op_trace import CallTree, OpTracer
 from precdiff.capture.parallel import load_sharded, tensor_parallel
 from precdiff.capture.sink import TensorSink
-from precdiff.config import KERNEL_MODES, CaptureInput, CaptureOptions
+from precdiff.config import CAPTURE_LEVELS, KERNEL_MODES, OP_STATS_FLUSH_EVERY, CaptureInput, CaptureOptions
 from precdiff.devices import resolve_device
 from precdiff.errors import CaptureError, InputError
 from precdiff.store import CaptureWriter
+from precdiff.store.format import OP_INDEX_BATCH
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,39 @@ class CaptureResult:
     device: str
     dtype: str
     skipped: tuple[str, ...] = ()  # tensors the format cannot hold (unsupported dtype or rank)
+
+
+@contextmanager
+def hooked_forward(
+    model: nn.Module, keep: NameFilter, sink: TensorSink, options: CaptureOptions
+) -> Iterator[int]:
+    """Module hooks, and at ``--level op`` the op tracer: ops are scoped under the running module call
+    and kept when that module passes ``keep``. Yields the number of modules hooked."""
+    if options.level not in CAPTURE_LEVELS:
+        raise InputError(
+            f"unknown --level {options.level!r}; use --level / level= one of: {', '.join(CAPTURE_LEVELS)}"
+        )
+    if options.level == "module":
+        with attach(model, keep, sink, save_inputs=options.save_inputs) as hooked:
+            yield hooked
+        return
+    tree = CallTree()
+    tracer = OpTracer(tree, sink.op, all_ops=options.all_ops, references=True, model=model)
+    sink.keep_op = keep
+    # Thousands of tensors per forward: synchronise and append index rows in large batches.
+    sink.flush_every = OP_STATS_FLUSH_EVERY
+    sink.writer.index_batch = OP_INDEX_BATCH
+
+    def module_sink(name: str, module: str, role: str, tensor: torch.Tensor) -> None:
+        with tracer.paused():  # the sink's own statistics and copies are not model ops
+            sink(name, module, role, tensor)
+
+    with (
+        tree.hooked(model),
+        attach(model, keep, module_sink, save_inputs=options.save_inputs) as hooked,
+        tracer,
+    ):
+        yield hooked
 
 
 @contextmanager
@@ -172,11 +208,12 @@ def _run(
         writer,
         summary=options.summary or focus is not None,
         device=device,
+        num_tokens=len(resolved.ids),
         full=(lambda name: focus.search(name) is not None) if focus is not None else None,
     )
     keep = name_filter(options.include, options.exclude)
     try:
-        with torch.no_grad(), attach(model, keep, sink, save_inputs=options.save_inputs) as hooked:
+        with torch.no_grad(), hooked_forward(model, keep, sink, options) as hooked:
             if hooked == 0:
                 raise InputError(
                     "--include / --exclude selected no module of the model; `precdiff capture` needs "

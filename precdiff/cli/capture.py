@@ -68,6 +68,10 @@ def capture_command(
         help="Focus on the layer a `compare --json` report names, and its input (the summary → focus workflow).",
     ),
     save_inputs: bool = typer.Option(False, "--save-inputs", help="Also capture every module's inputs."),
+    level: str | None = typer.Option(
+        None, "--level", help="module|op: module outputs, or also every aten op (default module)."
+    ),
+    all_ops: bool = typer.Option(False, "--all-ops", help="With --level op, also view/metadata ops."),
     include: list[str] | None = typer.Option(
         None, "--include", help="Capture only modules matching this regex (repeatable)."
     ),
@@ -116,6 +120,8 @@ def capture_command(
         summary=summary,
         focus=tuple(focus or ()) + (focus_from_report(focus_from) if focus_from else ()),
         save_inputs=save_inputs,
+        level=level,
+        all_ops=all_ops,
         include=tuple(include or ()),
         exclude=tuple(exclude or ()),
         top_k=top_k,

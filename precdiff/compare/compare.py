@@ -30,6 +30,8 @@ from precdiff.compare.metrics import (
     norm_ratio_bound,
     rel_l2,
 )
+from precdiff.compare.op_align import module_level
+from precdiff.compare.op_localize import drill_down, with_op
 from precdiff.compare.options import CompareOptions
 from precdiff.compare.reference import compare_reference
 from precdiff.compare.results import (
@@ -113,7 +115,7 @@ def _compare_pair(
         atol=atol,
         noise_floor=floor,
         is_float=info_a.dtype in FLOAT_CODES and info_b.dtype in FLOAT_CODES,
-        token_aligned=num_tokens <= 1 or num_tokens in info_a.shape,
+        token_aligned=num_tokens <= 1 or cap_a.token_axis(name, num_tokens) is not None,
         layer_output=_is_layer_output(name, layer, layers_path),
     )
     if info_a.shape != info_b.shape:
@@ -215,7 +217,7 @@ def compare(
     with ExitStack() as stack:
         cap_a, cap_b = _open(a, stack), _open(b, stack)
         differences = resolve_comparability(cap_a, cap_b, force=options.force)
-        alignment = align(cap_a, cap_b, options.name_filter())
+        alignment = align(cap_a, cap_b, module_level(cap_a, cap_b, options.name_filter()))
         manifest_a = cap_a.manifest
         layers_path = (manifest_a.model.layers_path if manifest_a else None) or infer_layers_path(
             cap_a.tensor_names()
@@ -242,6 +244,15 @@ def compare(
             num_layers=manifest_a.model.num_layers if manifest_a is not None else None,
             others_exact=others_exact and not alignment.a_only and not alignment.b_only,
         )
+        ops = drill_down(
+            cap_a,
+            cap_b,
+            located.verdict,
+            layers_path=layers_path,
+            run_codes=run_codes,
+            block_elements=options.block_elements,
+            noise_floor_override=options.noise_floor,
+        )
         three_way = (
             compare_reference(_open(reference, stack), cap_a, cap_b, alignment.pairs, options, layers_path)
             if reference is not None
@@ -250,7 +261,7 @@ def compare(
         return Comparison(
             a=capture_ref(cap_a),
             b=capture_ref(cap_b),
-            verdict=located.verdict,
+            verdict=with_op(located.verdict, ops),
             tensors=tensors,
             layers=located.layers,
             unmatched_a=alignment.a_only,
@@ -262,5 +273,6 @@ def compare(
             warnings=_warnings(cap_a, cap_b),
             top=_top(tensors, options.top),
             reference=three_way,
+            ops=ops,
         )
     raise AssertionError("unreachable")  # ExitStack does not swallow exceptions

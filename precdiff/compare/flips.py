@@ -21,14 +21,10 @@ from precdiff.compare.results import COMPARED, TensorComparison
 from precdiff.store.reader import Capture
 
 
-def _token_axis(shape: tuple[int, ...], num_tokens: int) -> int | None:
-    return shape.index(num_tokens) if num_tokens > 1 and num_tokens in shape else None
-
-
-def flipped_tokens(a: np.ndarray, b: np.ndarray, num_tokens: int) -> np.ndarray | None:
-    """Bool [tokens]: the tokens whose entries differ between two integer tensors (None: no token axis)."""
-    axis = _token_axis(tuple(a.shape), num_tokens)
-    if axis is None:
+def flipped_tokens(a: np.ndarray, b: np.ndarray, num_tokens: int, axis: int | None) -> np.ndarray | None:
+    """Bool [tokens]: the tokens whose entries differ between two integer tensors along their token
+    ``axis`` (recorded at capture, see :meth:`~precdiff.store.reader.Capture.token_axis`); None: no axis."""
+    if axis is None or num_tokens <= 1:
         return None
     differs = np.moveaxis(a != b, axis, 0).reshape(num_tokens, -1)
     return np.asarray(differs.any(axis=1))
@@ -44,12 +40,13 @@ def discount_flips(
         if t.layer is None or t.status != COMPARED:
             continue
         if not t.is_float and not t.exact:
-            rows = flipped_tokens(cap_a.tensor(t.name), cap_b.tensor(t.name), num_tokens)
+            axis = cap_a.token_axis(t.name, num_tokens)
+            rows = flipped_tokens(cap_a.tensor(t.name), cap_b.tensor(t.name), num_tokens, axis)
             if rows is not None and rows.any():
                 flipped[t.layer] = flipped.get(t.layer, np.zeros(num_tokens, dtype=bool)) | rows
             continue
         rows = flipped.get(t.layer)
-        axis = _token_axis(t.shape_a, num_tokens)
+        axis = cap_a.token_axis(t.name, num_tokens) if rows is not None else None
         if rows is None or axis is None or not t.is_float or t.exact or rows.all():
             continue
         keep = ~rows

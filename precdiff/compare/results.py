@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from precdiff._json import json_float
+from precdiff.compare.op_results import OpDrillDown
 from precdiff.compare.reference_results import ReferenceComparison
 
 STATUS_MATCH = "match"
@@ -183,6 +184,7 @@ class Verdict:
     growth: float | None = None  # rel_l2 / max(received_rel_l2, noise_floor)
     layer_growth: float | None = None
     noise_floor: float = 0.0
+    op: str | None = None  # "<module call>/<aten overload>#k" where the error jumps (op-level captures)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -191,6 +193,7 @@ class Verdict:
             "reason": self.reason,
             "layer": self.layer,
             "module": self.module,
+            "op": self.op,
             "tensor": self.tensor,
             "rel_l2": json_float(self.rel_l2),
             "cosine": json_float(self.cosine),
@@ -307,6 +310,7 @@ class Comparison:
     warnings: tuple[str, ...]
     top: tuple[str, ...]  # names of the tensors with the largest rel-L2, largest first
     reference: ReferenceComparison | None = None  # A and B against a float64 capture (--reference)
+    ops: OpDrillDown | None = None  # op-level pairing and drill-down; None unless both are op level
 
     def __bool__(self) -> bool:
         return self.verdict.status != STATUS_DIVERGED
@@ -327,4 +331,5 @@ class Comparison:
             "logprobs": self.logprobs.to_dict() if self.logprobs else None,
             "generation": self.generation.to_dict() if self.generation else None,
             "reference": self.reference.to_dict() if self.reference else None,
+            "ops": self.ops.to_dict() if self.ops else None,
         }

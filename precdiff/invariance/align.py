@@ -17,7 +17,7 @@ probe sits in row ``p`` and its first token at column ``o`` (``o > 0`` only with
 Anything else (a dim that differs otherwise, such as the tokens routed to one MoE expert, or a
 different rank or dtype) is **not aligned**: reported with the reason, never guessed.
 
-**Call tree** (``CallTree``). Module and op names carry per-forward occurrence counters, so a name
+**Call tree** (:class:`~precdiff.capture.op_trace.CallTree`). Module and op names carry per-forward occurrence counters, so a name
 means the same thing in two runs only if the calls leading to it were the same. Data-dependent
 control flow (an MoE layer looping over the experts its tokens hit) breaks that. The tree records,
 per module call, the ordered child-module calls and the ordered op names; where the two runs differ,
@@ -26,18 +26,11 @@ the names under that call are reported as not aligned.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from precdiff.capture.names import occurrence_name
-
-ROOT = "<root>"
+from precdiff.capture.op_trace import ROOT, CallTree
 
 
 @dataclass(frozen=True)
@@ -89,57 +82,6 @@ def probe_slice(
             continue
         return f"shape {list(shape)} vs {list(reference_shape)} alone (dim {dim}: {size} vs {want})"
     return x, whole
-
-
-@dataclass
-class _Call:
-    children: list[str] = field(default_factory=list)
-    ops: list[str] = field(default_factory=list)
-
-
-class CallTree:
-    """Tracks the module stack during a forward (pre/post hooks) and records each call's events."""
-
-    def __init__(self) -> None:
-        self.stack: list[str] = [ROOT]
-        self.calls: dict[str, _Call] = {ROOT: _Call()}
-        self.counts: Counter[str] = Counter()
-
-    @property
-    def scope(self) -> str:
-        return self.stack[-1]
-
-    def enter(self, module_name: str) -> None:
-        name = occurrence_name(module_name, self.counts[module_name])
-        self.counts[module_name] += 1
-        self.calls[self.scope].children.append(name)
-        self.calls[name] = _Call()
-        self.stack.append(name)
-
-    def leave(self) -> None:
-        if len(self.stack) > 1:
-            self.stack.pop()
-
-    def record_op(self, op_name: str) -> None:
-        self.calls[self.scope].ops.append(op_name)
-
-    @contextmanager
-    def hooked(self, model: nn.Module) -> Iterator[None]:
-        """Pre/post hooks on every named module; all removed in ``finally``."""
-        handles = []
-
-        def pre(name: str) -> Any:
-            return lambda module, args: self.enter(name)
-
-        try:
-            for name, module in model.named_modules():
-                if name:
-                    handles.append(module.register_forward_pre_hook(pre(name)))
-                    handles.append(module.register_forward_hook(lambda module, args, output: self.leave()))
-            yield
-        finally:
-            for handle in handles:
-                handle.remove()
 
 
 def diverged(reference: CallTree, run: CallTree) -> tuple[set[str], set[str]]:

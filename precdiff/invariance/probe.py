@@ -19,15 +19,14 @@ from torch import nn
 from precdiff.capture.hooks import attach
 from precdiff.capture.kv_cache import cache_kwargs, returned_cache
 from precdiff.capture.names import name_filter
+from precdiff.capture.op_trace import CallTree, OpTracer
 from precdiff.invariance.align import (
     WHOLE_TENSOR_DIFFERS,
-    CallTree,
     Layout,
     diverged,
     probe_slice,
     suspect_reason,
 )
-from precdiff.invariance.op_trace import OpTracer
 from precdiff.invariance.options import InvarianceOptions
 from precdiff.invariance.results import (
     BatchCheck,
@@ -61,7 +60,7 @@ class _Recorder:
     def module(self, name: str, module: str, role: str, tensor: torch.Tensor) -> None:
         self.record(name, module, None, tensor)
 
-    def op(self, name: str, scope: str, op: str, tensor: torch.Tensor) -> None:
+    def op(self, name: str, scope: str, op: str, tensor: torch.Tensor, inputs: tuple[str, ...]) -> None:
         self.record(name, scope, op, tensor)
 
     def record(self, name: str, scope: str, op: str | None, tensor: torch.Tensor) -> None:

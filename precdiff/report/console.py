@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from precdiff.compare.op_results import OpDrillDown
 from precdiff.compare.reference_results import REF_NEITHER, ReferenceComparison, SideError
 from precdiff.compare.results import (
     STATUS_DIVERGED,
@@ -24,6 +25,7 @@ from precdiff.store.summary import CaptureSummary
 _STATUS_STYLE = {STATUS_MATCH: "bold green", STATUS_DIVERGED: "bold red"}
 _BARS = " ▁▂▃▄▅▆▇█"
 _LIST_LIMIT = 20  # longest list of names printed before "... and N more"
+_CHAIN_CONTEXT = 4  # ops shown before and after the jump in the op-level chain (and differing runs listed)
 
 
 def _num(value: float | None, spec: str = ".2e") -> str:
@@ -122,6 +124,49 @@ def _tensor_table(title: str, tensors: list[TensorComparison]) -> Table:
     return table
 
 
+def _op_chain(drill: OpDrillDown) -> Table:
+    """The jump stage's paired ops in forward order, a window around the op where the error jumps."""
+    steps = drill.steps
+    centre = (
+        steps.index(drill.jump)
+        if drill.jump is not None
+        else max(range(len(steps)), key=lambda i: steps[i].rel_l2)
+    )
+    shown = steps[max(0, centre - _CHAIN_CONTEXT) : centre + _CHAIN_CONTEXT + 1]
+    table = Table(
+        title="Op-level error chain in the jump stage (growth: over the error of the op's own inputs)"
+    )
+    for column in ("op", "received", "rel-L2", "growth", "", "note"):
+        table.add_column(column)
+    for step in shown:
+        note = "← error jumps here" if step is drill.jump else ""
+        if step.through_unmatched:
+            note = (note + "; " if note else "") + "input through ops that differ"
+        table.add_row(
+            escape(step.tensor),
+            _num(step.received_rel_l2),
+            _num(step.rel_l2),
+            _num(step.growth, ".1f"),
+            _bar(step.rel_l2, step.noise_floor),
+            note,
+            style="red" if step is drill.jump else None,
+        )
+    return table
+
+
+def _print_ops(console: Console, drill: OpDrillDown) -> None:
+    console.print(
+        f"op level: {drill.paired} op outputs paired; {len(drill.a_only)} only in A, {len(drill.b_only)} "
+        f"only in B; {len(drill.fusions)} runs of ops differ between the graphs"
+    )
+    for fusion in (drill.stage_fusions or drill.fusions)[:_CHAIN_CONTEXT]:
+        console.print(
+            f"  [yellow]{escape(fusion.message)}[/yellow] (compared at the next paired op and the module output)"
+        )
+    if drill.steps:
+        console.print(_op_chain(drill))
+
+
 def _names(console: Console, label: str, names: tuple[str, ...]) -> None:
     if not names:
         return
@@ -149,6 +194,8 @@ def print_comparison(comparison: Comparison, console: Console | None = None) -> 
             f"[yellow]{stats_only} tensors hold statistics only (--summary): their values were not "
             "stored, rel-L2 is the lower bound |‖B‖−‖A‖|/‖A‖[/yellow]"
         )
+    if comparison.ops is not None:
+        _print_ops(console, comparison.ops)
     _names(console, "only in A", comparison.unmatched_a)
     _names(console, "only in B", comparison.unmatched_b)
     _names(

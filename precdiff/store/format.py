@@ -3,9 +3,9 @@
 This module is the single owner of the on-disk layout; ``docs/format.md`` is the prose form of it
 (a test checks that every name here appears there). No other module writes an HDF5 path literal.
 
-Layout of a capture file (format version 1)::
+Layout of a capture file (format version 2; version 1 lacks the index fields marked v2)::
 
-    /                                  attrs: format="precdiff-capture", format_version=1,
+    /                                  attrs: format="precdiff-capture", format_version=2,
                                               complete (bool), precdiff_version, created_utc,
                                               skipped (JSON, optional)
     /manifest                          scalar UTF-8 string: JSON object (environment manifest)
@@ -14,8 +14,13 @@ Layout of a capture file (format version 1)::
     /tensor_index                      compound [n], one row per captured tensor in forward order:
                                        name, module, role ("output"|"input"), dtype (code),
                                        ndim, shape (int64[8], -1 past ndim), numel, stored (bool),
-                                       stats (float64[7]: min max mean std l2 nan_count inf_count)
+                                       stats (float64[7]: min max mean std l2 nan_count inf_count),
+                                       v2: kind ("module_output"|"module_input"|"op_output"),
+                                       token_axis (int64, -1: none), inputs (JSON list of op input
+                                       references, "" unless an op), alias_of (reserved, ""),
+                                       placement (reserved, JSON object or "")
     /tensors/<NNNNNN>                  the data of index row NNNNNN when stored (attrs: name, dtype)
+    /sketches/<NNNNNN>                 reserved (v2): a summary sketch of row NNNNNN
     /logprobs/prompt_topk_ids          int64   [seq, k]  top-k next-token ids at each prompt position
     /logprobs/prompt_topk_logprobs     float32 [seq, k]
     /generation/ids                    int64   [steps]   greedy token chosen at each step
@@ -37,7 +42,9 @@ from typing import Final
 import numpy as np
 
 FORMAT_NAME: Final = "precdiff-capture"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
+# Versions this reader opens: version 1 lacks the v2 index fields, which then read as absent.
+READABLE_VERSIONS: Final = (1, 2)
 PARTIAL_SUFFIX: Final = ".partial"
 
 # Root attributes.
@@ -74,15 +81,38 @@ T_SHAPE: Final = "shape"
 T_NUMEL: Final = "numel"
 T_STORED: Final = "stored"
 T_STATS: Final = "stats"
+# Version-2 index fields.
+T_KIND: Final = "kind"
+T_TOKEN_AXIS: Final = "token_axis"  # axis of the prompt's tokens, recorded at capture; -1: none
+T_INPUTS: Final = "inputs"  # JSON list of input references (op outputs only), else ""
+T_ALIAS_OF: Final = "alias_of"  # reserved: name of an earlier tensor this one exactly aliases, else ""
+T_PLACEMENT: Final = "placement"  # reserved: JSON {"dim", "rank", "world_size", "full_shape"}, else ""
+NO_TOKEN_AXIS: Final = -1
+V2_FIELDS: Final = (T_KIND, T_TOKEN_AXIS, T_INPUTS, T_ALIAS_OF, T_PLACEMENT)
+PLACEMENT_KEYS: Final = ("dim", "rank", "world_size", "full_shape")
 MAX_NDIM: Final = 8
 STAT_NAMES: Final = ("min", "max", "mean", "std", "l2", "nan_count", "inf_count")
 # Rows are appended in batches of at most this many (and at once for a tensor whose data is stored).
 INDEX_BATCH: Final = 64
+# ... and of at most this many in an op-level capture (``--level op``), whose forward writes thousands.
+OP_INDEX_BATCH: Final = 1024
 
 ROLE_OUTPUT: Final = "output"
 ROLE_INPUT: Final = "input"
 
+# Tensor kinds (v2). Version-1 rows read as module_output / module_input after their role.
+KIND_MODULE_OUTPUT: Final = "module_output"
+KIND_MODULE_INPUT: Final = "module_input"
+KIND_OP_OUTPUT: Final = "op_output"
+KINDS: Final = (KIND_MODULE_OUTPUT, KIND_MODULE_INPUT, KIND_OP_OUTPUT)
+
+# Op input references (the entries of ``inputs``): a tensor name of this capture, or one of these.
+REF_CONSTANT: Final = "constant"  # a tensor made outside the traced forward (e.g. the input ids)
+REF_PARAMETER: Final = "parameter "  # + the parameter's fully qualified name
+REF_BUFFER: Final = "buffer "  # + the buffer's fully qualified name
+
 TENSOR_KEY_DIGITS: Final = 6
+SKETCHES_GROUP: Final = "sketches"  # reserved (v2) for summary sketches, one dataset per index row
 
 # Dtype codes (safetensors vocabulary) -> numpy storage dtype. 16-bit floats are stored as their raw
 # bit patterns in uint16 so that bf16 (which HDF5 lacks) and fp16 round-trip bit-exact and bitwise
@@ -110,24 +140,36 @@ def tensor_key(index: int) -> str:
     return f"{TENSORS_GROUP}/{index:0{TENSOR_KEY_DIGITS}d}"
 
 
-def index_dtype() -> np.dtype:
-    """The compound dtype of :data:`TENSOR_INDEX` rows."""
+def sketch_key(index: int) -> str:
+    """The dataset path of the ``index``-th tensor's summary sketch (reserved in version 2)."""
+    return f"{SKETCHES_GROUP}/{index:0{TENSOR_KEY_DIGITS}d}"
+
+
+def index_dtype(version: int = FORMAT_VERSION) -> np.dtype:
+    """The compound dtype of :data:`TENSOR_INDEX` rows written by format ``version``."""
     import h5py
 
     text = h5py.string_dtype(encoding="utf-8")
-    return np.dtype(
-        [
-            (T_NAME, text),
-            (T_MODULE, text),
-            (T_ROLE, text),
-            (T_DTYPE, text),
-            (T_NDIM, np.int64),
-            (T_SHAPE, np.int64, (MAX_NDIM,)),
-            (T_NUMEL, np.int64),
-            (T_STORED, np.bool_),
-            (T_STATS, np.float64, (len(STAT_NAMES),)),
+    fields: list[tuple[str, object] | tuple[str, object, tuple[int, ...]]] = [
+        (T_NAME, text),
+        (T_MODULE, text),
+        (T_ROLE, text),
+        (T_DTYPE, text),
+        (T_NDIM, np.int64),
+        (T_SHAPE, np.int64, (MAX_NDIM,)),
+        (T_NUMEL, np.int64),
+        (T_STORED, np.bool_),
+        (T_STATS, np.float64, (len(STAT_NAMES),)),
+    ]
+    if version >= 2:
+        fields += [
+            (T_KIND, text),
+            (T_TOKEN_AXIS, np.int64),
+            (T_INPUTS, text),
+            (T_ALIAS_OF, text),
+            (T_PLACEMENT, text),
         ]
-    )
+    return np.dtype(fields)
 
 
 def rank_path(path: str, rank: int) -> str:

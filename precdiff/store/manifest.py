@@ -88,6 +88,8 @@ class CaptureSettings:
     summary: bool | None = None
     focus: tuple[str, ...] = ()  # tensor-name regexes stored in full in a summary capture
     save_inputs: bool | None = None
+    level: str | None = None  # "module" | "op"; None in captures made before op level existed (module)
+    all_ops: bool | None = None
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     top_k: int | None = None

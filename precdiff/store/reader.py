@@ -41,6 +41,12 @@ class TensorInfo:
     stored: bool  # False for --summary captures: only the statistics exist
     stats: dict[str, float]
     key: str  # HDF5 dataset path
+    # Version-2 fields (docs/format.md); version-1 files read kind from role and the rest as None.
+    kind: str = fmt.KIND_MODULE_OUTPUT
+    token_axis: int | None = None  # axis of the prompt's tokens, recorded at capture
+    inputs: tuple[str, ...] | None = None  # op input references; None unless an op output
+    alias_of: str | None = None  # reserved (issue 16)
+    placement: dict[str, Any] | None = None  # reserved (issue 17): dim, rank, world_size, full_shape
 
     @property
     def numel(self) -> int:
@@ -66,6 +72,22 @@ class Generation:
 
 def _decode(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _v1_fields(role: str) -> dict[str, Any]:
+    return {"kind": fmt.KIND_MODULE_INPUT if role == fmt.ROLE_INPUT else fmt.KIND_MODULE_OUTPUT}
+
+
+def _v2_fields(row: Any) -> dict[str, Any]:
+    axis = int(row[fmt.T_TOKEN_AXIS])
+    inputs, placement = _decode(row[fmt.T_INPUTS]), _decode(row[fmt.T_PLACEMENT])
+    return {
+        "kind": _decode(row[fmt.T_KIND]),
+        "token_axis": None if axis == fmt.NO_TOKEN_AXIS else axis,
+        "inputs": tuple(json.loads(inputs)) if inputs else None,
+        "alias_of": _decode(row[fmt.T_ALIAS_OF]) or None,
+        "placement": json.loads(placement) if placement else None,
+    }
 
 
 class Capture:
@@ -112,10 +134,11 @@ class Capture:
                 f"{self.path} is an HDF5 file but not a precdiff capture (no format={fmt.FORMAT_NAME!r})"
             )
         version = int(attrs.get(fmt.ATTR_FORMAT_VERSION, -1))
-        if version != fmt.FORMAT_VERSION:
+        if version not in fmt.READABLE_VERSIONS:
+            readable = ", ".join(str(v) for v in fmt.READABLE_VERSIONS)
             raise IncompatibleCaptureError(
-                f"{self.path} has capture format version {version}, this precdiff reads version "
-                f"{fmt.FORMAT_VERSION}; use the precdiff release that wrote it, or capture again"
+                f"{self.path} has capture format version {version}, this precdiff reads versions "
+                f"{readable}; use the precdiff release that wrote it, or capture again"
             )
         self.format_version = version
         self.complete = bool(attrs.get(fmt.ATTR_COMPLETE, False))
@@ -135,6 +158,7 @@ class Capture:
             raise CaptureFormatError(
                 f"{self.path}: the tensor index cannot be read; capture it again"
             ) from None
+        v2 = all(f in (rows.dtype.names or ()) for f in fmt.V2_FIELDS)
         for index, row in enumerate(rows):
             name = _decode(row[fmt.T_NAME])
             if not name:  # rows past the last batch a killed writer completed
@@ -152,15 +176,17 @@ class Capture:
                     )
                 break
             ndim = int(row[fmt.T_NDIM])
+            role = _decode(row[fmt.T_ROLE])
             infos[name] = TensorInfo(
                 name=name,
                 module=_decode(row[fmt.T_MODULE]),
-                role=_decode(row[fmt.T_ROLE]),
+                role=role,
                 dtype=_decode(row[fmt.T_DTYPE]),
                 shape=tuple(int(v) for v in row[fmt.T_SHAPE][:ndim]),
                 stored=stored,
                 stats={stat: float(v) for stat, v in zip(fmt.STAT_NAMES, row[fmt.T_STATS])},
                 key=key,
+                **(_v2_fields(row) if v2 else _v1_fields(role)),
             )
         return infos
 
@@ -210,6 +236,17 @@ class Capture:
                 f"{self.path} has no tensor named {name!r}; `precdiff inspect` lists them"
             ) from None
 
+    def token_axis(self, name: str, num_tokens: int) -> int | None:
+        """The axis of tensor ``name`` holding the prompt's ``num_tokens`` tokens, or ``None``.
+
+        Format 2 records it at capture; for version-1 files it is the first axis of that length
+        (a guess that fails when another axis happens to have the same size).
+        """
+        info = self.info(name)
+        if self.format_version >= 2:
+            return info.token_axis
+        return info.shape.index(num_tokens) if num_tokens > 1 and num_tokens in info.shape else None
+
     def tensor(self, name: str) -> np.ndarray:
         """One tensor, decoded exactly (bf16 -> float32, fp16 -> float16). Loads it whole."""
         info = self.info(name)
@@ -244,6 +281,12 @@ class Capture:
             for start in range(0, inner, step):
                 block = dataset[row, start : start + step]
                 yield from_storage(block, info.dtype).astype(np.float64).reshape(-1)
+
+    def sketch(self, name: str) -> np.ndarray | None:
+        """The tensor's summary sketch (reserved in format 2, see docs/format.md); ``None`` if absent."""
+        info = self.info(name)
+        key = fmt.sketch_key(int(info.key.rsplit("/", 1)[1]))
+        return np.asarray(self._file[key][()]) if key in self._file else None
 
     def _require_data(self, info: TensorInfo) -> None:
         if not info.stored:

@@ -8,6 +8,7 @@ capture killed half-way leaves ``NAME.partial`` holding everything written befor
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -88,7 +89,10 @@ class CaptureWriter:
         self._file.attrs[fmt.ATTR_CREATED] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self._index_dtype = fmt.index_dtype()
         self._skipped: list[dict[str, str]] = []
-        self._rows: list[np.ndarray] = []
+        self._rows: list[tuple[object, ...]] = []
+        self.index_batch = (
+            fmt.INDEX_BATCH
+        )  # summary rows buffered before an append (OP_INDEX_BATCH at op level)
         self._file.create_dataset(
             fmt.TENSOR_INDEX, shape=(0,), maxshape=(None,), dtype=self._index_dtype, chunks=(256,)
         )
@@ -124,11 +128,19 @@ class CaptureWriter:
         shape: Sequence[int],
         stats: Mapping[str, float] | Sequence[float],
         data: np.ndarray | None,
+        kind: str | None = None,
+        token_axis: int | None = None,
+        inputs: Sequence[str] | None = None,
+        alias_of: str | None = None,
+        placement: Mapping[str, object] | None = None,
     ) -> None:
         """Append one captured tensor: its index row, and its data when ``data`` is given.
 
         ``stats`` are the seven values of :data:`~precdiff.store.format.STAT_NAMES`; ``data`` is the
         storage form (:func:`~precdiff.store.dtypes.to_storage`), ``None`` for a summary-only tensor.
+        ``kind`` defaults to the module kind of ``role``; ``token_axis`` is the axis of the prompt's
+        tokens (``None``: none); ``inputs`` the op's input references (op outputs only);
+        ``alias_of`` and ``placement`` are the reserved fields of docs/format.md.
         A stored tensor is flushed at once; summary rows are flushed in batches.
         """
         code = dtype_code(dtype)
@@ -149,17 +161,30 @@ class CaptureWriter:
             )
             dataset.attrs[fmt.T_NAME] = name
             dataset.attrs[fmt.T_DTYPE] = code
-        row = np.zeros((), dtype=self._index_dtype)
-        row[fmt.T_NAME], row[fmt.T_MODULE], row[fmt.T_ROLE], row[fmt.T_DTYPE] = name, module, role, code
-        row[fmt.T_NDIM] = len(shape)
-        row[fmt.T_SHAPE] = list(shape) + [-1] * (fmt.MAX_NDIM - len(shape))
-        row[fmt.T_NUMEL] = int(np.prod(shape)) if shape else 1
-        row[fmt.T_STORED] = data is not None
         values = [stats[k] for k in fmt.STAT_NAMES] if isinstance(stats, Mapping) else list(stats)
-        row[fmt.T_STATS] = [float(v) for v in values]
+        if kind is None:
+            kind = fmt.KIND_MODULE_INPUT if role == fmt.ROLE_INPUT else fmt.KIND_MODULE_OUTPUT
+        # A plain tuple in index_dtype() field order; rows become one array per batch in flush_index
+        # (a structured scalar per row costs tens of µs, a summary op-level capture writes thousands).
+        row = (
+            name,
+            module,
+            role,
+            code,
+            len(shape),
+            list(shape) + [-1] * (fmt.MAX_NDIM - len(shape)),
+            math.prod(shape),
+            data is not None,
+            [float(v) for v in values],
+            kind,
+            fmt.NO_TOKEN_AXIS if token_axis is None else token_axis,
+            json.dumps(list(inputs)) if inputs is not None else "",
+            alias_of or "",
+            json.dumps(dict(placement)) if placement is not None else "",
+        )
         self._rows.append(row)
         self._count += 1
-        if data is not None or len(self._rows) >= fmt.INDEX_BATCH:
+        if data is not None or len(self._rows) >= self.index_batch:
             self.flush_index()
 
     def accepts(self, dtype: torch.dtype, shape: Sequence[int]) -> str | None:
@@ -187,7 +212,7 @@ class CaptureWriter:
         table = self._file[fmt.TENSOR_INDEX]
         start = table.shape[0]
         table.resize((start + len(self._rows),))
-        table[start:] = np.stack(self._rows)
+        table[start:] = np.array(self._rows, dtype=self._index_dtype)
         self._rows.clear()
         self._file.flush()
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from precdiff.invariance.align import CallTree, Layout, diverged, probe_slice, suspect_reason
+from precdiff.capture.op_trace import CallTree
+from precdiff.invariance.align import Layout, diverged, probe_slice, suspect_reason
 
 LEFT = Layout(batch=3, length=7, slot=1, offset=2, probe_length=5)  # probe in row 1, columns 2..6
 

@@ -142,7 +142,7 @@ def test_not_hdf5_and_not_a_capture_and_wrong_version(tmp_path: Path) -> None:
         handle.attrs[fmt.ATTR_FORMAT_VERSION] = 99
     with pytest.raises(IncompatibleCaptureError) as info:
         open_capture(future)
-    assert "format version 99, this precdiff reads version 1" in str(info.value)
+    assert "format version 99, this precdiff reads versions 1, 2; use the precdiff release" in str(info.value)
 
 
 def test_truncated_file_gives_a_format_error(tmp_path: Path) -> None:
