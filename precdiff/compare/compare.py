@@ -29,7 +29,9 @@ from precdiff.compare.metrics import (
     norm_ratio_bound,
     rel_l2,
 )
+from precdiff.compare.noise import numerics_identical
 from precdiff.compare.options import CompareOptions
+from precdiff.compare.per_token import TokenSums, massive_tokens, token_axis_of
 from precdiff.compare.results import (
     COMPARED,
     SHAPE_MISMATCH,
@@ -93,12 +95,17 @@ def _compare_pair(
     layers_path: str | None,
     num_tokens: int,
     run_codes: tuple[str, ...],
+    expected_exact: bool,
 ) -> TensorComparison:
     name = info_a.name
     layer = layer_index(name, layers_path)
     codes = (info_a.dtype, info_b.dtype, *run_codes)
     rtol, atol = pair_tolerance(*codes)
+    # Runs that share every numerics setting must agree bitwise: the floor is 0 (precdiff.compare.noise).
     floor = options.noise_floor if options.noise_floor is not None else noise_floor(*codes)
+    if options.noise_floor is None and expected_exact:
+        floor = 0.0
+    axis = token_axis_of(info_a, num_tokens)
     base: dict[str, Any] = dict(
         name=name,
         module=info_a.module,
@@ -112,7 +119,7 @@ def _compare_pair(
         atol=atol,
         noise_floor=floor,
         is_float=info_a.dtype in FLOAT_CODES and info_b.dtype in FLOAT_CODES,
-        token_aligned=num_tokens <= 1 or num_tokens in info_a.shape,
+        token_aligned=num_tokens <= 1 or axis is not None,
         layer_output=_is_layer_output(name, layer, layers_path),
     )
     if info_a.shape != info_b.shape:
@@ -121,10 +128,21 @@ def _compare_pair(
         return _stats_only(info_a, info_b, base)
     sums = PairSums()
     tolerance = Tolerance(rtol, atol)
+    per_token = TokenSums(info_a.shape, axis, num_tokens) if axis is not None and base["is_float"] else None
     blocks_b = cap_b.iter_blocks(name, options.block_elements)
     for block_a in cap_a.iter_blocks(name, options.block_elements):
         block_b = next(blocks_b)  # same shape -> same cut points (reader contract)
         sums = merge(sums, accumulate(block_a, block_b, tolerance))
+        if per_token is not None:
+            per_token.add(block_a, block_b)
+    if per_token is not None:
+        tokens = per_token.result(rel_l2(sums))
+        base.update(
+            token_rel_l2=tokens.rel_l2,
+            token_norms=tokens.norms,
+            massive_tokens=tokens.massive,
+            rel_l2_robust=tokens.rel_l2_robust,
+        )
     return TensorComparison(
         **base,
         status=COMPARED,
@@ -213,6 +231,9 @@ def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = 
     with ExitStack() as stack:
         cap_a, cap_b = _open(a, stack), _open(b, stack)
         differences = resolve_comparability(cap_a, cap_b, force=options.force)
+        expected_exact = numerics_identical(
+            differences, cap_a.manifest is not None and cap_b.manifest is not None
+        )
         alignment = align(cap_a, cap_b, options.name_filter())
         manifest_a = cap_a.manifest
         layers_path = (manifest_a.model.layers_path if manifest_a else None) or infer_layers_path(
@@ -223,7 +244,7 @@ def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = 
             manifest_dtype_code(c.manifest.dtype) for c in (cap_a, cap_b) if c.manifest is not None
         )
         tensors = tuple(
-            _compare_pair(cap_a, cap_b, ia, ib, options, layers_path, num_tokens, run_codes)
+            _compare_pair(cap_a, cap_b, ia, ib, options, layers_path, num_tokens, run_codes, expected_exact)
             for ia, ib in alignment.pairs
         )
         tensors = discount_flips(cap_a, cap_b, tensors, num_tokens)
@@ -254,5 +275,8 @@ def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = 
             generation=generation,
             warnings=_warnings(cap_a, cap_b),
             top=_top(tensors, options.top),
+            massive_tokens=massive_tokens(tensors, located.layers, cap_a.input_ids),
+            input_ids=tuple(cap_a.input_ids),
+            expected_exact=expected_exact,
         )
     raise AssertionError("unreachable")  # ExitStack does not swallow exceptions

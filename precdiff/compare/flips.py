@@ -17,17 +17,19 @@ from collections.abc import Sequence
 import numpy as np
 
 from precdiff.compare.metrics import rel_l2_of
+from precdiff.compare.per_token import token_axis_of
 from precdiff.compare.results import COMPARED, TensorComparison
 from precdiff.store.reader import Capture
 
 
-def _token_axis(shape: tuple[int, ...], num_tokens: int) -> int | None:
-    return shape.index(num_tokens) if num_tokens > 1 and num_tokens in shape else None
+def flipped_tokens(
+    a: np.ndarray, b: np.ndarray, num_tokens: int, axis: int | None = None
+) -> np.ndarray | None:
+    """Bool [tokens]: the tokens whose entries differ between two integer tensors (None: no token axis).
 
-
-def flipped_tokens(a: np.ndarray, b: np.ndarray, num_tokens: int) -> np.ndarray | None:
-    """Bool [tokens]: the tokens whose entries differ between two integer tensors (None: no token axis)."""
-    axis = _token_axis(tuple(a.shape), num_tokens)
+    ``axis``: the token axis when known (``token_axis_of`` of the tensor's info); else guessed from the shape.
+    """
+    axis = axis if axis is not None else token_axis_of(a, num_tokens)
     if axis is None:
         return None
     differs = np.moveaxis(a != b, axis, 0).reshape(num_tokens, -1)
@@ -44,12 +46,17 @@ def discount_flips(
         if t.layer is None or t.status != COMPARED:
             continue
         if not t.is_float and not t.exact:
-            rows = flipped_tokens(cap_a.tensor(t.name), cap_b.tensor(t.name), num_tokens)
+            rows = flipped_tokens(
+                cap_a.tensor(t.name),
+                cap_b.tensor(t.name),
+                num_tokens,
+                token_axis_of(cap_a.info(t.name), num_tokens),
+            )
             if rows is not None and rows.any():
                 flipped[t.layer] = flipped.get(t.layer, np.zeros(num_tokens, dtype=bool)) | rows
             continue
         rows = flipped.get(t.layer)
-        axis = _token_axis(t.shape_a, num_tokens)
+        axis = token_axis_of(cap_a.info(t.name), num_tokens)
         if rows is None or axis is None or not t.is_float or t.exact or rows.all():
             continue
         keep = ~rows

@@ -52,6 +52,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from precdiff.compare.formatting import fmt_growth, fmt_rel
+from precdiff.compare.noise import canonical, normalized_growth, raw_growth, typical_growths
 from precdiff.compare.results import (
     COMPARED,
     SHAPE_MISMATCH,
@@ -104,14 +105,8 @@ def _err(t: TensorComparison) -> float:
 
 def _raw_err(t: TensorComparison) -> float:
     """The error that actually flowed on to the next stage, flips included."""
-    return t.rel_l2 if t.rel_l2 is not None else 0.0
-
-
-def _growth(err: float, received: float, floor: float) -> float:
-    denominator = max(received, floor)
-    if denominator > 0.0:
-        return err / denominator
-    return 1.0 if err == 0.0 else math.inf
+    error = t.flowing_rel_l2
+    return error if error is not None else 0.0
 
 
 # Stage index of every tensor when the comparison holds no decoder-layer tensor at all (e.g. a capture
@@ -187,10 +182,33 @@ def _stage_output(stage: _Stage) -> TensorComparison:
     return stage.tensors[-1]
 
 
+def _stage_ratios(stages: Sequence[_Stage]) -> tuple[list[float], list[float], list[float]]:
+    """Per stage: what it received and its growth normalised by the other stages' (precdiff.compare.noise)."""
+    received, ratios = [], {}
+    flowing = 0.0
+    for stage in stages:
+        worst = max(stage.tensors, key=_err)
+        floor = max(t.noise_floor for t in stage.tensors)
+        received.append(flowing)
+        ratios[str(stage.index)] = ("stage", stage.index, flowing, raw_growth(_err(worst), flowing, floor))
+        flowing = _raw_err(_stage_output(stage))
+    typical = typical_growths(ratios)
+    growths = [
+        normalized_growth(
+            _err(max(stage.tensors, key=_err)),
+            received[i],
+            max(t.noise_floor for t in stage.tensors),
+            typical[str(stage.index)],
+        )
+        for i, stage in enumerate(stages)
+    ]
+    return received, [typical[str(s.index)] for s in stages], growths
+
+
 def _summaries(stages: Sequence[_Stage], last: int) -> list[LayerSummary]:
     summaries: list[LayerSummary] = []
-    received = 0.0
-    for stage in stages:
+    received_all, typical, growths = _stage_ratios(stages)
+    for i, stage in enumerate(stages):
         output = _stage_output(stage)
         worst = max(stage.tensors, key=_err)
         floor = max(t.noise_floor for t in stage.tensors)
@@ -207,16 +225,17 @@ def _summaries(stages: Sequence[_Stage], last: int) -> list[LayerSummary]:
                 output=output.name,
                 rel_l2=output.rel_l2,
                 cosine=output.cosine,
-                max_rel_l2=worst.rel_l2,
+                max_rel_l2=worst.effective_rel_l2,
                 worst=worst.name,
-                received=received,
-                growth=_growth(_err(worst), received, floor),
+                received=received_all[i],
+                growth=growths[i],
                 noise_floor=floor,
                 above_floor=any(t.raw_above_floor for t in stage.tensors),
                 discrete_flip=stage.flip.name if explained and stage.flip is not None else None,
+                typical_growth=typical[i],
+                token_rel_l2=output.token_rel_l2,
             )
         )
-        received = _raw_err(output)
     return summaries
 
 
@@ -224,8 +243,8 @@ def _is_within(module: str, container: str) -> bool:
     return module == container or module.startswith(container + ".")
 
 
-def _module_growths(stage: _Stage, received_by_stage: float) -> dict[str, tuple[float, float]]:
-    """Tensor name -> (received error, growth) for every output tensor of the stage."""
+def _module_ratios(stage: _Stage, received_by_stage: float) -> dict[str, tuple[float, float]]:
+    """Tensor name -> (received error, plain growth ratio) for every output tensor of the stage."""
     result: dict[str, tuple[float, float]] = {}
     tensors = stage.tensors
     for i, t in enumerate(tensors):
@@ -239,12 +258,30 @@ def _module_growths(stage: _Stage, received_by_stage: float) -> dict[str, tuple[
         else:
             start = next(j for j, x in enumerate(tensors) if _is_within(x.module, t.module))
             received = max([received_by_stage] + [_err(x) for x in tensors[: min(start, i)]])
-        result[t.name] = (received, _growth(_err(t), received, t.noise_floor))
+        result[t.name] = (received, raw_growth(_err(t), received, t.noise_floor))
     return result
 
 
-def _culprit(stage: _Stage, received_by_stage: float) -> tuple[TensorComparison, float, float]:
-    growths = _module_growths(stage, received_by_stage)
+def _module_growths(
+    stages: Sequence[_Stage], layers: Sequence[LayerSummary]
+) -> dict[str, tuple[float, float]]:
+    """Tensor name -> (received, growth normalised by the same tensor's growth in the other stages)."""
+    ratios: dict[str, tuple[str, int, float, float]] = {}
+    received: dict[str, float] = {}
+    by_name: dict[str, TensorComparison] = {}
+    for stage, summary in zip(stages, layers):
+        for name, (got, ratio) in _module_ratios(stage, summary.received or 0.0).items():
+            ratios[name] = (canonical(name, stage.index if stage.index >= 0 else None), stage.index, got, ratio)
+            received[name] = got
+        by_name.update((t.name, t) for t in stage.tensors)
+    typical = typical_growths(ratios)
+    return {
+        name: (got, normalized_growth(_err(by_name[name]), got, by_name[name].noise_floor, typical[name]))
+        for name, got in received.items()
+    }
+
+
+def _culprit(stage: _Stage, growths: dict[str, tuple[float, float]]) -> tuple[TensorComparison, float, float]:
     outputs = [t for t in stage.tensors if t.name in growths]
 
     def best_of(pool: Sequence[TensorComparison]) -> TensorComparison:
@@ -303,19 +340,19 @@ def localize(
             layers,
         )
 
+    # Growth >= MIN_JUMP_GROWTH implies an error above floor_after(received) (precdiff.compare.noise): a
+    # jump may lie below the dtype floor when it multiplies what the stage received.
     jumps = [
-        s
-        for s in layers
-        if s.above_floor and s.discrete_flip is None and (s.growth is None or not s.growth < MIN_JUMP_GROWTH)
+        s for s in layers if s.discrete_flip is None and (s.growth is None or not s.growth < MIN_JUMP_GROWTH)
     ]
     if jumps:
         jump = max(jumps, key=lambda s: s.growth if s.growth is not None else 0.0)
         stage = next(s for s in stages if s.index == jump.index)
-        culprit, received, growth = _culprit(stage, jump.received or 0.0)
+        culprit, received, growth = _culprit(stage, _module_growths(stages, layers))
         layer = jump.index if 0 <= jump.index < last else None
         message = (
             f"divergence jumps {_where(jump.index, last)} in {culprit.module}: rel-L2 "
-            f"{fmt_rel(received)} → {fmt_rel(culprit.rel_l2)} ({fmt_growth(growth)})"
+            f"{fmt_rel(received)} → {fmt_rel(_err(culprit))} ({fmt_growth(growth)})"
         )
         return Localization(
             Verdict(

@@ -75,11 +75,23 @@ class TensorComparison:
     # agree, and how many tokens flipped (see precdiff.compare.flips).
     rel_l2_unflipped: float | None = None
     tokens_flipped: int = 0
+    # Token-aligned tensors (see precdiff.compare.per_token): rel-L2 and reference norm per token position,
+    # the positions with massive activations and max(rel_l2, rel-L2 without them).
+    token_rel_l2: tuple[float, ...] = field(default=(), repr=False)
+    token_norms: tuple[float, ...] = field(default=(), repr=False)
+    massive_tokens: tuple[int, ...] = ()
+    rel_l2_robust: float | None = None
+
+    @property
+    def flowing_rel_l2(self) -> float | None:
+        """The error that flows on to later modules, measured so that massive tokens cannot hide it."""
+        return self.rel_l2_robust if self.rel_l2_robust is not None else self.rel_l2
 
     @property
     def effective_rel_l2(self) -> float | None:
-        """The error localization uses: ``rel_l2_unflipped`` when a flip was discounted, else ``rel_l2``."""
-        return self.rel_l2_unflipped if self.rel_l2_unflipped is not None else self.rel_l2
+        """The error localization uses: ``rel_l2_unflipped`` when a flip was discounted, else
+        :attr:`flowing_rel_l2`."""
+        return self.rel_l2_unflipped if self.rel_l2_unflipped is not None else self.flowing_rel_l2
 
     @property
     def above_floor(self) -> bool:
@@ -91,10 +103,11 @@ class TensorComparison:
 
     @property
     def raw_above_floor(self) -> bool:
-        """Like :attr:`above_floor` but on ``rel_l2`` itself, flips included."""
+        """Like :attr:`above_floor` but on :attr:`flowing_rel_l2`, flips included."""
         if self.nonfinite_mismatch:
             return True
-        return self.rel_l2 is not None and not self.rel_l2 <= self.noise_floor
+        error = self.flowing_rel_l2
+        return error is not None and not error <= self.noise_floor
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,6 +140,8 @@ class TensorComparison:
             "layer_output": self.layer_output,
             "rel_l2_unflipped": json_float(self.rel_l2_unflipped),
             "tokens_flipped": self.tokens_flipped,
+            "rel_l2_robust": json_float(self.rel_l2_robust),
+            "massive_tokens": list(self.massive_tokens),
         }
 
 
@@ -146,6 +161,8 @@ class LayerSummary:
     noise_floor: float
     above_floor: bool
     discrete_flip: str | None = None  # integer tensor flipped by rounding before the error (MoE routing)
+    typical_growth: float = 1.0  # median plain growth of the other stages (precdiff.compare.noise)
+    token_rel_l2: tuple[float, ...] = field(default=(), repr=False)  # of ``output``, per token position
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -161,6 +178,7 @@ class LayerSummary:
             "noise_floor": self.noise_floor,
             "above_floor": self.above_floor,
             "discrete_flip": self.discrete_flip,
+            "typical_growth": self.typical_growth,
         }
 
 
@@ -289,6 +307,26 @@ class CaptureRef:
 
 
 @dataclass(frozen=True)
+class MassiveToken:
+    """A prompt position whose reference norm dwarfs the others' in some layer output."""
+
+    position: int
+    token_id: int | None
+    token_text: str | None  # None: the captures do not hold the tokenizer's text of the token
+    norm_ratio: float  # largest (token norm / median token norm) over the stage outputs
+    first_stage: str  # label of the first stage output where it is massive
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "token_id": self.token_id,
+            "token_text": self.token_text,
+            "norm_ratio": json_float(self.norm_ratio),
+            "first_stage": self.first_stage,
+        }
+
+
+@dataclass(frozen=True)
 class Comparison:
     """Everything ``precdiff compare`` found; ``bool(c)`` is True when within thresholds."""
 
@@ -305,6 +343,9 @@ class Comparison:
     generation: GenerationComparison | None
     warnings: tuple[str, ...]
     top: tuple[str, ...]  # names of the tensors with the largest rel-L2, largest first
+    massive_tokens: tuple[MassiveToken, ...] = ()
+    input_ids: tuple[int, ...] = ()
+    expected_exact: bool = False  # both runs share every numerics setting: any difference is signal
 
     def __bool__(self) -> bool:
         return self.verdict.status != STATUS_DIVERGED
@@ -324,4 +365,14 @@ class Comparison:
             "unmatched": {"a_only": list(self.unmatched_a), "b_only": list(self.unmatched_b)},
             "logprobs": self.logprobs.to_dict() if self.logprobs else None,
             "generation": self.generation.to_dict() if self.generation else None,
+            "noise_model": {"expected_exact": self.expected_exact},
+            "massive_tokens": [m.to_dict() for m in self.massive_tokens],
+            "token_errors": {
+                "token_ids": list(self.input_ids),
+                "stages": [
+                    {"label": s.label, "output": s.output, "rel_l2": [json_float(v) for v in s.token_rel_l2]}
+                    for s in self.layers
+                    if s.token_rel_l2
+                ],
+            },
         }
