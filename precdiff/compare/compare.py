@@ -31,6 +31,7 @@ from precdiff.compare.metrics import (
 )
 from precdiff.compare.noise import numerics_identical
 from precdiff.compare.options import CompareOptions
+from precdiff.compare.outputs_verdict import outputs_verdict
 from precdiff.compare.per_token import TokenSums, massive_tokens, token_axis_of
 from precdiff.compare.results import (
     COMPARED,
@@ -40,7 +41,7 @@ from precdiff.compare.results import (
     Comparison,
     TensorComparison,
 )
-from precdiff.compare.tolerances import manifest_dtype_code, near_tie_nats, noise_floor, pair_tolerance
+from precdiff.compare.tolerances import manifest_dtype_code, noise_floor, pair_tolerance
 from precdiff.store.dtypes import FLOAT_CODES
 from precdiff.store.format import layer_index
 from precdiff.store.reader import Capture, TensorInfo, open_capture
@@ -170,7 +171,8 @@ def _ref(cap: Capture) -> CaptureRef:
         label = str(device.get("type")) + (f":{device['index']}" if device.get("index") is not None else "")
         label += f" ({device['name']})" if device.get("name") else ""
     dtype = manifest.dtype if manifest is not None else None
-    return CaptureRef(path=str(cap.path), complete=cap.complete, dtype=dtype, device=label)
+    kernels = manifest.kernels if manifest is not None else None
+    return CaptureRef(path=str(cap.path), complete=cap.complete, dtype=dtype, device=label, kernels=kernels)
 
 
 def _warnings(cap_a: Capture, cap_b: Capture) -> tuple[str, ...]:
@@ -250,10 +252,11 @@ def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = 
         tensors = discount_flips(cap_a, cap_b, tensors, num_tokens)
         top_a, top_b = cap_a.prompt_logprobs, cap_b.prompt_logprobs
         logprobs = compare_topk(top_a, top_b) if top_a is not None and top_b is not None else None
-        threshold = options.near_tie_nats if options.near_tie_nats is not None else near_tie_nats(*run_codes)
         gen_a, gen_b = cap_a.generation, cap_b.generation
         generation = (
-            compare_generation(gen_a, gen_b, threshold) if gen_a is not None and gen_b is not None else None
+            compare_generation(gen_a, gen_b, options.near_tie_nats, run_codes)
+            if gen_a is not None and gen_b is not None
+            else None
         )
         others_exact = (logprobs is None or logprobs.exact) and (generation is None or generation.exact)
         located = localize(
@@ -261,10 +264,14 @@ def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = 
             num_layers=manifest_a.model.num_layers if manifest_a is not None else None,
             others_exact=others_exact and not alignment.a_only and not alignment.b_only,
         )
+        verdict = located.verdict
+        if not tensors and (logprobs is not None or generation is not None):
+            topk = (top_a, top_b) if top_a is not None and top_b is not None else None
+            verdict = outputs_verdict(logprobs, generation, topk, run_codes, expected_exact)
         return Comparison(
             a=_ref(cap_a),
             b=_ref(cap_b),
-            verdict=located.verdict,
+            verdict=verdict,
             tensors=tensors,
             layers=located.layers,
             unmatched_a=alignment.a_only,

@@ -271,7 +271,12 @@ def _module_growths(
     by_name: dict[str, TensorComparison] = {}
     for stage, summary in zip(stages, layers):
         for name, (got, ratio) in _module_ratios(stage, summary.received or 0.0).items():
-            ratios[name] = (canonical(name, stage.index if stage.index >= 0 else None), stage.index, got, ratio)
+            ratios[name] = (
+                canonical(name, stage.index if stage.index >= 0 else None),
+                stage.index,
+                got,
+                ratio,
+            )
             received[name] = got
         by_name.update((t.name, t) for t in stage.tensors)
     typical = typical_growths(ratios)

@@ -51,9 +51,9 @@ NUMERICS_FIELDS: tuple[str, ...] = (
 )
 
 # Once an error has been observed upstream, the floor in a growth denominator shrinks to this share of
-# the dtype floor: bf16 7.8e-3 (≈2 ulps, one op's fresh rounding), fp32 2.9e-5 (above the 1e-6..1e-5 of
-# reduction-order differences between devices, so those never make a jump).
-JUMP_FLOOR_SHARE = 0.25
+# the dtype floor: bf16 3.9e-3 (= u, about what one op's fresh rounding adds), fp32 1.5e-5 (above most
+# of the 1e-6..1e-5 of reduction-order differences between devices, and a jump needs twice it).
+JUMP_FLOOR_SHARE = 0.125
 
 # ``typical`` needs this many other stages with an observed received error; fewer and it is 1.
 MIN_TYPICAL_STAGES = 2

@@ -270,8 +270,16 @@ class GenerationComparison:
     token_b: int | None
     margin_a: float | None  # top-1 minus top-2 logprob of A at that step
     margin_b: float | None
-    near_tie: bool | None  # both margins below near_tie_threshold
+    near_tie: bool | None  # both margins within near_tie_threshold
     near_tie_threshold: float
+    top_logit: float | None = None  # larger |top-1 logit| of the two sides at that step (None: not stored)
+    logit_ulp: float | None = None  # one ulp of top_logit in the run's dtype
+
+    def margin_ulps(self, margin: float | None) -> float | None:
+        """A margin in ulps of the top logit (None where the top logit is unknown)."""
+        if margin is None or not self.logit_ulp:
+            return None
+        return margin / self.logit_ulp
 
     @property
     def exact(self) -> bool:
@@ -289,6 +297,10 @@ class GenerationComparison:
             "margin_b": json_float(self.margin_b),
             "near_tie": self.near_tie,
             "near_tie_threshold": self.near_tie_threshold,
+            "top_logit": json_float(self.top_logit),
+            "logit_ulp": json_float(self.logit_ulp),
+            "margin_a_ulps": json_float(self.margin_ulps(self.margin_a)),
+            "margin_b_ulps": json_float(self.margin_ulps(self.margin_b)),
             "exact": self.exact,
         }
 
@@ -301,9 +313,16 @@ class CaptureRef:
     complete: bool
     dtype: str | None
     device: str | None
+    kernels: str | None = None  # "standard" | "batch-invariant"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "complete": self.complete, "dtype": self.dtype, "device": self.device}
+        return {
+            "path": self.path,
+            "complete": self.complete,
+            "dtype": self.dtype,
+            "device": self.device,
+            "kernels": self.kernels,
+        }
 
 
 @dataclass(frozen=True)
