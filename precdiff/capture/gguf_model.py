@@ -68,38 +68,43 @@ def sha256_of_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def quantization_of(path: Path) -> str | None:
-    """The GGUF's ``general.file_type`` as a name (``MOSTLY_Q4_1`` -> ``"Q4_1"``)."""
+def _metadata(path: Path) -> tuple[str | None, bool]:
+    """The GGUF's ``general.file_type`` as a name (``MOSTLY_Q4_1`` -> ``"Q4_1"``) and whether it holds a
+    tokenizer (``tokenizer.ggml.model``)."""
     import gguf
 
-    field = gguf.GGUFReader(str(path)).fields.get("general.file_type")
+    fields = gguf.GGUFReader(str(path)).fields
+    has_tokenizer = "tokenizer.ggml.model" in fields
+    field = fields.get("general.file_type")
     if field is None or not field.data:
-        return None
+        return None, has_tokenizer
     code = int(field.parts[field.data[0]][0])
     try:
         name = gguf.LlamaFileType(code).name
     except ValueError:
-        return str(code)
-    return name.removeprefix("MOSTLY_")
+        return str(code), has_tokenizer
+    return name.removeprefix("MOSTLY_"), has_tokenizer
 
 
 def _clear_quantizer_marks(model: transformers.PreTrainedModel) -> None:
     """The weights are dequantized floats: drop what says otherwise (save_pretrained refuses it)."""
-    model.hf_quantizer = None
+    marks: Any = model  # plain attributes that nn.Module's typed __setattr__ does not know
+    marks.hf_quantizer = None
     for owner in (model, model.config):
         if hasattr(owner, "quantization_config"):
             delattr(owner, "quantization_config")
     if getattr(model, "is_quantized", False):
-        model.is_quantized = False
+        marks.is_quantized = False
     if hasattr(model, "quantization_method"):
-        model.quantization_method = None
+        marks.quantization_method = None
 
 
 @contextmanager
 def _no_progress_bar() -> Iterator[None]:
     """transformers' GGUF reader draws a tqdm bar of its own, outside its logging switches."""
-    from transformers import modeling_gguf_pytorch_utils as reader
+    from transformers import modeling_gguf_pytorch_utils
 
+    reader: Any = modeling_gguf_pytorch_utils
     original = reader.tqdm
     reader.tqdm = functools.partial(original, disable=True)
     try:
@@ -120,11 +125,16 @@ def load_gguf(path: Path, *, dtype: torch.dtype, attn_implementation: str | None
             model: transformers.PreTrainedModel = transformers.AutoModelForCausalLM.from_pretrained(
                 str(path.parent), **kwargs
             )
-        tokenizer = transformers.AutoTokenizer.from_pretrained(
-            str(path.parent), gguf_file=path.name, local_files_only=True
+        quantization, has_tokenizer = _metadata(path)
+        tokenizer = (  # like a model directory without tokenizer files: ids only (--input-ids)
+            transformers.AutoTokenizer.from_pretrained(
+                str(path.parent), gguf_file=path.name, local_files_only=True
+            )
+            if has_tokenizer
+            else None
         )
     except (OSError, ValueError, KeyError, ImportError, RuntimeError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"cannot load the GGUF file {path}: {first_line}") from None
     _clear_quantizer_marks(model)
-    return GgufModel(model, tokenizer, sha256_of_file(path), quantization_of(path))
+    return GgufModel(model, tokenizer, sha256_of_file(path), quantization)

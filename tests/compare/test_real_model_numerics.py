@@ -53,7 +53,9 @@ def stream(
     return a, b
 
 
-def test_massive_token_hides_an_ordinary_token_fault_from_the_whole_tensor_norm(make_capture: MakeCapture) -> None:
+def test_massive_token_hides_an_ordinary_token_fault_from_the_whole_tensor_norm(
+    make_capture: MakeCapture,
+) -> None:
     a, b = stream(3, 0.2, 2e-3, massive=1000.0, ordinary_only=True)
     manifest = {"model": {"num_layers": LAYERS}, "input": {"num_tokens": TOKENS}}
     ids = list(range(1, TOKENS + 1))
@@ -93,7 +95,9 @@ def test_same_settings_make_any_error_a_signal(make_capture: MakeCapture) -> Non
         "model.layers.4.mlp.down_proj",
     ), result.verdict.message
     # The same numbers between different devices stay below what bf16 noise can reach from zero.
-    other = compare(make_capture("a2.h5", a, manifest=bf16), make_capture("b2.h5", b, manifest={**bf16, **GPU}))
+    other = compare(
+        make_capture("a2.h5", a, manifest=bf16), make_capture("b2.h5", b, manifest={**bf16, **GPU})
+    )
     assert not other.expected_exact
     assert other.verdict.status == "within_noise", other.verdict.message
 
