@@ -195,3 +195,21 @@ def test_outputs_only_comparison_has_a_verdict_that_can_fail(
         _outputs_only(make_capture, "b.h5", flip, {"dtype": "bfloat16", **GPU}),
     )
     assert (result.verdict.status, result.verdict.reason) == (status, "outputs"), result.verdict.message
+
+
+def test_kernel_settings_collapse_into_one_header_line() -> None:
+    from precdiff.compare.results import Difference
+    from precdiff.report.differences import grouped
+
+    differences = [
+        Difference("dtype", "float32", "bfloat16", "warn"),
+        Difference("kernels", "standard", "batch-invariant", "warn"),
+        Difference("kernel_settings.backend", None, "triton", "warn"),
+        *(Difference(f"kernel_settings.globals.flag{i}", False, True, "warn") for i in range(25)),
+        Difference("versions.torch", "2.11", "2.13", "warn"),
+    ]
+    assert grouped(differences, ("standard", "batch-invariant")) == [
+        ("dtype", "float32 vs bfloat16"),
+        ("kernels", "standard vs batch-invariant (triton)"),
+        ("versions", "torch 2.11 vs 2.13"),
+    ]
