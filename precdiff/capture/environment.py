@@ -206,6 +206,8 @@ def build_manifest(
             num_parameters=sum(p.numel() for p in loaded.model.parameters()),
             layers_path=loaded.layers_path,
             num_layers=loaded.num_layers,
+            gguf_sha256=loaded.gguf_sha256,
+            gguf_quantization=loaded.gguf_quantization,
         ),
         tokenizer=tokenizer_facts(loaded.tokenizer, template_sha256),
         input=InputFacts(source=input_source, num_tokens=len(input_ids), ids_sha256=sha256_ids(input_ids)),

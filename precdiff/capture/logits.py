@@ -24,6 +24,7 @@ class GenerationRecord:
     topk_ids: np.ndarray  # [steps, k]
     topk_logprobs: np.ndarray  # [steps, k] float32
     margin: np.ndarray  # [steps] float32
+    top_logit: np.ndarray  # [steps] float32: the chosen token's logit as the model computed it
 
 
 def topk_logprobs(logits: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -46,12 +47,14 @@ def greedy_generate(
     top_ids: list[np.ndarray] = []
     top_logprobs: list[np.ndarray] = []
     margins: list[float] = []
+    top_logits: list[float] = []
     logits = first_logits
     with torch.no_grad():
         for step in range(steps):
             # At least two candidates so that a margin exists even when k == 1.
             step_ids, step_logprobs = topk_logprobs(logits[None, :], max(k, 2))
             chosen = int(torch.argmax(logits))
+            top_logits.append(float(logits[chosen]))
             ids.append(chosen)
             top_ids.append(step_ids[0, :k])
             top_logprobs.append(step_logprobs[0, :k])
@@ -74,4 +77,5 @@ def greedy_generate(
         topk_ids=np.asarray(top_ids, dtype=np.int64).reshape(len(ids), width),
         topk_logprobs=np.asarray(top_logprobs, dtype=np.float32).reshape(len(ids), width),
         margin=np.asarray(margins, dtype=np.float32),
+        top_logit=np.asarray(top_logits, dtype=np.float32),
     )

@@ -1,7 +1,9 @@
-"""Loading the model and tokenizer to capture: a local Hugging Face directory or ``tiny:<arch>``.
+"""Loading the model and tokenizer to capture: a local Hugging Face directory, a GGUF file (or a
+directory holding one) or ``tiny:<arch>``.
 
 Directories are read offline and only from safetensors: precdiff never unpickles a ``*.bin`` file a
-user hands it. ``trust_remote_code`` stays off unless asked for.
+user hands it. ``trust_remote_code`` stays off unless asked for. GGUF files go through transformers'
+GGUF support (:mod:`precdiff.capture.gguf_model`), dequantized to a plain float model.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import transformers
 from torch import nn
 
 from precdiff.capture import tiny
+from precdiff.capture.gguf_model import find_gguf, load_gguf
 from precdiff.capture.names import decoder_layers
 from precdiff.errors import InputError, ModelLoadError
 
@@ -39,6 +42,8 @@ class LoadedModel:
     weights_sha256: str | None  # None where the weights cannot be hashed (external captures)
     layers_path: str
     num_layers: int
+    gguf_sha256: str | None = None  # the GGUF file the weights were dequantized from, if any
+    gguf_quantization: str | None = None  # its quantization type, e.g. "Q4_1"
 
 
 def parse_dtype(name: str | None) -> torch.dtype:
@@ -112,17 +117,24 @@ def load_model(
     trust_remote_code: bool = False,
     seed: int = tiny.DEFAULT_SEED,
 ) -> LoadedModel:
-    """Load ``source`` (a local HF directory or ``tiny:<arch>``) onto ``device`` in ``dtype``.
+    """Load ``source`` (a local HF directory, a ``.gguf`` file or a directory holding one, or
+    ``tiny:<arch>``) onto ``device`` in ``dtype``.
 
     The weights hash identifies the *source* weights whatever ``dtype`` they are loaded in, so a
-    float32 and a bfloat16 capture of one model agree on it.
+    float32 and a bfloat16 capture of one model agree on it (for a GGUF: the file's SHA-256).
     """
     _quiet_transformers()
-    if source.startswith(TINY_PREFIX):
+    gguf = None if source.startswith(TINY_PREFIX) else find_gguf(Path(source))
+    tokenizer: Any
+    if gguf is not None:
+        loaded_gguf = load_gguf(gguf, dtype=dtype, attn_implementation=attn_implementation)
+        model, tokenizer = loaded_gguf.model, loaded_gguf.tokenizer
+        weights_sha256 = loaded_gguf.sha256
+    elif source.startswith(TINY_PREFIX):
         arch = _parse_tiny(source)
         model = tiny.build_model(arch, seed=seed)
         weights_sha256 = sha256_of_tensors(model)
-        tokenizer: Any = tiny.build_tokenizer(arch)
+        tokenizer = tiny.build_tokenizer(arch)
         if attn_implementation:
             try:
                 model.set_attn_implementation(attn_implementation)
@@ -143,7 +155,16 @@ def load_model(
     nn.Module.to(model, device=device)  # in place; PreTrainedModel.to's wrapper confuses mypy
     model.eval()
     layers_path, num_layers = decoder_layers(model)
-    return LoadedModel(model, tokenizer, source, weights_sha256, layers_path, num_layers)
+    return LoadedModel(
+        model,
+        tokenizer,
+        source,
+        weights_sha256,
+        layers_path,
+        num_layers,
+        gguf_sha256=weights_sha256 if gguf is not None else None,
+        gguf_quantization=loaded_gguf.quantization if gguf is not None else None,
+    )
 
 
 def _load_directory(

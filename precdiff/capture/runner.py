@@ -236,5 +236,7 @@ def _run(
             f"the model run failed: {str(exc).splitlines()[0]}; the tensors captured before "
             f"the failure are in {writer.partial_path}"
         ) from None
-    writer.write_generation(record.ids, record.topk_ids, record.topk_logprobs, record.margin)
+    writer.write_generation(
+        record.ids, record.topk_ids, record.topk_logprobs, record.margin, record.top_logit
+    )
     return [int(i) for i in np.asarray(record.ids)]

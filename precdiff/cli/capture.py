@@ -18,7 +18,10 @@ app.add_typer(tiny_app, name="tiny")
 
 @command("capture")
 def capture_command(
-    model: str = typer.Argument(..., help="Local Hugging Face model directory, or tiny:<arch>."),
+    model: str = typer.Argument(
+        ...,
+        help="Local Hugging Face model directory, a .gguf file (or a directory holding one), or tiny:<arch>.",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Capture file to write (RUN.h5)."),
     prompt: str | None = typer.Option(
         None, "--prompt", help="Prompt text (tokenized with the model's tokenizer)."

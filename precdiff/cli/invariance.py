@@ -8,12 +8,15 @@ import typer
 
 from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, command
 
-_MODEL = typer.Argument(..., help="Local Hugging Face model directory, or tiny:<arch>.")
+_MODEL = typer.Argument(..., help="Local Hugging Face model directory, a .gguf file, or tiny:<arch>.")
 _DEVICE = typer.Option(None, "--device", help="auto|cpu|cuda[:i]|npu[:i] (default auto).")
 _DTYPE = typer.Option(None, "--dtype", help="float32|bfloat16|float16 (default float32).")
 _KERNELS = typer.Option(None, "--kernels", help="standard|batch-invariant (default standard).")
 _SEED = typer.Option(None, "--seed", help="Seed of the companions (and tiny-model weights; default 0).")
 _PROMPT = typer.Option(None, "--prompt", help="Probe text (default: a fixed English sentence).")
+_MESSAGES = typer.Option(
+    None, "--messages", help="OpenAI-style messages JSON, rendered with the chat template, as the probe."
+)
 _IDS = typer.Option(None, "--input-ids", help="Probe token ids, e.g. 1,2,3 (no tokenizer needed).")
 _TRUST = typer.Option(False, "--trust-remote-code", help="Allow model code from the directory.")
 _JSON = typer.Option(None, "--json", help="Also write the report as JSON (docs/invariance-json.md).")
@@ -40,6 +43,7 @@ def invariance_command(
     ),
     seed: int | None = _SEED,
     prompt: str | None = _PROMPT,
+    messages: Path | None = _MESSAGES,
     input_ids: str | None = _IDS,
     trust_remote_code: bool = _TRUST,
     json_out: Path | None = _JSON,
@@ -57,6 +61,7 @@ def invariance_command(
         kernels=kernels,
         seed=seed,
         prompt=prompt,
+        messages=str(messages) if messages is not None else None,
         input_ids=_ids(input_ids),
         trust_remote_code=trust_remote_code or None,
         padding=padding,
@@ -88,6 +93,7 @@ def determinism_command(
     kernels: str | None = _KERNELS,
     seed: int | None = _SEED,
     prompt: str | None = _PROMPT,
+    messages: Path | None = _MESSAGES,
     input_ids: str | None = _IDS,
     trust_remote_code: bool = _TRUST,
     json_out: Path | None = _JSON,
@@ -105,6 +111,7 @@ def determinism_command(
         kernels=kernels,
         seed=seed,
         prompt=prompt,
+        messages=str(messages) if messages is not None else None,
         input_ids=_ids(input_ids),
         trust_remote_code=trust_remote_code or None,
         runs=runs,

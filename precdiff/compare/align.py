@@ -206,4 +206,5 @@ def capture_ref(cap: Capture) -> CaptureRef:
         label = str(device.get("type")) + (f":{device['index']}" if device.get("index") is not None else "")
         label += f" ({device['name']})" if device.get("name") else ""
     dtype = manifest.dtype if manifest is not None else None
-    return CaptureRef(path=str(cap.path), complete=cap.complete, dtype=dtype, device=label)
+    kernels = manifest.kernels if manifest is not None else None
+    return CaptureRef(path=str(cap.path), complete=cap.complete, dtype=dtype, device=label, kernels=kernels)

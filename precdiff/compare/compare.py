@@ -30,9 +30,12 @@ from precdiff.compare.metrics import (
     norm_ratio_bound,
     rel_l2,
 )
+from precdiff.compare.noise import numerics_identical
 from precdiff.compare.op_align import module_level
 from precdiff.compare.op_localize import drill_down, with_op
 from precdiff.compare.options import CompareOptions
+from precdiff.compare.outputs_verdict import outputs_verdict
+from precdiff.compare.per_token import TokenSums, massive_tokens, token_axis_of
 from precdiff.compare.reference import compare_reference
 from precdiff.compare.results import (
     COMPARED,
@@ -41,7 +44,7 @@ from precdiff.compare.results import (
     Comparison,
     TensorComparison,
 )
-from precdiff.compare.tolerances import manifest_dtype_code, near_tie_nats, noise_floor, pair_tolerance
+from precdiff.compare.tolerances import manifest_dtype_code, noise_floor, pair_tolerance
 from precdiff.store.dtypes import FLOAT_CODES
 from precdiff.store.format import layer_index
 from precdiff.store.reader import Capture, TensorInfo, open_capture
@@ -96,12 +99,17 @@ def _compare_pair(
     layers_path: str | None,
     num_tokens: int,
     run_codes: tuple[str, ...],
+    expected_exact: bool,
 ) -> TensorComparison:
     name = info_a.name
     layer = layer_index(name, layers_path)
     codes = (info_a.dtype, info_b.dtype, *run_codes)
     rtol, atol = pair_tolerance(*codes)
+    # Runs that share every numerics setting must agree bitwise: the floor is 0 (precdiff.compare.noise).
     floor = options.noise_floor if options.noise_floor is not None else noise_floor(*codes)
+    if options.noise_floor is None and expected_exact:
+        floor = 0.0
+    axis = token_axis_of(info_a, num_tokens)
     base: dict[str, Any] = dict(
         name=name,
         module=info_a.module,
@@ -115,7 +123,7 @@ def _compare_pair(
         atol=atol,
         noise_floor=floor,
         is_float=info_a.dtype in FLOAT_CODES and info_b.dtype in FLOAT_CODES,
-        token_aligned=num_tokens <= 1 or cap_a.token_axis(name, num_tokens) is not None,
+        token_aligned=num_tokens <= 1 or axis is not None,
         layer_output=_is_layer_output(name, layer, layers_path),
     )
     if info_a.shape != info_b.shape:
@@ -124,10 +132,21 @@ def _compare_pair(
         return _stats_only(info_a, info_b, base)
     sums = PairSums()
     tolerance = Tolerance(rtol, atol)
+    per_token = TokenSums(info_a.shape, axis, num_tokens) if axis is not None and base["is_float"] else None
     blocks_b = cap_b.iter_blocks(name, options.block_elements)
     for block_a in cap_a.iter_blocks(name, options.block_elements):
         block_b = next(blocks_b)  # same shape -> same cut points (reader contract)
         sums = merge(sums, accumulate(block_a, block_b, tolerance))
+        if per_token is not None:
+            per_token.add(block_a, block_b)
+    if per_token is not None:
+        tokens = per_token.result(rel_l2(sums))
+        base.update(
+            token_rel_l2=tokens.rel_l2,
+            token_norms=tokens.norms,
+            massive_tokens=tokens.massive,
+            rel_l2_robust=tokens.rel_l2_robust,
+        )
     return TensorComparison(
         **base,
         status=COMPARED,
@@ -217,6 +236,9 @@ def compare(
     with ExitStack() as stack:
         cap_a, cap_b = _open(a, stack), _open(b, stack)
         differences = resolve_comparability(cap_a, cap_b, force=options.force)
+        expected_exact = numerics_identical(
+            differences, cap_a.manifest is not None and cap_b.manifest is not None
+        )
         alignment = align(cap_a, cap_b, module_level(cap_a, cap_b, options.name_filter()))
         manifest_a = cap_a.manifest
         layers_path = (manifest_a.model.layers_path if manifest_a else None) or infer_layers_path(
@@ -227,16 +249,17 @@ def compare(
             manifest_dtype_code(c.manifest.dtype) for c in (cap_a, cap_b) if c.manifest is not None
         )
         tensors = tuple(
-            _compare_pair(cap_a, cap_b, ia, ib, options, layers_path, num_tokens, run_codes)
+            _compare_pair(cap_a, cap_b, ia, ib, options, layers_path, num_tokens, run_codes, expected_exact)
             for ia, ib in alignment.pairs
         )
         tensors = discount_flips(cap_a, cap_b, tensors, num_tokens)
         top_a, top_b = cap_a.prompt_logprobs, cap_b.prompt_logprobs
         logprobs = compare_topk(top_a, top_b) if top_a is not None and top_b is not None else None
-        threshold = options.near_tie_nats if options.near_tie_nats is not None else near_tie_nats(*run_codes)
         gen_a, gen_b = cap_a.generation, cap_b.generation
         generation = (
-            compare_generation(gen_a, gen_b, threshold) if gen_a is not None and gen_b is not None else None
+            compare_generation(gen_a, gen_b, options.near_tie_nats, run_codes)
+            if gen_a is not None and gen_b is not None
+            else None
         )
         others_exact = (logprobs is None or logprobs.exact) and (generation is None or generation.exact)
         located = localize(
@@ -244,10 +267,14 @@ def compare(
             num_layers=manifest_a.model.num_layers if manifest_a is not None else None,
             others_exact=others_exact and not alignment.a_only and not alignment.b_only,
         )
+        verdict = located.verdict
+        if not tensors and (logprobs is not None or generation is not None):
+            topk = (top_a, top_b) if top_a is not None and top_b is not None else None
+            verdict = outputs_verdict(logprobs, generation, topk, run_codes, expected_exact)
         ops = drill_down(
             cap_a,
             cap_b,
-            located.verdict,
+            verdict,
             layers_path=layers_path,
             run_codes=run_codes,
             block_elements=options.block_elements,
@@ -261,7 +288,7 @@ def compare(
         return Comparison(
             a=capture_ref(cap_a),
             b=capture_ref(cap_b),
-            verdict=with_op(located.verdict, ops),
+            verdict=with_op(verdict, ops),
             tensors=tensors,
             layers=located.layers,
             unmatched_a=alignment.a_only,
@@ -274,5 +301,8 @@ def compare(
             top=_top(tensors, options.top),
             reference=three_way,
             ops=ops,
+            massive_tokens=massive_tokens(tensors, located.layers, cap_a.input_ids),
+            input_ids=tuple(cap_a.input_ids),
+            expected_exact=expected_exact,
         )
     raise AssertionError("unreachable")  # ExitStack does not swallow exceptions

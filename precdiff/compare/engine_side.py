@@ -241,7 +241,9 @@ def compare_with_engine(
     )
     generation = None
     if side_a.generation is not None and side_b.generation is not None:
-        generation = compare_generation(side_a.generation, side_b.generation, threshold)
+        generation = compare_generation(
+            side_a.generation, side_b.generation, threshold, (side_a.dtype_code, side_b.dtype_code)
+        )
     flips = _prompt_flips(top_a, top_b, threshold) if top_a is not None and top_b is not None else []
     return Comparison(
         a=side_a.ref,

@@ -17,14 +17,20 @@ from collections.abc import Sequence
 import numpy as np
 
 from precdiff.compare.metrics import rel_l2_of
+from precdiff.compare.per_token import token_axis_of
 from precdiff.compare.results import COMPARED, TensorComparison
 from precdiff.store.reader import Capture
 
 
-def flipped_tokens(a: np.ndarray, b: np.ndarray, num_tokens: int, axis: int | None) -> np.ndarray | None:
-    """Bool [tokens]: the tokens whose entries differ between two integer tensors along their token
-    ``axis`` (recorded at capture, see :meth:`~precdiff.store.reader.Capture.token_axis`); None: no axis."""
-    if axis is None or num_tokens <= 1:
+def flipped_tokens(
+    a: np.ndarray, b: np.ndarray, num_tokens: int, axis: int | None = None
+) -> np.ndarray | None:
+    """Bool [tokens]: the tokens whose entries differ between two integer tensors (None: no token axis).
+
+    ``axis``: the token axis when known (``token_axis_of`` of the tensor's info); else guessed from the shape.
+    """
+    axis = axis if axis is not None else token_axis_of(a, num_tokens)
+    if axis is None:
         return None
     differs = np.moveaxis(a != b, axis, 0).reshape(num_tokens, -1)
     return np.asarray(differs.any(axis=1))
@@ -40,13 +46,17 @@ def discount_flips(
         if t.layer is None or t.status != COMPARED:
             continue
         if not t.is_float and not t.exact:
-            axis = cap_a.token_axis(t.name, num_tokens)
-            rows = flipped_tokens(cap_a.tensor(t.name), cap_b.tensor(t.name), num_tokens, axis)
+            rows = flipped_tokens(
+                cap_a.tensor(t.name),
+                cap_b.tensor(t.name),
+                num_tokens,
+                token_axis_of(cap_a.info(t.name), num_tokens),
+            )
             if rows is not None and rows.any():
                 flipped[t.layer] = flipped.get(t.layer, np.zeros(num_tokens, dtype=bool)) | rows
             continue
         rows = flipped.get(t.layer)
-        axis = cap_a.token_axis(t.name, num_tokens) if rows is not None else None
+        axis = token_axis_of(cap_a.info(t.name), num_tokens)
         if rows is None or axis is None or not t.is_float or t.exact or rows.all():
             continue
         keep = ~rows

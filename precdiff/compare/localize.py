@@ -11,17 +11,31 @@ shapes match and that have a token axis take part (see ``token_aligned`` below).
 
 1. **Non-finite first.** A tensor whose NaN/Inf pattern differs between A and B diverged and no
    norm can measure by how much: the first such tensor in forward order is the verdict.
-2. **Layer.** A stage's error is the largest rel-L2 of its tensors (the layer output alone can hide
+2. **Layer.** A stage's error is the largest error of its tensors (the layer output alone can hide
    a module whose error is attenuated on its way out, e.g. a perturbed ``k_proj`` under a softmax
-   that barely moves); what it *received* is the rel-L2 of the previous stage's output (the tensor
-   ``<layers_path>.<i>``, or the last tensor of the stage). A stage is *above the floor* when one of
-   its tensors' rel-L2 exceeds its noise floor. If none is, the status is ``within_noise`` (or
-   ``match`` when everything is bitwise equal). Otherwise the jump stage is the one above the floor
-   with the largest ``growth = error / max(received, floor)`` — the floor in the denominator makes
-   growth over noise count, not growth of noise over noise (in a bf16 run the residual stream a
-   layer receives is already at bf16 noise). Ties go to the earlier stage.
-3. **Module.** Inside the jump stage each output tensor ``t`` of module ``M`` gets
-   ``growth = rel_l2(t) / max(received(t), floor)``. ``received(t)`` is the largest error among the
+   that barely moves); what it *received* is the error of the previous stage's output (the tensor
+   ``<layers_path>.<i>``, or the last tensor of the stage). A tensor's *error* is
+   ``rel_l2_robust = max(whole-tensor rel-L2, rel-L2 without the massive-activation tokens)``
+   (:mod:`precdiff.compare.per_token`): in trained models one attention-sink token can carry 100–1000×
+   the norm of the others, and a whole-tensor rel-L2 then measures that token only and hides an error
+   on every other token. Why this aggregate and not a percentile of per-token rel-L2: it *is* the
+   whole-tensor rel-L2 when no token is massive (every threshold and test calibrated on it still
+   holds), it still counts a fault confined to a few ordinary tokens (diluted, not cut off as a
+   percentile would), and the max keeps a fault on the massive token itself.
+   The stage's growth follows the noise model of :mod:`precdiff.compare.noise`:
+   ``error / max(received · typical, floor_after(received))`` — runs that share every numerics setting
+   have floor 0 (any difference is signal, growth from exact zero is infinite); otherwise the dtype
+   floor applies while nothing was received and 1/8 of it after, and ``typical`` (the median growth of
+   the other stages) normalises how fast noise grows in this run. So a module at 1e-2 that received
+   2e-3 in a bf16-vs-fp32 pair is a jump below the 3.1e-2 dtype floor, while smooth accumulation (every
+   layer ×1.15) normalises to ×1. The jump stage is the one with the largest growth of at least
+   ``MIN_JUMP_GROWTH`` whose culprit module (3.) also grows that much (several modules amplifying
+   rounding a little each can lift a stage's worst tensor ×2, but no single module). Ties go to the
+   earlier stage. If no stage jumps, the status is ``within_noise``/``accumulated`` (or ``match``
+   when everything is bitwise equal, ``drift`` beyond ``DRIFT_LIMIT`` floors).
+3. **Module.** Inside the jump stage each output tensor ``t`` of module ``M`` gets a growth as above,
+   its ``typical`` taken from the same module in the other layers and its received error
+   ``received(t)``: the largest error among the
    stage's tensors that ended before ``M``'s first descendant did (forward order is the order
    modules *end*, so these ran before ``M`` started) and the stage's own received error — an upper
    bound of what actually fed ``M`` that needs no knowledge of the architecture. When the capture
@@ -47,13 +61,11 @@ in the report but do not take part here (unless nothing else does).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from precdiff.compare.formatting import fmt_growth, fmt_rel
+from precdiff.compare.noise import canonical, normalized_growth, raw_growth, typical_growths
 from precdiff.compare.results import (
-    COMPARED,
     SHAPE_MISMATCH,
     STATUS_DIVERGED,
     STATUS_MATCH,
@@ -63,19 +75,21 @@ from precdiff.compare.results import (
     TensorComparison,
     Verdict,
 )
+from precdiff.compare.stages import (
+    Stage,
+    candidate_tensors,
+    err,
+    group_stages,
+    raw_err,
+    stage_label,
+    stage_output,
+    where_label,
+)
 
 # A descendant replaces its container when its growth is at least 1/LEAF_PREFERENCE of the
 # container's: e.g. gate_proj's error passes through act_fn and down_proj to the mlp output slightly
 # amplified, so ``mlp`` can out-grow ``mlp.gate_proj`` by a little; it never does by 4x.
 LEAF_PREFERENCE = 4.0
-
-# A rounding-level routing flip of a share f of the router's top-k entries reroutes a share k·f of the
-# tokens; a rerouted token's expert output is replaced by an uncorrelated one (error ≈ √2 × its norm),
-# so the layer's MoE output moves by ≈ √(2k·f) rel-L2 (k = 2: 2·√f), more when the rerouted token has
-# an above-average norm. Measured: one flip in 168 entries (84 tokens) gave 0.164 = 2.1·√f. Errors up to
-# FLIP_SCALE·√f are explained by the flip. This bound is the fallback for tensors without a token axis:
-# where one exists, compare() recomputes the error over the unflipped tokens instead.
-FLIP_SCALE = 2.0
 
 # A stage is a jump only if its error is at least this many times what it received (or the floor).
 # Rounding accumulates smoothly through the residual stream: bf16-vs-fp32 on a 16-layer 1B Llama grows
@@ -88,135 +102,60 @@ MIN_JUMP_GROWTH = 2.0
 DRIFT_LIMIT = 4.0
 
 
-@dataclass(frozen=True)
-class _Stage:
-    index: int
-    tensors: tuple[TensorComparison, ...]  # candidates, forward order
-    flip: TensorComparison | None  # an integer tensor that differs while everything before is noise
-    flip_floor: float = 0.0  # error a flip of this size can explain: FLIP_SCALE * sqrt(share flipped)
-
-
-def _err(t: TensorComparison) -> float:
-    """A tensor's error for localization: flips discounted (see precdiff.compare.flips)."""
-    error = t.effective_rel_l2
-    return error if error is not None else 0.0
-
-
-def _raw_err(t: TensorComparison) -> float:
-    """The error that actually flowed on to the next stage, flips included."""
-    return t.rel_l2 if t.rel_l2 is not None else 0.0
-
-
-def _growth(err: float, received: float, floor: float) -> float:
-    denominator = max(received, floor)
-    if denominator > 0.0:
-        return err / denominator
-    return 1.0 if err == 0.0 else math.inf
-
-
-# Stage index of every tensor when the comparison holds no decoder-layer tensor at all (e.g. a capture
-# made with --include lm_head): "before" or "after" the layers would be a guess.
-OUTSIDE_LAYERS = -2
-
-
-def _stage_label(index: int, last: int) -> str:
-    if index == OUTSIDE_LAYERS:
-        return "outside the decoder layers"
-    if index < 0:
-        return "embeddings"
-    return "head" if index >= last else f"layer {index}"
-
-
-def _where(index: int, last: int) -> str:
-    if index == OUTSIDE_LAYERS:
-        return "outside the decoder layers"
-    if index < 0:
-        return "before the first layer"
-    return "after the last layer" if index >= last else f"at layer {index}"
-
-
-def _candidates(tensors: Sequence[TensorComparison]) -> list[TensorComparison]:
-    usable = [t for t in tensors if t.status != SHAPE_MISMATCH and t.is_float and t.rel_l2 is not None]
-    aligned = [t for t in usable if t.token_aligned]
-    return aligned or usable
-
-
-def _stages(
-    tensors: Sequence[TensorComparison], candidates: Sequence[TensorComparison], num_layers: int | None
-) -> tuple[list[_Stage], int]:
-    """Group candidates by stage; returns the stages and the index used for "after the layers"."""
-    layer_positions = [i for i, t in enumerate(tensors) if t.layer is not None]
-    first_layer_pos = layer_positions[0] if layer_positions else len(tensors)
-    max_layer = max((t.layer for t in tensors if t.layer is not None), default=-1)
-    last = max(num_layers or 0, max_layer + 1)
-    position = {t.name: i for i, t in enumerate(tensors)}
-
-    def stage_of(t: TensorComparison) -> int:
-        if t.layer is not None:
-            return t.layer
-        if not layer_positions:
-            return OUTSIDE_LAYERS
-        return -1 if position[t.name] < first_layer_pos else last
-
-    groups: dict[int, list[TensorComparison]] = {}
-    for t in candidates:
-        groups.setdefault(stage_of(t), []).append(t)
-    stages = []
-    for index in sorted(groups):
-        flips = [
-            t
-            for t in tensors
-            if not t.is_float and t.status == COMPARED and not t.exact and stage_of(t) == index
-        ]
-        flip, flip_floor = None, 0.0
-        if flips:
-            before = [t for t in groups[index] if position[t.name] < position[flips[0].name]]
-            if not any(t.above_floor for t in before):
-                flip = flips[0]
-                flip_floor = FLIP_SCALE * math.sqrt(flip.n_unequal / max(1, flip.numel))
-        stages.append(_Stage(index, tuple(groups[index]), flip, flip_floor))
-    return stages, last
-
-
-def _stage_output(stage: _Stage) -> TensorComparison:
-    outputs = [t for t in stage.tensors if t.layer_output]
-    if outputs:
-        return outputs[0]
-    if stage.index < 0:  # everything before the layers feeds layer 0 (embeddings, rotary tables)
-        return max(stage.tensors, key=_err)
-    return stage.tensors[-1]
-
-
-def _summaries(stages: Sequence[_Stage], last: int) -> list[LayerSummary]:
-    summaries: list[LayerSummary] = []
-    received = 0.0
+def _stage_ratios(stages: Sequence[Stage]) -> tuple[list[float], list[float], list[float]]:
+    """Per stage: what it received and its growth normalised by the other stages' (precdiff.compare.noise)."""
+    received, ratios = [], {}
+    flowing = 0.0
     for stage in stages:
-        output = _stage_output(stage)
-        worst = max(stage.tensors, key=_err)
+        worst = max(stage.tensors, key=err)
+        floor = max(t.noise_floor for t in stage.tensors)
+        received.append(flowing)
+        ratios[str(stage.index)] = ("stage", stage.index, flowing, raw_growth(err(worst), flowing, floor))
+        flowing = raw_err(stage_output(stage))
+    typical = typical_growths(ratios)
+    growths = [
+        normalized_growth(
+            err(max(stage.tensors, key=err)),
+            received[i],
+            max(t.noise_floor for t in stage.tensors),
+            typical[str(stage.index)],
+        )
+        for i, stage in enumerate(stages)
+    ]
+    return received, [typical[str(s.index)] for s in stages], growths
+
+
+def _summaries(stages: Sequence[Stage], last: int) -> list[LayerSummary]:
+    summaries: list[LayerSummary] = []
+    received_all, typical, growths = _stage_ratios(stages)
+    for i, stage in enumerate(stages):
+        output = stage_output(stage)
+        worst = max(stage.tensors, key=err)
         floor = max(t.noise_floor for t in stage.tensors)
         # A flip explains the stage when the errors left after discounting the flipped tokens are noise,
         # or (tensors without a token axis) when they stay under the flip bound.
         discounted = any(t.rel_l2_unflipped is not None for t in stage.tensors)
         explained = stage.flip is not None and (
-            not any(t.above_floor for t in stage.tensors) if discounted else _err(worst) <= stage.flip_floor
+            not any(t.above_floor for t in stage.tensors) if discounted else err(worst) <= stage.flip_floor
         )
         summaries.append(
             LayerSummary(
                 index=stage.index,
-                label=_stage_label(stage.index, last),
+                label=stage_label(stage.index, last),
                 output=output.name,
                 rel_l2=output.rel_l2,
                 cosine=output.cosine,
-                max_rel_l2=worst.rel_l2,
+                max_rel_l2=worst.effective_rel_l2,
                 worst=worst.name,
-                received=received,
-                growth=_growth(_err(worst), received, floor),
+                received=received_all[i],
+                growth=growths[i],
                 noise_floor=floor,
                 above_floor=any(t.raw_above_floor for t in stage.tensors),
                 discrete_flip=stage.flip.name if explained and stage.flip is not None else None,
+                typical_growth=typical[i],
+                token_rel_l2=output.token_rel_l2,
             )
         )
-        received = _raw_err(output)
     return summaries
 
 
@@ -224,8 +163,8 @@ def _is_within(module: str, container: str) -> bool:
     return module == container or module.startswith(container + ".")
 
 
-def _module_growths(stage: _Stage, received_by_stage: float) -> dict[str, tuple[float, float]]:
-    """Tensor name -> (received error, growth) for every output tensor of the stage."""
+def _module_ratios(stage: Stage, received_by_stage: float) -> dict[str, tuple[float, float]]:
+    """Tensor name -> (received error, plain growth ratio) for every output tensor of the stage."""
     result: dict[str, tuple[float, float]] = {}
     tensors = stage.tensors
     for i, t in enumerate(tensors):
@@ -235,16 +174,39 @@ def _module_growths(stage: _Stage, received_by_stage: float) -> dict[str, tuple[
             x for x in tensors if x.role == "input" and x.name.startswith(t.name.split("[")[0] + ":input")
         ]
         if inputs:
-            received = max(_err(x) for x in inputs)
+            received = max(err(x) for x in inputs)
         else:
             start = next(j for j, x in enumerate(tensors) if _is_within(x.module, t.module))
-            received = max([received_by_stage] + [_err(x) for x in tensors[: min(start, i)]])
-        result[t.name] = (received, _growth(_err(t), received, t.noise_floor))
+            received = max([received_by_stage] + [err(x) for x in tensors[: min(start, i)]])
+        result[t.name] = (received, raw_growth(err(t), received, t.noise_floor))
     return result
 
 
-def _culprit(stage: _Stage, received_by_stage: float) -> tuple[TensorComparison, float, float]:
-    growths = _module_growths(stage, received_by_stage)
+def _module_growths(
+    stages: Sequence[Stage], layers: Sequence[LayerSummary]
+) -> dict[str, tuple[float, float]]:
+    """Tensor name -> (received, growth normalised by the same tensor's growth in the other stages)."""
+    ratios: dict[str, tuple[str, int, float, float]] = {}
+    received: dict[str, float] = {}
+    by_name: dict[str, TensorComparison] = {}
+    for stage, summary in zip(stages, layers):
+        for name, (got, ratio) in _module_ratios(stage, summary.received or 0.0).items():
+            ratios[name] = (
+                canonical(name, stage.index if stage.index >= 0 else None),
+                stage.index,
+                got,
+                ratio,
+            )
+            received[name] = got
+        by_name.update((t.name, t) for t in stage.tensors)
+    typical = typical_growths(ratios)
+    return {
+        name: (got, normalized_growth(err(by_name[name]), got, by_name[name].noise_floor, typical[name]))
+        for name, got in received.items()
+    }
+
+
+def _culprit(stage: Stage, growths: dict[str, tuple[float, float]]) -> tuple[TensorComparison, float, float]:
     outputs = [t for t in stage.tensors if t.name in growths]
 
     def best_of(pool: Sequence[TensorComparison]) -> TensorComparison:
@@ -278,8 +240,8 @@ def localize(
     Returns:
         A :class:`~precdiff.compare.results.Localization`.
     """
-    candidates = _candidates(tensors)
-    stages, last = _stages(tensors, candidates, num_layers)
+    candidates = candidate_tensors(tensors)
+    stages, last = group_stages(tensors, candidates, num_layers)
     layers = tuple(_summaries(stages, last))
     floor = max((t.noise_floor for t in candidates), default=0.0)
 
@@ -303,19 +265,24 @@ def localize(
             layers,
         )
 
+    # Growth >= MIN_JUMP_GROWTH implies an error above floor_after(received) (precdiff.compare.noise): a
+    # jump may lie below the dtype floor when it multiplies what the stage received.
     jumps = [
-        s
-        for s in layers
-        if s.above_floor and s.discrete_flip is None and (s.growth is None or not s.growth < MIN_JUMP_GROWTH)
+        s for s in layers if s.discrete_flip is None and (s.growth is None or not s.growth < MIN_JUMP_GROWTH)
     ]
-    if jumps:
-        jump = max(jumps, key=lambda s: s.growth if s.growth is not None else 0.0)
+    # Largest growth first (sorted is stable: ties go to the earlier stage). A stage is a jump only if a
+    # module in it jumps too: internal amplification spread over several modules (bf16 rounding in layer
+    # 0 of a small model: ×1.1 per module) can lift a stage's worst tensor ×2 over its input.
+    module_growths = _module_growths(stages, layers) if jumps else {}
+    for jump in sorted(jumps, key=lambda s: -(s.growth if s.growth is not None else 0.0)):
         stage = next(s for s in stages if s.index == jump.index)
-        culprit, received, growth = _culprit(stage, jump.received or 0.0)
+        culprit, received, growth = _culprit(stage, module_growths)
+        if growth < MIN_JUMP_GROWTH:
+            continue
         layer = jump.index if 0 <= jump.index < last else None
         message = (
-            f"divergence jumps {_where(jump.index, last)} in {culprit.module}: rel-L2 "
-            f"{fmt_rel(received)} → {fmt_rel(culprit.rel_l2)} ({fmt_growth(growth)})"
+            f"divergence jumps {where_label(jump.index, last)} in {culprit.module}: rel-L2 "
+            f"{fmt_rel(received)} → {fmt_rel(err(culprit))} ({fmt_growth(growth)})"
         )
         return Localization(
             Verdict(
@@ -383,7 +350,7 @@ def localize(
             # that grows slowly. Name where the error first left the noise.
             first = accumulated[0]
             stage = next(s for s in stages if s.index == first.index)
-            culprit = max(stage.tensors, key=_err)
+            culprit = max(stage.tensors, key=err)
             message = (
                 f"divergence drifts from {first.label} ({fmt_rel(first.max_rel_l2)} in {culprit.module}) to "
                 f"{fmt_rel(peak.max_rel_l2)} at {peak.label}, {(peak.max_rel_l2 or 0.0) / floor:.0f}× the noise "
@@ -433,7 +400,7 @@ def localize(
             ),
             layers,
         )
-    worst = max(candidates, key=_err) if candidates else tensors[0]
+    worst = max(candidates, key=err) if candidates else tensors[0]
     message = (
         f"within noise: largest rel-L2 {fmt_rel(worst.rel_l2)} in {worst.name} is below the noise "
         f"floor {fmt_rel(worst.noise_floor)}"

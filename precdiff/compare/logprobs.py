@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from precdiff.compare.results import GenerationComparison, LogprobComparison
+from precdiff.compare.tolerances import logit_ulp, near_tie_nats, near_tie_nats_at
 from precdiff.store.reader import Generation, TopK
 
 _TINY = 1e-30
@@ -94,21 +95,35 @@ def compare_topk(a: TopK, b: TopK) -> LogprobComparison:
     )
 
 
-def compare_generation(a: Generation, b: Generation, near_tie_threshold: float) -> GenerationComparison:
+def compare_generation(
+    a: Generation, b: Generation, near_tie_threshold: float | None, codes: tuple[str, ...]
+) -> GenerationComparison:
     """First step whose greedy token differs, with both sides' top-1/top-2 margins there.
 
-    The flip is a *near-tie* when both margins are below ``near_tie_threshold`` (nats): both sides
-    were almost undecided, so rounding alone can explain the different choice.
+    The flip is a *near-tie* when both margins are within the threshold (nats): both sides were almost
+    undecided, so rounding alone can explain the different choice. The threshold is
+    ``near_tie_threshold`` when given; else a few ulps of the larger top logit of that step in the run's
+    dtype (:func:`~precdiff.compare.tolerances.near_tie_nats_at`), or, for captures without top
+    logits, :func:`~precdiff.compare.tolerances.near_tie_nats`.
     """
     ids_a, ids_b = a.ids.astype(np.int64), b.ids.astype(np.int64)
     common = min(ids_a.size, ids_b.size)
     differing = np.flatnonzero(ids_a[:common] != ids_b[:common])
     if differing.size == 0:
+        threshold = near_tie_threshold if near_tie_threshold is not None else near_tie_nats(*codes)
         return GenerationComparison(
-            int(ids_a.size), int(ids_b.size), common, None, None, None, None, None, None, near_tie_threshold
+            int(ids_a.size), int(ids_b.size), common, None, None, None, None, None, None, threshold
         )
     step = int(differing[0])
     margin_a, margin_b = float(a.margin[step]), float(b.margin[step])
+    top = None
+    if a.top_logit is not None and b.top_logit is not None:
+        top = max(abs(float(a.top_logit[step])), abs(float(b.top_logit[step])))
+    ulp = logit_ulp(top, *codes) if top is not None else None
+    if near_tie_threshold is not None:
+        threshold = near_tie_threshold
+    else:
+        threshold = near_tie_nats_at(top, *codes) if top is not None else near_tie_nats(*codes)
     return GenerationComparison(
         steps_a=int(ids_a.size),
         steps_b=int(ids_b.size),
@@ -118,6 +133,9 @@ def compare_generation(a: Generation, b: Generation, near_tie_threshold: float) 
         token_b=int(ids_b[step]),
         margin_a=margin_a,
         margin_b=margin_b,
-        near_tie=margin_a < near_tie_threshold and margin_b < near_tie_threshold,
-        near_tie_threshold=near_tie_threshold,
+        # "within": a margin of exactly the threshold's ulps is a tie too (one bf16 ulp at logit 20).
+        near_tie=margin_a <= threshold and margin_b <= threshold,
+        near_tie_threshold=threshold,
+        top_logit=top,
+        logit_ulp=ulp,
     )

@@ -77,11 +77,23 @@ class TensorComparison:
     # agree, and how many tokens flipped (see precdiff.compare.flips).
     rel_l2_unflipped: float | None = None
     tokens_flipped: int = 0
+    # Token-aligned tensors (see precdiff.compare.per_token): rel-L2 and reference norm per token position,
+    # the positions with massive activations and max(rel_l2, rel-L2 without them).
+    token_rel_l2: tuple[float, ...] = field(default=(), repr=False)
+    token_norms: tuple[float, ...] = field(default=(), repr=False)
+    massive_tokens: tuple[int, ...] = ()
+    rel_l2_robust: float | None = None
+
+    @property
+    def flowing_rel_l2(self) -> float | None:
+        """The error that flows on to later modules, measured so that massive tokens cannot hide it."""
+        return self.rel_l2_robust if self.rel_l2_robust is not None else self.rel_l2
 
     @property
     def effective_rel_l2(self) -> float | None:
-        """The error localization uses: ``rel_l2_unflipped`` when a flip was discounted, else ``rel_l2``."""
-        return self.rel_l2_unflipped if self.rel_l2_unflipped is not None else self.rel_l2
+        """The error localization uses: ``rel_l2_unflipped`` when a flip was discounted, else
+        :attr:`flowing_rel_l2`."""
+        return self.rel_l2_unflipped if self.rel_l2_unflipped is not None else self.flowing_rel_l2
 
     @property
     def above_floor(self) -> bool:
@@ -93,10 +105,11 @@ class TensorComparison:
 
     @property
     def raw_above_floor(self) -> bool:
-        """Like :attr:`above_floor` but on ``rel_l2`` itself, flips included."""
+        """Like :attr:`above_floor` but on :attr:`flowing_rel_l2`, flips included."""
         if self.nonfinite_mismatch:
             return True
-        return self.rel_l2 is not None and not self.rel_l2 <= self.noise_floor
+        error = self.flowing_rel_l2
+        return error is not None and not error <= self.noise_floor
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,6 +142,8 @@ class TensorComparison:
             "layer_output": self.layer_output,
             "rel_l2_unflipped": json_float(self.rel_l2_unflipped),
             "tokens_flipped": self.tokens_flipped,
+            "rel_l2_robust": json_float(self.rel_l2_robust),
+            "massive_tokens": list(self.massive_tokens),
         }
 
 
@@ -148,6 +163,8 @@ class LayerSummary:
     noise_floor: float
     above_floor: bool
     discrete_flip: str | None = None  # integer tensor flipped by rounding before the error (MoE routing)
+    typical_growth: float = 1.0  # median plain growth of the other stages (precdiff.compare.noise)
+    token_rel_l2: tuple[float, ...] = field(default=(), repr=False)  # of ``output``, per token position
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -163,6 +180,7 @@ class LayerSummary:
             "noise_floor": self.noise_floor,
             "above_floor": self.above_floor,
             "discrete_flip": self.discrete_flip,
+            "typical_growth": self.typical_growth,
         }
 
 
@@ -256,8 +274,16 @@ class GenerationComparison:
     token_b: int | None
     margin_a: float | None  # top-1 minus top-2 logprob of A at that step
     margin_b: float | None
-    near_tie: bool | None  # both margins below near_tie_threshold
+    near_tie: bool | None  # both margins within near_tie_threshold
     near_tie_threshold: float
+    top_logit: float | None = None  # larger |top-1 logit| of the two sides at that step (None: not stored)
+    logit_ulp: float | None = None  # one ulp of top_logit in the run's dtype
+
+    def margin_ulps(self, margin: float | None) -> float | None:
+        """A margin in ulps of the top logit (None where the top logit is unknown)."""
+        if margin is None or not self.logit_ulp:
+            return None
+        return margin / self.logit_ulp
 
     @property
     def exact(self) -> bool:
@@ -275,6 +301,10 @@ class GenerationComparison:
             "margin_b": json_float(self.margin_b),
             "near_tie": self.near_tie,
             "near_tie_threshold": self.near_tie_threshold,
+            "top_logit": json_float(self.top_logit),
+            "logit_ulp": json_float(self.logit_ulp),
+            "margin_a_ulps": json_float(self.margin_ulps(self.margin_a)),
+            "margin_b_ulps": json_float(self.margin_ulps(self.margin_b)),
             "exact": self.exact,
         }
 
@@ -287,9 +317,36 @@ class CaptureRef:
     complete: bool
     dtype: str | None
     device: str | None
+    kernels: str | None = None  # "standard" | "batch-invariant"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "complete": self.complete, "dtype": self.dtype, "device": self.device}
+        return {
+            "path": self.path,
+            "complete": self.complete,
+            "dtype": self.dtype,
+            "device": self.device,
+            "kernels": self.kernels,
+        }
+
+
+@dataclass(frozen=True)
+class MassiveToken:
+    """A prompt position whose reference norm dwarfs the others' in some layer output."""
+
+    position: int
+    token_id: int | None
+    token_text: str | None  # None: the captures do not hold the tokenizer's text of the token
+    norm_ratio: float  # largest (token norm / median token norm) over the stage outputs
+    first_stage: str  # label of the first stage output where it is massive
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "token_id": self.token_id,
+            "token_text": self.token_text,
+            "norm_ratio": json_float(self.norm_ratio),
+            "first_stage": self.first_stage,
+        }
 
 
 @dataclass(frozen=True)
@@ -311,6 +368,9 @@ class Comparison:
     top: tuple[str, ...]  # names of the tensors with the largest rel-L2, largest first
     reference: ReferenceComparison | None = None  # A and B against a float64 capture (--reference)
     ops: OpDrillDown | None = None  # op-level pairing and drill-down; None unless both are op level
+    massive_tokens: tuple[MassiveToken, ...] = ()
+    input_ids: tuple[int, ...] = ()
+    expected_exact: bool = False  # both runs share every numerics setting: any difference is signal
 
     def __bool__(self) -> bool:
         return self.verdict.status != STATUS_DIVERGED
@@ -332,4 +392,14 @@ class Comparison:
             "generation": self.generation.to_dict() if self.generation else None,
             "reference": self.reference.to_dict() if self.reference else None,
             "ops": self.ops.to_dict() if self.ops else None,
+            "noise_model": {"expected_exact": self.expected_exact},
+            "massive_tokens": [m.to_dict() for m in self.massive_tokens],
+            "token_errors": {
+                "token_ids": list(self.input_ids),
+                "stages": [
+                    {"label": s.label, "output": s.output, "rel_l2": [json_float(v) for v in s.token_rel_l2]}
+                    for s in self.layers
+                    if s.token_rel_l2
+                ],
+            },
         }

@@ -108,5 +108,27 @@ NEAR_TIE_ULPS: Final = 16.0
 
 
 def near_tie_nats(*codes: str) -> float:
-    """The margin (nats) under which a differing greedy token counts as a near-tie."""
+    """The margin (nats) under which a differing greedy token counts as a near-tie, when the top logit is
+    unknown (captures written before ``generation/top_logit``)."""
     return max(NEAR_TIE_MIN_NATS, NEAR_TIE_ULPS * less_precise(*codes).unit_roundoff)
+
+
+# With the top logit known, a near-tie is a margin of at most this many ulps of that logit in the run's
+# dtype: rounding the two logits to the dtype alone moves a margin by up to 1 ulp on each side (2 ulps
+# between the sides), and the logits' own error from upstream rounding is a few ulps more. bf16 at
+# logit 20: ulp 0.125, threshold 0.5 nats; fp32: ~1e-5, so the 0.01-nat minimum applies.
+NEAR_TIE_LOGIT_ULPS: Final = 4.0
+
+
+def logit_ulp(value: float, *codes: str) -> float:
+    """One ulp of ``value`` in the least precise of ``codes`` (bf16: 0.125 for values in [16, 32))."""
+    u = less_precise(*codes).unit_roundoff
+    if u == 0.0 or not math.isfinite(value):
+        return 0.0
+    magnitude = max(abs(value), 2.0**-14)  # below the smallest fp16 normal, the ulp stops shrinking
+    return 2.0 ** math.floor(math.log2(magnitude)) * 2.0 * u
+
+
+def near_tie_nats_at(top_logit: float, *codes: str) -> float:
+    """``max(NEAR_TIE_MIN_NATS, NEAR_TIE_LOGIT_ULPS · ulp(top logit))`` in the least precise of ``codes``."""
+    return max(NEAR_TIE_MIN_NATS, NEAR_TIE_LOGIT_ULPS * logit_ulp(top_logit, *codes))

@@ -39,6 +39,7 @@ class RunOptions:
     kernels: str = "standard"
     seed: int = 0
     prompt: str | None = None
+    messages: str | None = None  # path of an OpenAI-style message list, rendered with the chat template
     input_ids: tuple[int, ...] | None = None
     trust_remote_code: bool = False
 
@@ -52,8 +53,11 @@ class RunOptions:
             raise InputError(
                 f"unknown --kernels {self.kernels!r}; use one of: {', '.join(KERNEL_MODES)} (kernels=...)"
             )
-        if self.prompt is not None and self.input_ids is not None:
-            raise InputError("give at most one of --prompt / prompt= and --input-ids / input_ids=")
+        given = [x for x in (self.prompt, self.messages, self.input_ids) if x is not None]
+        if len(given) > 1:
+            raise InputError(
+                "give at most one of --prompt / prompt=, --messages / messages= and --input-ids / input_ids="
+            )
 
 
 @dataclass(frozen=True)

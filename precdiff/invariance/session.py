@@ -68,6 +68,8 @@ class Session:
 def _probe_ids(options: RunOptions, tokenizer: Any, vocab_size: int) -> tuple[int, ...]:
     if options.input_ids is not None:
         spec = CaptureInput(input_ids=tuple(options.input_ids))
+    elif options.messages is not None:
+        spec = CaptureInput(messages=options.messages)
     elif options.prompt is not None or tokenizer is not None:
         spec = CaptureInput(prompt=options.prompt if options.prompt is not None else DEFAULT_PROMPT)
     else:

@@ -15,10 +15,13 @@ from precdiff.compare.results import (
     STATUS_DIVERGED,
     STATUS_MATCH,
     Comparison,
+    GenerationComparison,
     LayerSummary,
     TensorComparison,
 )
+from precdiff.report.differences import grouped
 from precdiff.report.terminal import make_console
+from precdiff.report.tokens_view import print_token_view
 from precdiff.store.manifest import Manifest
 from precdiff.store.summary import CaptureSummary
 
@@ -26,6 +29,7 @@ _STATUS_STYLE = {STATUS_MATCH: "bold green", STATUS_DIVERGED: "bold red"}
 _BARS = " ▁▂▃▄▅▆▇█"
 _LIST_LIMIT = 20  # longest list of names printed before "... and N more"
 _CHAIN_CONTEXT = 4  # ops shown before and after the jump in the op-level chain (and differing runs listed)
+_TEXT_LIMIT = 200  # prompt characters shown by inspect
 
 
 def _num(value: float | None, spec: str = ".2e") -> str:
@@ -63,10 +67,14 @@ def _verdict_panel(comparison: Comparison) -> Panel:
         lines.append(
             "[yellow]forced[/yellow]: compared despite differences that normally refuse the comparison"
         )
-    for d in comparison.differences:
-        if d.severity == "info":
-            continue
-        lines.append(f"[yellow]differs[/yellow] {escape(d.field)}: {escape(str(d.a))} vs {escape(str(d.b))}")
+    shown = [d for d in comparison.differences if d.severity != "info"]
+    for label, text in grouped(shown, (comparison.a.kernels, comparison.b.kernels)):
+        lines.append(f"[yellow]differs[/yellow] {escape(label)}: {escape(text)}")
+    if comparison.expected_exact:
+        lines.append(
+            "same device, dtype, versions, attention and kernels on both sides: any difference is signal "
+            "(noise floor 0)"
+        )
     info = [d for d in comparison.differences if d.severity == "info"]
     if info:
         lines.append(f"[dim]also differs (info): {escape(', '.join(d.field for d in info))}[/dim]")
@@ -181,6 +189,7 @@ def print_comparison(comparison: Comparison, console: Console | None = None) -> 
     console.print(_verdict_panel(comparison))
     if comparison.layers:
         console.print(_layer_table(comparison.layers))
+    print_token_view(comparison, console)
     by_name = {t.name: t for t in comparison.tensors}
     if comparison.top:
         console.print(
@@ -219,8 +228,8 @@ def print_comparison(comparison: Comparison, console: Console | None = None) -> 
             tie = "a near-tie" if gen.near_tie else "not a near-tie"
             console.print(
                 f"generation: first differs at step {gen.first_divergent_step} (token {gen.token_a} vs "
-                f"{gen.token_b}); margins A {_num(gen.margin_a, '.3g')}, B {_num(gen.margin_b, '.3g')} "
-                f"nats: {tie} (threshold {gen.near_tie_threshold:.3g})"
+                f"{gen.token_b}); margins A {_margin(gen, gen.margin_a)}, B {_margin(gen, gen.margin_b)} "
+                f"nats: {tie} (threshold {gen.near_tie_threshold:.3g}{_threshold_ulps(gen)})"
             )
     if comparison.reference is not None:
         _print_reference(comparison.reference, console)
@@ -255,6 +264,17 @@ def _print_reference(ref: ReferenceComparison, console: Console) -> None:
     _names(console, "missing in the reference", ref.missing)
 
 
+def _margin(gen: GenerationComparison, margin: float | None) -> str:
+    ulps = gen.margin_ulps(margin)
+    return _num(margin, ".3g") + (f" ({ulps:.3g} ulp)" if ulps is not None else "")
+
+
+def _threshold_ulps(gen: GenerationComparison) -> str:
+    if not gen.logit_ulp or gen.top_logit is None:
+        return ""
+    return f" = {gen.near_tie_threshold / gen.logit_ulp:.3g} ulp of the top logit {gen.top_logit:.4g}"
+
+
 def print_inspect(summary: CaptureSummary, console: Console | None = None, *, limit: int | None = 40) -> None:
     """Manifest highlights, input, generation and the tensor table of one capture."""
     console = console or make_console()
@@ -271,7 +291,9 @@ def print_inspect(summary: CaptureSummary, console: Console | None = None, *, li
         f"input: {len(summary.input_ids)} tokens {summary.input_ids[:16]}{' …' if len(summary.input_ids) > 16 else ''}",
     ]
     if summary.input_text is not None:
-        lines.append(f"text: {escape(repr(summary.input_text[:200]))}")
+        text = summary.input_text
+        cut = f"{text[:_TEXT_LIMIT]!r} … ({len(text)} characters)" if len(text) > _TEXT_LIMIT else repr(text)
+        lines.append(f"text: {escape(cut)}")
     if summary.generated_ids:
         lines.append(
             f"generated: {list(summary.generated_ids)} (top-1/top-2 margins "

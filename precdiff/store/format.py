@@ -27,6 +27,7 @@ Layout of a capture file (format version 2; version 1 lacks the index fields mar
     /generation/topk_ids               int64   [steps, k]
     /generation/topk_logprobs          float32 [steps, k]
     /generation/margin                 float32 [steps]   top-1 minus top-2 logprob at each step
+    /generation/top_logit              float32 [steps]   (optional) the top-1 logit, before log_softmax
 
 A file is written as ``NAME.partial`` and renamed to ``NAME`` after ``complete`` is set; readers accept
 an incomplete file and say so. Summary-only tensors (``--summary``) have ``stored=False`` and no data
@@ -69,6 +70,7 @@ GENERATION_IDS: Final = "generation/ids"
 GENERATION_TOPK_IDS: Final = "generation/topk_ids"
 GENERATION_TOPK_LOGPROBS: Final = "generation/topk_logprobs"
 GENERATION_MARGIN: Final = "generation/margin"
+GENERATION_TOP_LOGIT: Final = "generation/top_logit"  # optional: files before it lack it
 
 # The tensor index: a compound dataset with these fields, and the attributes of data datasets.
 TENSOR_INDEX: Final = "tensor_index"

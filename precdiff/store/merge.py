@@ -203,7 +203,11 @@ def merge_ranks(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
             generation = first.generation
             if generation is not None:
                 writer.write_generation(
-                    generation.ids, generation.topk.ids, generation.topk.logprobs, generation.margin
+                    generation.ids,
+                    generation.topk.ids,
+                    generation.topk.logprobs,
+                    generation.margin,
+                    generation.top_logit,
                 )
             path = writer.finish()
         return MergeResult(path, world, len(first.tensor_names()), sharded, tuple(mismatches))
@@ -259,6 +263,9 @@ def _merge_tensor(
         shape=shape,
         stats=stats,
         data=storage,
+        kind=first.kind,
+        token_axis=first.token_axis,
+        inputs=first.inputs,
     )
 
 

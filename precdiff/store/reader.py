@@ -68,6 +68,7 @@ class Generation:
     ids: np.ndarray  # [steps]
     topk: TopK  # [steps, k]
     margin: np.ndarray  # [steps] top-1 minus top-2 logprob
+    top_logit: np.ndarray | None = None  # [steps] top-1 logit; None in files written before it existed
 
 
 def _decode(value: Any) -> str:
@@ -315,7 +316,10 @@ class Capture:
         if not all(n in self._file for n in names):
             return None
         ids, topk_ids, topk_lp, margin = (self._file[n][()] for n in names)
-        return Generation(ids=ids, topk=TopK(topk_ids, topk_lp), margin=margin)
+        top_logit = (
+            self._file[fmt.GENERATION_TOP_LOGIT][()] if fmt.GENERATION_TOP_LOGIT in self._file else None
+        )
+        return Generation(ids=ids, topk=TopK(topk_ids, topk_lp), margin=margin, top_logit=top_logit)
 
     def close(self) -> None:
         self._file.close()

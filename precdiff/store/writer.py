@@ -223,15 +223,23 @@ class CaptureWriter:
         self._file.flush()
 
     def write_generation(
-        self, ids: np.ndarray, topk_ids: np.ndarray, topk_logprobs: np.ndarray, margin: np.ndarray
+        self,
+        ids: np.ndarray,
+        topk_ids: np.ndarray,
+        topk_logprobs: np.ndarray,
+        margin: np.ndarray,
+        top_logit: np.ndarray | None = None,
     ) -> None:
-        """Store the greedy generation: chosen ids [steps], top-k [steps, k], top-1/top-2 margin [steps]."""
+        """Store the greedy generation: chosen ids [steps], top-k [steps, k], top-1/top-2 margin [steps]
+        and, when given, the top-1 logit [steps] (near-tie thresholds scale with it)."""
         self._file.create_dataset(fmt.GENERATION_IDS, data=np.asarray(ids, dtype=np.int64))
         self._file.create_dataset(fmt.GENERATION_TOPK_IDS, data=np.asarray(topk_ids, dtype=np.int64))
         self._file.create_dataset(
             fmt.GENERATION_TOPK_LOGPROBS, data=np.asarray(topk_logprobs, dtype=np.float32)
         )
         self._file.create_dataset(fmt.GENERATION_MARGIN, data=np.asarray(margin, dtype=np.float32))
+        if top_logit is not None:
+            self._file.create_dataset(fmt.GENERATION_TOP_LOGIT, data=np.asarray(top_logit, dtype=np.float32))
         self._file.flush()
 
     def finish(self) -> Path:

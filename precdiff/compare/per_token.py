@@ -1,0 +1,139 @@
+"""Per-token error of token-aligned tensors, and the tokens with massive activations.
+
+Trained LLMs put a huge norm on a few tokens (the first token, a delimiter: the attention-sink or
+*massive activation* tokens) from some layer on; there the residual stream of one token can be
+100–1000× the norm of the others. A whole-tensor rel-L2 ``‖b−a‖/‖a‖`` is then the error of that one
+token, and an error on every other token vanishes in it. So for every tensor with a token axis the
+streaming float64 pass of ``compare`` also accumulates Σa² and Σ(b−a)² *per token position*
+(:class:`TokenSums`, memory ``O(tokens)`` whatever the tensor size), giving:
+
+- ``token_rel_l2``: the rel-L2 of each token position (NaN where a NaN/Inf pattern differs);
+- ``token_norms``: the reference's L2 norm of each token position;
+- ``massive``: positions whose norm is more than :data:`MASSIVE_RATIO` times the median token norm;
+- ``rel_l2_robust``: what localization uses — ``max(whole-tensor rel-L2, rel-L2 over the tokens that
+  are not massive)`` (see :mod:`precdiff.compare.localize`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from precdiff.compare.metrics import CACHE_ELEMENTS
+from precdiff.compare.results import LayerSummary, MassiveToken, TensorComparison
+
+# A token is "massive" when its reference norm exceeds this multiple of the median token norm. Ordinary
+# tokens' residual norms vary within ~2–3× of each other; attention-sink tokens of trained models sit at
+# 20–1000× (SmolLM2-135M: token 0 at ×175 from layer 11 on, reports/2026-12-01_smollm2_real_model).
+MASSIVE_RATIO = 10.0
+
+
+class _HasShape(Protocol):
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+
+def token_axis_of(info: _HasShape, num_tokens: int) -> int | None:
+    """The token axis of a captured tensor, or None.
+
+    Prefers an axis recorded at capture (``info.token_axis``, where the format records one); else the
+    first axis whose length is the prompt's token count (a guess that fails only when another axis has
+    the same length, which the recorded axis resolves).
+    """
+    recorded = getattr(info, "token_axis", None)
+    if recorded is not None:
+        return int(recorded) if 0 <= int(recorded) < len(info.shape) else None
+    shape = tuple(info.shape)
+    return shape.index(num_tokens) if num_tokens > 1 and num_tokens in shape else None
+
+
+@dataclass(frozen=True)
+class TokenErrors:
+    """Per-token metrics of one tensor pair."""
+
+    rel_l2: tuple[float, ...]  # per token position
+    norms: tuple[float, ...]  # reference L2 norm per token position
+    massive: tuple[int, ...]  # positions with norm > MASSIVE_RATIO × median norm
+    rel_l2_robust: float  # max(whole-tensor rel-L2, rel-L2 without the massive tokens)
+
+
+class TokenSums:
+    """Accumulates per-token Σa², Σ(b−a)² and NaN/Inf mismatches over flat blocks in storage order."""
+
+    def __init__(self, shape: tuple[int, ...], axis: int, num_tokens: int) -> None:
+        self.num_tokens = num_tokens
+        self.inner = int(np.prod(shape[axis + 1 :], dtype=np.int64))  # elements per step of the token axis
+        self.offset = 0
+        self.sum_aa = np.zeros(num_tokens)
+        self.sum_dd = np.zeros(num_tokens)
+        self.mismatch = np.zeros(num_tokens)
+
+    def add(self, a: np.ndarray, b: np.ndarray) -> None:
+        """Add the next flat float64 blocks (the pair that follows the previous one in the tensor)."""
+        for start in range(0, a.size, CACHE_ELEMENTS):
+            a_part, b_part = a[start : start + CACHE_ELEMENTS], b[start : start + CACHE_ELEMENTS]
+            first = self.offset + start
+            tokens = (np.arange(first, first + a_part.size, dtype=np.int64) // self.inner) % self.num_tokens
+            finite = np.isfinite(a_part) & np.isfinite(b_part)
+            if not finite.all():
+                equal = ~finite & ((np.isnan(a_part) & np.isnan(b_part)) | (a_part == b_part))
+                bad = ~finite & ~equal
+                self.mismatch += np.bincount(tokens[bad], minlength=self.num_tokens)
+                a_part, b_part, tokens = a_part[finite], b_part[finite], tokens[finite]
+            d = b_part - a_part
+            self.sum_aa += np.bincount(tokens, weights=a_part * a_part, minlength=self.num_tokens)
+            self.sum_dd += np.bincount(tokens, weights=d * d, minlength=self.num_tokens)
+        self.offset += a.size
+
+    def result(self, whole_rel_l2: float) -> TokenErrors:
+        """Per-token rel-L2 (conventions of :func:`precdiff.compare.metrics.rel_l2`) and the robust value."""
+        rel = [_rel(aa, dd, bad) for aa, dd, bad in zip(self.sum_aa, self.sum_dd, self.mismatch)]
+        norms = np.sqrt(self.sum_aa)
+        median = float(np.median(norms)) if norms.size else 0.0
+        massive = tuple(int(i) for i in np.flatnonzero(norms > MASSIVE_RATIO * median)) if median > 0 else ()
+        robust = whole_rel_l2
+        if massive and len(massive) < self.num_tokens and math.isfinite(whole_rel_l2):
+            keep = np.ones(self.num_tokens, dtype=bool)
+            keep[list(massive)] = False
+            rest = _rel(float(self.sum_aa[keep].sum()), float(self.sum_dd[keep].sum()), 0.0)
+            robust = max(whole_rel_l2, rest)
+        return TokenErrors(tuple(rel), tuple(float(n) for n in norms), massive, robust)
+
+
+def _rel(sum_aa: float, sum_dd: float, mismatch: float) -> float:
+    if mismatch:
+        return math.nan
+    if sum_aa == 0.0:
+        return 0.0 if sum_dd == 0.0 else math.inf
+    return math.sqrt(sum_dd / sum_aa)
+
+
+def massive_tokens(
+    tensors: Sequence[TensorComparison], layers: Sequence[LayerSummary], input_ids: Sequence[int]
+) -> tuple[MassiveToken, ...]:
+    """The massive-activation positions of the stage outputs, with the first stage and largest ratio."""
+    by_name = {t.name: t for t in tensors}
+    found: dict[int, tuple[float, str]] = {}
+    for stage in layers:
+        output = by_name.get(stage.output or "")
+        if output is None or not output.massive_tokens:
+            continue
+        median = float(np.median(output.token_norms))
+        for position in output.massive_tokens:
+            ratio = output.token_norms[position] / median
+            first = found.get(position, (0.0, stage.label))[1]
+            found[position] = (max(ratio, found.get(position, (0.0, ""))[0]), first)
+    return tuple(
+        MassiveToken(
+            position=p,
+            token_id=int(input_ids[p]) if p < len(input_ids) else None,
+            token_text=None,
+            norm_ratio=ratio,
+            first_stage=first,
+        )
+        for p, (ratio, first) in sorted(found.items())
+    )
