@@ -9,12 +9,14 @@ out=${1:?usage: oplevel_gpu.sh OUT_DIR}
 work=${WORK:-/tmp/precdiff_oplevel_1b}
 mkdir -p "$out" "$work"
 export COLUMNS=160
+# Peak RSS per capture where GNU time exists; plain bash timing otherwise.
+if [ -x /usr/bin/time ]; then TIMER="/usr/bin/time -v"; else TIMER="time"; fi
 python -m precdiff tiny save llama "$work/llama1b" --set hidden_size=2048 --set num_hidden_layers=16 \
   --set intermediate_size=8192 --set num_attention_heads=16 --set num_key_value_heads=8 --set vocab_size=32000
 prompt="The same model, weights and prompt produce different tokens on CUDA, Ascend and CPU because"
 cap() { # name device dtype extra...
   local name=$1 device=$2 dtype=$3; shift 3
-  /usr/bin/time -v python -m precdiff capture "$work/llama1b" --out "$work/$name.h5" --device "$device" \
+  $TIMER python -m precdiff capture "$work/llama1b" --out "$work/$name.h5" --device "$device" \
     --dtype "$dtype" --level op --max-new-tokens 8 "$@" 2> "$out/time_$name.txt" | tee "$out/capture_$name.txt"
 }
 cap cpu_fp32 cpu float32 --prompt "$prompt"
