@@ -10,7 +10,7 @@ work=${WORK:-/tmp/precdiff_oplevel_1b}
 mkdir -p "$out" "$work"
 export COLUMNS=160
 # Peak RSS per capture where GNU time exists; plain bash timing otherwise.
-if [ -x /usr/bin/time ]; then TIMER="/usr/bin/time -v"; else TIMER="time"; fi
+if [ -x /usr/bin/time ]; then TIMER="/usr/bin/time -v"; else TIMER=""; fi
 python -m precdiff tiny save llama "$work/llama1b" --set hidden_size=2048 --set num_hidden_layers=16 \
   --set intermediate_size=8192 --set num_attention_heads=16 --set num_key_value_heads=8 --set vocab_size=32000
 prompt="The same model, weights and prompt produce different tokens on CUDA, Ascend and CPU because"
