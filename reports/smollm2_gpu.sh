@@ -10,7 +10,7 @@ set -euo pipefail
 GGUF=${GGUF:-.gl/SmolLM2-135M-Instruct.Q4_1.gguf}
 OUT=${OUT:-out/smollm2_gpu}
 mkdir -p "$OUT"
-export PYTHONPATH=$PWD HF_HUB_OFFLINE=1 COLUMNS=160
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} HF_HUB_OFFLINE=1 COLUMNS=160
 python -c "import gguf, accelerate" || { echo "install precdiff[gguf] (gguf, accelerate) first"; exit 2; }
 echo '[{"role": "user", "content": "In two sentences, why does the sky look blue during the day but red at sunset?"}]' > "$OUT/chat.json"
 
