@@ -16,7 +16,8 @@ exits with code 2. Anything else is a bug in precdiff and keeps its traceback.
     ├── NotComparableError          two captures ran different weights or different input tokens
     ├── TemplateError               a chat template failed to render, or a tokenizer spec is bad
     │   └── TemplateSandboxError        a template tried something the sandbox forbids
-    └── KernelError                 batch-invariant kernels cannot be used as requested
+    ├── KernelError                 batch-invariant kernels cannot be used as requested
+    └── DeviceLimitError            the device ran out of memory, or has no kernel for an operation
 
 Messages state what happened, the offending value, and the fix (naming the CLI flag and, where it
 differs, the Python keyword).
@@ -67,3 +68,7 @@ class TemplateSandboxError(TemplateError):
 
 class KernelError(PrecdiffError):
     """Batch-invariant kernels cannot be enabled as requested on this device."""
+
+
+class DeviceLimitError(PrecdiffError):
+    """The device ran out of memory, or has no kernel for an operation, for the run as asked."""

@@ -13,6 +13,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 
+from precdiff import _progress
 from precdiff.capture.environment import build_manifest, deterministic_mode
 from precdiff.capture.hooks import attach
 from precdiff.capture.inputs import ResolvedInput, resolve_input
@@ -21,8 +22,8 @@ from precdiff.capture.logits import greedy_generate, topk_logprobs
 from precdiff.capture.models import LoadedModel, load_model, parse_dtype
 from precdiff.capture.names import name_filter
 from precdiff.capture.sink import TensorSink
-from precdiff.config import KERNEL_MODES, CaptureInput, CaptureOptions
-from precdiff.devices import resolve_device
+from precdiff.config import KERNEL_MODES, CaptureInput, CaptureOptions, check_max_new_tokens, check_seed
+from precdiff.devices import device_condition, first_line, resolve_device
 from precdiff.errors import CaptureError, InputError
 from precdiff.store import CaptureWriter
 
@@ -93,12 +94,15 @@ def capture(
         >>> capture("tiny:llama", "a.h5", CaptureInput(prompt="Hello"))  # doctest: +SKIP
     """
     options = options or CaptureOptions()
-    if options.top_k < 1 or options.max_new_tokens < 0:
-        raise InputError("--top-k must be ≥ 1 and --max-new-tokens ≥ 0")
+    if options.top_k < 1:
+        raise InputError(f"--top-k / top_k= must be ≥ 1, got {options.top_k}")
+    check_max_new_tokens(options.max_new_tokens)
+    check_seed(options.seed)
     device = resolve_device(options.device)
     dtype = parse_dtype(options.dtype)
     torch.manual_seed(options.seed)
     with ExitStack() as stack:
+        stack.enter_context(_progress.task(f"capture {model}"))
         stack.enter_context(deterministic_mode(options.deterministic))
         attn = _attn_implementation(options)
         kernel_settings = stack.enter_context(kernel_mode(options, device))
@@ -171,12 +175,16 @@ def _run(
         record = greedy_generate(
             model, logits[-1], returned_cache(out), len(resolved.ids), options.max_new_tokens, options.top_k
         )
-    except (RuntimeError, AttributeError) as exc:  # device OOM, kernel failures, unexpected outputs
+    except (RuntimeError, NotImplementedError) as exc:
+        condition = device_condition(exc)
+        if condition is None:  # anything else is a bug: it keeps its traceback (exit 3)
+            raise
         with contextlib.suppress(RuntimeError):  # a sticky device error may refuse even this flush
             sink.flush()  # keep what was computed
         raise CaptureError(
-            f"the model run failed: {str(exc).splitlines()[0]}; the tensors captured before "
-            f"the failure are in {writer.partial_path}"
+            f"{condition} ({first_line(exc)}); lower --max-new-tokens / max_new_tokens= or the prompt "
+            f"length, or pass --summary / summary=True; the tensors captured before the failure are in "
+            f"{writer.partial_path}"
         ) from None
     writer.write_generation(record.ids, record.topk_ids, record.topk_logprobs, record.margin)
     return [int(i) for i in np.asarray(record.ids)]

@@ -5,7 +5,6 @@ Reads the result objects of :mod:`precdiff.invariance.results`; never recomputes
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from precdiff.invariance.results import DeterminismReport, InvarianceReport, TensorInvariance
+from precdiff.report import output
 from precdiff.report.terminal import make_console
 
 __all__ = ["print_determinism", "print_invariance", "write_json"]
@@ -145,7 +145,6 @@ def print_determinism(report: DeterminismReport, console: Console | None = None)
     console.print(table)
 
 
-def write_json(report: InvarianceReport | DeterminismReport, path: Path) -> None:
-    """Write ``report.to_dict()`` (schemas in docs/invariance-json.md), creating the parent folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report.to_dict(), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+def write_json(report: InvarianceReport | DeterminismReport, path: Path) -> Path:
+    """Write ``report.to_dict()`` (schemas in docs/invariance-json.md) with :func:`output.write_json`."""
+    return output.write_json(report.to_dict(), path)

@@ -172,6 +172,6 @@ def print_result(result: TokensDiff, console: Console | None = None) -> None:
 
 def write_json(result: TokensDiff, path: str | Path) -> Path:
     """Write ``result.to_dict()`` (schema in docs/tokens-json.md) to ``path``; ``-`` is not special."""
-    target = Path(path)
-    target.write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    return target
+    from precdiff.report.output import write_json as write_report
+
+    return write_report(result.to_dict(), path)
