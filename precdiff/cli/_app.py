@@ -46,7 +46,8 @@ def _type_metavar(param: Any) -> str:
     return _METAVARS.get(element, "TEXT")
 
 
-def _plain_metavar(param: Any) -> None:
+def plain_metavar(param: Any) -> None:
+    """Give ``param`` the metavar help shows: ``PATH``, ``INTEGER``, … (none for a flag)."""
     if param.metavar is not None:
         return
     if getattr(param, "is_flag", False):
@@ -67,7 +68,7 @@ class _Command(TyperCommand):
     def get_params(self, ctx: Any) -> list[Any]:
         params: list[Any] = super().get_params(ctx)
         for param in params:
-            _plain_metavar(param)
+            plain_metavar(param)
         return params
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
@@ -84,7 +85,7 @@ class Group(TyperGroup):
     def get_params(self, ctx: Any) -> list[Any]:
         params: list[Any] = super().get_params(ctx)
         for param in params:
-            _plain_metavar(param)
+            plain_metavar(param)
         return params
 
 

@@ -228,7 +228,7 @@ def compare(a: CaptureLike, b: CaptureLike, *, options: CompareOptions | None = 
     Example:
         >>> result = compare("cpu.h5", "cuda.h5")  # doctest: +SKIP
         >>> print(result.verdict.message)  # doctest: +SKIP
-        divergence jumps at layer 12 in model.layers.12.mlp.down_proj: rel-L2 3.1e-05 → 2.4e-02 (×770)
+        divergence jumps at layer 12 in model.layers.12.mlp.down_proj: rel-L2 3.1e-05 → 2.4e-02, growth ×770 over the error it received
     """
     options = options or CompareOptions()
     with ExitStack() as stack:

@@ -315,7 +315,8 @@ def localize(
         layer = jump.index if 0 <= jump.index < last else None
         message = (
             f"divergence jumps {_where(jump.index, last)} in {culprit.module}: rel-L2 "
-            f"{fmt_rel(received)} → {fmt_rel(culprit.rel_l2)} ({fmt_growth(growth)})"
+            f"{fmt_rel(received)} → {fmt_rel(culprit.rel_l2)}, growth {fmt_growth(growth)} over the error it "
+            "received"
         )
         return Localization(
             Verdict(

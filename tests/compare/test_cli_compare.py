@@ -160,7 +160,7 @@ def test_real_divergence_exits_1(make_capture: MakeCapture, pair: tuple[Path, Pa
     result = runner.invoke(app, ["compare", str(pair[0]), str(path)], env={"COLUMNS": "400"})
     assert result.exit_code == 1
     assert (
-        "divergence jumps at layer 1 in model.layers.1.mlp.down_proj: rel-L2 0.0e+00 → 5.0e-01"
+        "DIVERGED — jumps at layer 1 in model.layers.1.mlp.down_proj: rel-L2 0.0e+00 → 5.0e-01"
         in result.stdout
     )
 
