@@ -170,9 +170,12 @@ def _load_directory(
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     try:
-        model, info = transformers.AutoModelForCausalLM.from_pretrained(
+        # output_loading_info=True returns (model, info); the stubs only know the model alone.
+        loaded: Any = transformers.AutoModelForCausalLM.from_pretrained(
             str(path), output_loading_info=True, **kwargs
         )
+        model: transformers.PreTrainedModel = loaded[0]
+        info: dict[str, Any] = loaded[1]
     except (OSError, ValueError, KeyError, ImportError) as exc:
         raise ModelLoadError(f"cannot load the model in {path}: {first_line(exc)}") from None
     except RuntimeError as exc:
@@ -291,14 +294,18 @@ def save_tiny(
     _parse_tiny(TINY_PREFIX + arch)
     check_seed(seed)
     for key, value in (overrides or {}).items():
-        if key in _POSITIVE_CONFIG_KEYS and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        if key in _POSITIVE_CONFIG_KEYS and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
             raise InputError(f"--set {key}={value!r}: {key} must be a positive integer, e.g. --set {key}=64")
     _quiet_transformers()
     target = Path(directory)
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"cannot create the model folder {target}: {exc.strerror}; pick another path") from None
+        raise InputError(
+            f"cannot create the model folder {target}: {exc.strerror}; pick another path"
+        ) from None
     from huggingface_hub.errors import StrictDataclassError
 
     try:
