@@ -101,10 +101,13 @@ class Capture:
         try:
             self._check_header()
             self._infos = self._read_infos()
-            if self.complete and fmt.INPUT_IDS not in self._file:
+            manifest = self.manifest
+            expected = (manifest.input.num_tokens or 0) if manifest is not None else 0
+            if self.complete and expected and fmt.INPUT_IDS not in self._file:
                 raise CaptureFormatError(
-                    f"{self.path} is marked complete but has no input token ids ({fmt.INPUT_IDS}), so "
-                    "nothing shows which input it ran (the file was edited or damaged); capture it again"
+                    f"{self.path} is marked complete but has no input token ids ({fmt.INPUT_IDS}; its "
+                    f"manifest says {expected}), so nothing shows which input it ran (the file was edited "
+                    "or damaged); capture it again"
                 )
         except BaseException:
             self._file.close()
