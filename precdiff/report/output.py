@@ -34,7 +34,8 @@ def check_output_path(path: StrPath, *, inputs: Iterable[StrPath | None] = (), f
     """
     target = Path(path)
     if target.is_dir():
-        raise InputError(f"{flag} {target} is a directory; give a file name inside it")
+        example = target / ("run.h5" if flag == "--out" else "report.json")
+        raise InputError(f"{flag} {target} is a directory; give a file name such as {example}")
     parent = target.parent
     if not parent.exists():
         blocker = next((p for p in (parent, *parent.parents) if p.exists()), None)
