@@ -41,7 +41,7 @@ def check_output_path(path: StrPath, *, inputs: Iterable[StrPath | None] = (), f
         blocker = next((p for p in (parent, *parent.parents) if p.exists()), None)
         if blocker is not None and not blocker.is_dir():
             raise InputError(f"{flag} {target}: {blocker} is a file, not a folder; pick another path")
-        raise InputError(f"folder {parent} of {flag} {target} does not exist; create it or pick another path")
+        raise InputError(f"output folder {parent} does not exist; create it or pick another {flag}")
     if not parent.is_dir():
         raise InputError(f"{flag} {target}: {parent} is a file, not a folder; pick another path")
     resolved = target.resolve()
