@@ -22,6 +22,14 @@ DEFAULT_MAX_NEW_TOKENS = 16
 KERNEL_MODES = ("standard", "batch-invariant")
 # What ``capture`` records: every module's output, or also every aten op inside it.
 CAPTURE_LEVELS = ("module", "op")
+# Upper bounds checked before any model is loaded, so a typo (an extra zero, 10**9) fails at once
+# instead of running for hours: greedy decoding is one forward pass per token, and no model precdiff
+# targets has a context this long; a seed must fit the 32 bits every seeded generator accepts (the
+# probes derive per-run seeds from it by multiplication, which must stay within 64 bits).
+MAX_NEW_TOKENS_LIMIT = 8192
+SEED_LIMIT = 2**32
+# Token ids are stored as int64; no vocabulary comes near 2**32.
+TOKEN_ID_LIMIT = 2**32
 # Flushing summary statistics to the host in batches costs one device synchronisation per batch.
 STATS_FLUSH_EVERY = 64
 # At op level a forward has thousands of tensors: a synchronisation every 64 would drain the device
@@ -73,6 +81,21 @@ class CaptureOptions:
     def from_cli(cls, **values: Any) -> CaptureOptions:
         """Build from keyword arguments, dropping ``None`` so that defaults apply."""
         return cls(**{key: value for key, value in values.items() if value is not None})
+
+
+def check_seed(seed: int) -> None:
+    """Refuse a seed outside ``[0, 2**32)`` (:data:`SEED_LIMIT`)."""
+    if not 0 <= seed < SEED_LIMIT:
+        raise InputError(f"--seed / seed= must be in [0, 2**32), got {seed}; e.g. --seed 0")
+
+
+def check_max_new_tokens(value: int) -> None:
+    """Refuse a generation length outside ``[0, MAX_NEW_TOKENS_LIMIT]``."""
+    if not 0 <= value <= MAX_NEW_TOKENS_LIMIT:
+        raise InputError(
+            f"--max-new-tokens / max_new_tokens= must be in [0, {MAX_NEW_TOKENS_LIMIT}], got {value}; "
+            "a precision diff needs a few dozen tokens, e.g. --max-new-tokens 32"
+        )
 
 
 def name_filter(include: Sequence[str] | None, exclude: Sequence[str] | None) -> Callable[[str], bool]:

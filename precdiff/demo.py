@@ -11,6 +11,7 @@ from precdiff.capture import capture
 from precdiff.compare import Comparison
 from precdiff.compare.compare import compare
 from precdiff.config import CaptureInput, CaptureOptions
+from precdiff.errors import InputError
 
 DEMO_MODEL = "tiny:llama"
 DEMO_PROMPT = "The same model gives different answers on two machines because"
@@ -28,7 +29,12 @@ def run_demo(out_dir: str | os.PathLike[str]) -> Comparison:
     The second capture reuses the reference's exact token ids (``--tokens-from``).
     """
     folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot create the demo folder --out {folder}: {exc.strerror}; pick another"
+        ) from None
     reference = folder / "reference_cpu_float32.h5"
     other_options = second_configuration()
     other = folder / f"other_{other_options.device}_{other_options.dtype}.h5"

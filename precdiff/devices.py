@@ -10,11 +10,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 
-from precdiff.errors import DeviceUnavailableError, InputError
+from precdiff.errors import DeviceLimitError, DeviceUnavailableError, InputError
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|npu)(?::(\d+))?$")
 
@@ -124,3 +126,39 @@ def backend_versions() -> dict[str, str | None]:
         version_module = getattr(npu_module, "version", None)
         versions["cann"] = getattr(version_module, "cann", None) if version_module is not None else None
     return versions
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (its type name when the message is empty)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+# Markers of conditions of the machine rather than of precdiff: out of memory (CUDA, NPU, the CPU
+# allocator) and operations the device has no kernel for.
+_OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "cannot allocate memory")
+_NO_KERNEL = ("not implemented for", "no kernel image is available", "not supported on")
+
+
+def device_condition(exc: BaseException) -> str | None:
+    """``"out of memory"`` / ``"no kernel for this operation on this device"`` when ``exc`` is one of
+    those conditions, else ``None`` (then it is a bug and must keep its traceback)."""
+    text = str(exc).lower()
+    if isinstance(exc, torch.OutOfMemoryError) or any(m in text for m in _OUT_OF_MEMORY):
+        return "the device ran out of memory"
+    if isinstance(exc, NotImplementedError) or any(m in text for m in _NO_KERNEL):
+        return "the device has no kernel for an operation"
+    return None
+
+
+@contextmanager
+def device_limits(what: str, fix: str) -> Iterator[None]:
+    """Turn out-of-memory and missing-kernel failures inside the block into :class:`DeviceLimitError`
+    naming ``what`` ran and the ``fix``; every other exception passes through unchanged."""
+    try:
+        yield
+    except (RuntimeError, NotImplementedError) as exc:
+        condition = device_condition(exc)
+        if condition is None:
+            raise
+        raise DeviceLimitError(f"{condition} running {what} ({first_line(exc)}); {fix}") from None

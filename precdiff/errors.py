@@ -19,7 +19,8 @@ exits with code 2. Anything else is a bug in precdiff and keeps its traceback.
     ├── KernelError                 batch-invariant kernels cannot be used as requested
     ├── EngineResponseError         a serving engine's response file is malformed or unmappable
     ├── EvalResultsError            an eval run's per-sample file is malformed or of an unknown format
-    └── ReplayError                 a module cannot be replayed (no inputs saved, other weights, …)
+    ├── ReplayError                 a module cannot be replayed (no inputs saved, other weights, …)
+    └── DeviceLimitError            the device ran out of memory, or has no kernel for an operation
 
 Messages state what happened, the offending value, and the fix (naming the CLI flag and, where it
 differs, the Python keyword).
@@ -83,3 +84,7 @@ class EvalResultsError(PrecdiffError):
 
 class ReplayError(PrecdiffError):
     """A captured module cannot be replayed: inputs not captured, unknown tensor, other weights."""
+
+
+class DeviceLimitError(PrecdiffError):
+    """The device ran out of memory, or has no kernel for an operation, for the run as asked."""

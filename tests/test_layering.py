@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).parents[1] / "precdiff"
-SHARED = {"errors", "config", "devices", "_version", "_json"}
+SHARED = {"errors", "config", "devices", "_version", "_json", "_progress"}
 
 # stage -> stages it may import (besides SHARED). Everything not listed here may import nothing else.
 ALLOWED: dict[str, set[str]] = {
@@ -55,6 +55,7 @@ ALLOWED: dict[str, set[str]] = {
     "devices": set(),
     "_version": set(),
     "_json": set(),
+    "_progress": set(),
     "__init__": {"*"},
     "__main__": {"cli"},
 }

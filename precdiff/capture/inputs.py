@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from precdiff.config import CaptureInput
+from precdiff.config import TOKEN_ID_LIMIT, CaptureInput
 from precdiff.engines import is_response_file, prompt_ids_from
 from precdiff.errors import InputError
 
@@ -30,6 +30,12 @@ def parse_input_ids(text: str) -> tuple[int, ...]:
         raise InputError(f"--input-ids must be integers separated by commas, got {text!r}") from None
     if not ids or any(i < 0 for i in ids):
         raise InputError(f"--input-ids must be a non-empty list of non-negative token ids, got {text!r}")
+    too_large = [i for i in ids if i >= TOKEN_ID_LIMIT]
+    if too_large:
+        raise InputError(
+            f"--input-ids holds token id {too_large[0]}, beyond any vocabulary (ids are below 2**32); "
+            "pass the ids the model's tokenizer produced"
+        )
     return ids
 
 

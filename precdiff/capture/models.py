@@ -21,6 +21,8 @@ from torch import nn
 from precdiff.capture import tiny
 from precdiff.capture.gguf_model import find_gguf, load_gguf
 from precdiff.capture.names import decoder_layers
+from precdiff.config import check_seed
+from precdiff.devices import first_line
 from precdiff.errors import InputError, ModelLoadError
 
 TINY_PREFIX = "tiny:"
@@ -140,7 +142,7 @@ def load_model(
                 model.set_attn_implementation(attn_implementation)
             except (ValueError, ImportError) as exc:
                 raise InputError(
-                    f"--attn-impl {attn_implementation!r} cannot be used: {str(exc).splitlines()[0]}"
+                    f"--attn-impl {attn_implementation!r} cannot be used: {first_line(exc)}"
                 ) from None
         _cast_parameters(model, dtype)
     else:
@@ -189,6 +191,9 @@ def _load_directory(
             else ""
         )
         raise ModelLoadError(f"{path} has no *.safetensors weights{hint}")
+    _check_config(path, trust_remote_code)
+    for weights in weight_files:
+        _check_safetensors(weights)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     kwargs: dict[str, Any] = dict(
         local_files_only=True, trust_remote_code=trust_remote_code, use_safetensors=True, dtype=dtype
@@ -196,12 +201,23 @@ def _load_directory(
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     try:
-        model: transformers.PreTrainedModel = transformers.AutoModelForCausalLM.from_pretrained(
-            str(path), **kwargs
+        # output_loading_info=True returns (model, info); the stubs only know the model alone.
+        loaded: Any = transformers.AutoModelForCausalLM.from_pretrained(
+            str(path), output_loading_info=True, **kwargs
         )
+        model: transformers.PreTrainedModel = loaded[0]
+        info: dict[str, Any] = loaded[1]
     except (OSError, ValueError, KeyError, ImportError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"cannot load the model in {path}: {first_line}") from None
+        raise ModelLoadError(f"cannot load the model in {path}: {first_line(exc)}") from None
+    except RuntimeError as exc:
+        if not any(marker in str(exc) for marker in _SHAPE_MISMATCH):
+            raise
+        detail = f" ({first_line(exc)})" if "size mismatch" in first_line(exc) else ""
+        raise ModelLoadError(
+            f"the weights in {path} do not have the shapes its config.json implies{detail}; the weights "
+            "and config.json come from different models: restore the matching pair"
+        ) from None
+    _check_loading_info(path, info)
     tokenizer = None
     if any((path / name).exists() for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
         try:
@@ -209,8 +225,69 @@ def _load_directory(
                 str(path), local_files_only=True, trust_remote_code=trust_remote_code
             )
         except (OSError, ValueError, KeyError, ImportError) as exc:
-            raise ModelLoadError(f"cannot load the tokenizer in {path}: {str(exc).splitlines()[0]}") from None
+            raise ModelLoadError(f"cannot load the tokenizer in {path}: {first_line(exc)}") from None
     return model, tokenizer, _sha256_of_files(weight_files)
+
+
+# Messages of transformers / torch when a weight's shape disagrees with the config.
+_SHAPE_MISMATCH = ("size mismatch", "ignore_mismatched_sizes", "Error(s) in loading state_dict")
+# Config entries that must be positive integers for any decoder; checked before building the model,
+# whose own checks are asserts (tracebacks) or missing.
+_POSITIVE_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")
+
+
+def _check_config(path: Path, trust_remote_code: bool) -> None:
+    import json
+
+    config_file = path / "config.json"
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelLoadError(f"{config_file} is not valid JSON ({first_line(exc)}); repair it") from None
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{config_file} must hold a JSON object; repair it")
+    for key in _POSITIVE_CONFIG_KEYS:
+        value = config.get(key)
+        if key in config and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ModelLoadError(f"{config_file}: {key} must be a positive integer, got {value!r}; repair it")
+    if config.get("auto_map") and not trust_remote_code:
+        raise ModelLoadError(
+            f"{config_file} has an auto_map: the model runs Python code shipped in {path}; if you trust "
+            "that code, pass --trust-remote-code / trust_remote_code=True"
+        )
+
+
+def _check_safetensors(weights: Path) -> None:
+    """Read the file's header, so that a truncated or corrupt file is named before transformers fails."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            handle.keys()
+    except (SafetensorError, OSError) as exc:
+        raise ModelLoadError(
+            f"{weights} is not a readable safetensors file ({first_line(exc)}); it is truncated or "
+            "damaged: download or save it again"
+        ) from None
+
+
+def _check_loading_info(path: Path, info: dict[str, Any]) -> None:
+    """Refuse weights that are missing (they would be randomly initialised) or unexpected (they
+    belong to another model); tied weights (lm_head tied to embed_tokens) are not reported missing."""
+    missing = sorted(info.get("missing_keys") or ())
+    unexpected = sorted(info.get("unexpected_keys") or ())
+    mismatched = [str(entry[0]) for entry in info.get("mismatched_keys") or ()]
+    problems = []
+    for label, names in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mismatched)):
+        if names:
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            problems.append(f"{len(names)} {label} weight(s): {', '.join(names[:3])}{more}")
+    if problems:
+        raise ModelLoadError(
+            f"the safetensors in {path} do not match its config.json ({'; '.join(problems)}); a capture "
+            "needs every weight loaded from the files (a missing one would be random): restore the "
+            "model's full weight files"
+        )
 
 
 def _weight_files(path: Path) -> list[Path]:
@@ -246,13 +323,26 @@ def save_tiny(
     if arch.startswith(TINY_PREFIX):
         arch = arch[len(TINY_PREFIX) :]
     _parse_tiny(TINY_PREFIX + arch)
+    check_seed(seed)
+    for key, value in (overrides or {}).items():
+        if key in _POSITIVE_CONFIG_KEYS and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise InputError(f"--set {key}={value!r}: {key} must be a positive integer, e.g. --set {key}=64")
     _quiet_transformers()
     target = Path(directory)
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot create the model folder {target}: {exc.strerror}; pick another path"
+        ) from None
+    from huggingface_hub.errors import StrictDataclassError
+
     try:
         model = tiny.build_model(arch, seed=seed, overrides=overrides)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"invalid config override for tiny:{arch}: {exc}") from None
+    except (TypeError, ValueError, StrictDataclassError) as exc:
+        raise InputError(f"invalid config override (--set) for tiny:{arch}: {first_line(exc)}") from None
     model.save_pretrained(target, safe_serialization=True)
     tiny.build_tokenizer(arch).save_pretrained(target)
     return target

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from precdiff import _progress
 from precdiff.capture.environment import build_manifest, deterministic_mode
 from precdiff.capture.float64 import check_float64_device, keep_float64
 from precdiff.capture.focus import focus_filter
@@ -27,8 +28,16 @@ from precdiff.capture.names import NameFilter, name_filter
 from precdiff.capture.op_trace import CallTree, OpTracer
 from precdiff.capture.parallel import load_sharded, tensor_parallel
 from precdiff.capture.sink import TensorSink
-from precdiff.config import CAPTURE_LEVELS, KERNEL_MODES, OP_STATS_FLUSH_EVERY, CaptureInput, CaptureOptions
-from precdiff.devices import resolve_device
+from precdiff.config import (
+    CAPTURE_LEVELS,
+    KERNEL_MODES,
+    OP_STATS_FLUSH_EVERY,
+    CaptureInput,
+    CaptureOptions,
+    check_max_new_tokens,
+    check_seed,
+)
+from precdiff.devices import device_condition, first_line, resolve_device
 from precdiff.errors import CaptureError, InputError
 from precdiff.store import CaptureWriter
 from precdiff.store.format import OP_INDEX_BATCH
@@ -133,8 +142,10 @@ def capture(
         >>> capture("tiny:llama", "a.h5", CaptureInput(prompt="Hello"))  # doctest: +SKIP
     """
     options = options or CaptureOptions()
-    if options.top_k < 1 or options.max_new_tokens < 0:
-        raise InputError("--top-k must be ≥ 1 and --max-new-tokens ≥ 0")
+    if options.top_k < 1:
+        raise InputError(f"--top-k / top_k= must be ≥ 1, got {options.top_k}")
+    check_max_new_tokens(options.max_new_tokens)
+    check_seed(options.seed)
     device = resolve_device(options.device)
     dtype = parse_dtype(options.dtype)
     parallel = tensor_parallel(options.tp, device)
@@ -142,6 +153,7 @@ def capture(
         check_float64_device(device)
     torch.manual_seed(options.seed)
     with ExitStack() as stack:
+        stack.enter_context(_progress.task(f"capture {model}"))
         stack.enter_context(deterministic_mode(options.deterministic))
         stack.enter_context(keep_float64(dtype == torch.float64))
         attn = _attn_implementation(options)
@@ -229,12 +241,16 @@ def _run(
         record = greedy_generate(
             model, logits[-1], returned_cache(out), len(resolved.ids), options.max_new_tokens, options.top_k
         )
-    except (RuntimeError, AttributeError) as exc:  # device OOM, kernel failures, unexpected outputs
+    except (RuntimeError, NotImplementedError) as exc:
+        condition = device_condition(exc)
+        if condition is None:  # anything else is a bug: it keeps its traceback (exit 3)
+            raise
         with contextlib.suppress(RuntimeError):  # a sticky device error may refuse even this flush
             sink.flush()  # keep what was computed
         raise CaptureError(
-            f"the model run failed: {str(exc).splitlines()[0]}; the tensors captured before "
-            f"the failure are in {writer.partial_path}"
+            f"{condition} ({first_line(exc)}); lower --max-new-tokens / max_new_tokens= or the prompt "
+            f"length, or pass --summary / summary=True; the tensors captured before the failure are in "
+            f"{writer.partial_path}"
         ) from None
     writer.write_generation(
         record.ids, record.topk_ids, record.topk_logprobs, record.margin, record.top_logit

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import typer
 
-from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, app, command
+from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, QUIET, Group, app, command, wrote
 from precdiff.config import parse_key_values
+from precdiff.errors import InputError
 
 tiny_app = typer.Typer(
-    help="Built-in tiny models (seeded random weights, no download).", no_args_is_help=True
+    cls=Group, help="Built-in tiny models (seeded random weights, no download).", no_args_is_help=True
 )
 app.add_typer(tiny_app, name="tiny")
 
@@ -97,6 +98,7 @@ def capture_command(
         help="Tensor-parallel ranks: run under `torchrun --nproc-per-node N`; each rank writes RUN.rankR.h5 "
         "(then `precdiff merge`).",
     ),
+    quiet: bool = QUIET,
 ) -> int:
     """Run MODEL on one input and write every module's output, logprobs and generation to one HDF5 file."""
     from precdiff.capture import capture
@@ -104,7 +106,10 @@ def capture_command(
     from precdiff.capture.inputs import parse_input_ids
     from precdiff.config import CaptureInput, CaptureOptions
     from precdiff.report.capture import print_capture_result
+    from precdiff.report.output import check_output_path
 
+    model_dir = None if model.startswith("tiny:") else model
+    check_output_path(out, inputs=(prompt_file, messages, tokens_from, model_dir), flag="--out")
     spec = CaptureInput(
         prompt=prompt,
         prompt_file=str(prompt_file) if prompt_file else None,
@@ -173,16 +178,27 @@ def tiny_save(
 
 @command("demo")
 def demo_command(
-    out_dir: Path = typer.Option(
-        Path("reports/demo"), "--out-dir", help="Where the two captures and the JSON go."
+    out_dir: Path | None = typer.Option(
+        None,
+        "--out",
+        "--out-dir",
+        help="Folder for the two captures and compare.json (default: a new temporary folder, printed).",
     ),
+    quiet: bool = QUIET,
 ) -> int:
     """Capture tiny:llama on CPU float32 and in a second configuration, compare, print the verdict."""
+    import tempfile
+
     from precdiff.demo import run_demo
     from precdiff.report.console import print_comparison
-    from precdiff.report.json_report import comparison_to_json, write_json
+    from precdiff.report.json_report import comparison_to_json
+    from precdiff.report.output import write_json
 
-    comparison = run_demo(out_dir)
+    folder = Path(tempfile.mkdtemp(prefix="precdiff-demo-")) if out_dir is None else out_dir
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"--out {folder} is a file; give a folder for the demo's captures")
+    typer.echo(f"demo files go to {folder}", err=True)
+    comparison = run_demo(folder)
     print_comparison(comparison)
-    write_json(comparison_to_json(comparison), out_dir / "compare.json")
+    wrote(write_json(comparison_to_json(comparison), folder / "compare.json"))
     return EXIT_OK if comparison else EXIT_DIVERGED

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, command
+from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, QUIET, command, wrote
 
 
 @command("compare")
@@ -47,6 +47,7 @@ def compare_command(
         "--reference",
         help="A float64 (or float32) capture of the same tokens: say which of A and B departs from it.",
     ),
+    quiet: bool = QUIET,
 ) -> int:
     """Compare capture B against reference A: verdict, per-layer error profile, logprobs, generation.
 
@@ -56,8 +57,11 @@ def compare_command(
     from precdiff.compare.options import CompareOptions
     from precdiff.report.console import print_comparison
     from precdiff.report.html import write_html
-    from precdiff.report.json_report import comparison_to_json, write_json
+    from precdiff.report.json_report import comparison_to_json
+    from precdiff.report.output import check_output_path, write_json
 
+    if json_out is not None:
+        check_output_path(json_out, inputs=(a, b))
     options = CompareOptions.from_cli(
         force=force,
         include=tuple(include) if include else None,
@@ -70,7 +74,7 @@ def compare_command(
     comparison = compare(a, b, options=options, reference=reference)
     print_comparison(comparison)
     if json_out is not None:
-        write_json(comparison_to_json(comparison), json_out)
+        wrote(write_json(comparison_to_json(comparison), json_out, inputs=(a, b)))
     if html_out is not None:
         write_html(comparison_to_json(comparison), html_out, inputs=(a, b))
     return EXIT_OK if comparison else EXIT_DIVERGED
@@ -84,11 +88,14 @@ def inspect_command(
 ) -> int:
     """Show a capture: manifest, input, generated tokens and the table of captured tensors."""
     from precdiff.report.console import print_inspect
-    from precdiff.report.json_report import summary_to_json, write_json
+    from precdiff.report.json_report import summary_to_json
+    from precdiff.report.output import check_output_path, write_json
     from precdiff.store.summary import summarize_capture
 
+    if json_out is not None:
+        check_output_path(json_out, inputs=(run,))
     summary = summarize_capture(run)
     print_inspect(summary, limit=None if show_all else 40)
     if json_out is not None:
-        write_json(summary_to_json(summary), json_out)
+        wrote(write_json(summary_to_json(summary), json_out, inputs=(run,)))
     return EXIT_OK

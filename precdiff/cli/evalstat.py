@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, command
+from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, command, wrote
 
 
 @command("evalstat")
@@ -33,13 +33,15 @@ def evalstat_command(
     """
     from precdiff.evalstat import EvalstatOptions, evalstat
     from precdiff.report.evalstat import evalstat_to_json, print_evalstat
-    from precdiff.report.json_report import write_json
+    from precdiff.report.output import check_output_path, write_json
 
     options = EvalstatOptions.from_cli(
         tolerance=tolerance, confidence=confidence, resamples=resamples, seed=seed
     )
+    if json_out is not None:
+        check_output_path(json_out, inputs=(a, b))
     result = evalstat(a, b, options=options)
     print_evalstat(result)
     if json_out is not None:
-        write_json(evalstat_to_json(result), json_out)
+        wrote(write_json(evalstat_to_json(result), json_out, inputs=(a, b)))
     return EXIT_OK if result else EXIT_DIVERGED

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, command
+from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, QUIET, command, wrote
 
 _MODEL = typer.Argument(..., help="Local Hugging Face model directory, a .gguf file, or tiny:<arch>.")
 _DEVICE = typer.Option(None, "--device", help="auto|cpu|cuda[:i]|npu[:i] (default auto).")
@@ -21,6 +21,11 @@ _IDS = typer.Option(None, "--input-ids", help="Probe token ids, e.g. 1,2,3 (no t
 _TRUST = typer.Option(False, "--trust-remote-code", help="Allow model code from the directory.")
 _JSON = typer.Option(None, "--json", help="Also write the report as JSON (docs/invariance-json.md).")
 _HTML = typer.Option(None, "--html", help="Also write a self-contained HTML report (docs/html-report.md).")
+
+
+def _inputs(model: str) -> tuple[str, ...]:
+    """The model directory, which a --json report must not write into over an existing file."""
+    return () if model.startswith("tiny:") else (model,)
 
 
 def _ids(text: str | None) -> tuple[int, ...] | None:
@@ -48,13 +53,17 @@ def invariance_command(
     trust_remote_code: bool = _TRUST,
     json_out: Path | None = _JSON,
     html_out: Path | None = _HTML,
+    quiet: bool = QUIET,
 ) -> int:
     """Run a probe alone and inside batches; report per module (or op) whether its tensors are bitwise
     identical, the first that is not, and prefill-vs-decode consistency. Exit 0 invariant, 1 not."""
     from precdiff.invariance import InvarianceOptions, check_invariance, parse_batch_sizes
     from precdiff.report.html import write_html
-    from precdiff.report.invariance import print_invariance, write_json
+    from precdiff.report.invariance import print_invariance
+    from precdiff.report.output import check_output_path, write_json
 
+    if json_out is not None:
+        check_output_path(json_out, inputs=_inputs(model))
     options = InvarianceOptions.from_cli(
         device=device,
         dtype=dtype,
@@ -72,7 +81,7 @@ def invariance_command(
     report = check_invariance(model, options)
     print_invariance(report)
     if json_out is not None:
-        write_json(report, json_out)
+        wrote(write_json(report.to_dict(), json_out, inputs=_inputs(model)))
     if html_out is not None:
         write_html(report.to_dict(), html_out)
     return EXIT_OK if report else EXIT_DIVERGED
@@ -98,13 +107,17 @@ def determinism_command(
     trust_remote_code: bool = _TRUST,
     json_out: Path | None = _JSON,
     html_out: Path | None = _HTML,
+    quiet: bool = QUIET,
 ) -> int:
     """Greedy-generate the probe inside RUNS random batches; count distinct completions.
     Exit 0 for exactly one, 1 for more."""
     from precdiff.invariance import DeterminismOptions, check_determinism
     from precdiff.report.html import write_html
-    from precdiff.report.invariance import print_determinism, write_json
+    from precdiff.report.invariance import print_determinism
+    from precdiff.report.output import check_output_path, write_json
 
+    if json_out is not None:
+        check_output_path(json_out, inputs=_inputs(model))
     options = DeterminismOptions.from_cli(
         device=device,
         dtype=dtype,
@@ -121,7 +134,7 @@ def determinism_command(
     report = check_determinism(model, options)
     print_determinism(report)
     if json_out is not None:
-        write_json(report, json_out)
+        wrote(write_json(report.to_dict(), json_out, inputs=_inputs(model)))
     if html_out is not None:
         write_html(report.to_dict(), html_out)
     return EXIT_OK if report else EXIT_DIVERGED

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, command
+from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, command, wrote
 
 
 @command("replay")
@@ -32,7 +32,7 @@ def replay_command(
     2: usage or input error.
     """
     from precdiff.replay import ReplayOptions, replay
-    from precdiff.report.json_report import write_json
+    from precdiff.report.output import check_output_path, write_json
     from precdiff.report.replay import print_replay, replay_to_json
 
     options = ReplayOptions(
@@ -43,8 +43,10 @@ def replay_command(
         model=model,
         emit_repro=str(emit_repro) if emit_repro is not None else None,
     )
+    if json_out is not None:
+        check_output_path(json_out, inputs=(run, model))  # before the work: a bad path fails fast
     result = replay(run, options)
     print_replay(result)
     if json_out is not None:
-        write_json(replay_to_json(result), json_out)
+        wrote(write_json(replay_to_json(result), json_out, inputs=(run, model)))
     return EXIT_OK if result else EXIT_DIVERGED

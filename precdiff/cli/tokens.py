@@ -6,10 +6,7 @@ from pathlib import Path
 
 import typer
 
-from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, command
-from precdiff.report import tokens as report
-from precdiff.report.html import write_html
-from precdiff.templates import diff_conversation, parse_template_kwargs
+from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, command, wrote
 
 _SPEC_HELP = (
     "a tokenizer DIR (its own chat template), DIR:TEMPLATE.jinja, DIR:tokenizer_config, a MODEL.gguf "
@@ -54,9 +51,15 @@ def tokens(
 
     Exit 0 identical, 1 different, 2 usage or input error.
     """
-    inputs = (messages, tools, a, b)
+    from precdiff.report import tokens as report
+    from precdiff.report.html import write_html
+    from precdiff.report.output import check_output_path
+    from precdiff.templates import diff_conversation, parse_template_kwargs
+
+    # Side specs may be DIR:TEMPLATE.jinja; every existing path among them is an input.
+    inputs = [messages, tools, *(p for spec in (a, b) for p in (spec, *spec.split(":")) if Path(p).exists())]
     if json_out is not None:
-        report.check_json_target(json_out, inputs)  # before the work: a bad path fails fast
+        check_output_path(json_out, inputs=inputs)
     result = diff_conversation(
         messages,
         a,
@@ -70,7 +73,7 @@ def tokens(
     )
     report.print_result(result)
     if json_out is not None:
-        report.write_json(result, json_out, inputs)
+        wrote(report.write_json(result, json_out))
     if html_out is not None:
         write_html(result.to_dict(), html_out, inputs=inputs)
     return EXIT_OK if result.identical else EXIT_DIVERGED

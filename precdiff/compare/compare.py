@@ -13,7 +13,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Union
 
-from precdiff.compare.align import align, capture_ref, resolve_comparability
+from precdiff import _progress
+from precdiff.compare.align import Alignment, align, capture_ref, resolve_comparability
 from precdiff.compare.engine_side import compare_with_engine, involves_engine
 from precdiff.compare.flips import discount_flips
 from precdiff.compare.localize import localize
@@ -45,6 +46,7 @@ from precdiff.compare.results import (
     TensorComparison,
 )
 from precdiff.compare.tolerances import manifest_dtype_code, noise_floor, pair_tolerance
+from precdiff.errors import InputError
 from precdiff.store.dtypes import FLOAT_CODES
 from precdiff.store.format import layer_index
 from precdiff.store.reader import Capture, TensorInfo, open_capture
@@ -193,6 +195,25 @@ def _top(tensors: tuple[TensorComparison, ...], n: int) -> tuple[str, ...]:
     return tuple(t.name for t in ranked[:n])
 
 
+def _require_something(cap_a: Capture, cap_b: Capture, alignment: Alignment, options: CompareOptions) -> None:
+    """Refuse a comparison that would compare nothing: an empty result must not read as a match."""
+    if alignment.pairs:
+        return
+    if options.include or options.exclude:
+        selection = " ".join(
+            [*(f"--include {p!r}" for p in options.include), *(f"--exclude {p!r}" for p in options.exclude)]
+        )
+        raise InputError(
+            f"{selection} selected no tensor present in both {cap_a.path} and {cap_b.path}; "
+            "`precdiff inspect` lists the names (include= / exclude= in Python)"
+        )
+    if cap_a.prompt_logprobs is None or cap_b.prompt_logprobs is None:
+        raise InputError(
+            f"{cap_a.path} and {cap_b.path} share no tensor name and lack logprobs, so there is nothing "
+            "to compare; capture both with the same model and --include / --exclude selection"
+        )
+
+
 def _open(source: CaptureLike, stack: ExitStack) -> Capture:
     if isinstance(source, Capture):
         return source  # the caller opened it and closes it
@@ -228,7 +249,7 @@ def compare(
     Example:
         >>> result = compare("cpu.h5", "cuda.h5")  # doctest: +SKIP
         >>> print(result.verdict.message)  # doctest: +SKIP
-        divergence jumps at layer 12 in model.layers.12.mlp.down_proj: rel-L2 3.1e-05 → 2.4e-02 (×770)
+        divergence jumps at layer 12 in model.layers.12.mlp.down_proj: rel-L2 3.1e-05 → 2.4e-02, growth ×770 over the error it received
     """
     options = options or CompareOptions()
     if involves_engine(a, b):
@@ -240,6 +261,7 @@ def compare(
             differences, cap_a.manifest is not None and cap_b.manifest is not None
         )
         alignment = align(cap_a, cap_b, module_level(cap_a, cap_b, options.name_filter()))
+        _require_something(cap_a, cap_b, alignment, options)
         manifest_a = cap_a.manifest
         layers_path = (manifest_a.model.layers_path if manifest_a else None) or infer_layers_path(
             cap_a.tensor_names()
@@ -250,7 +272,7 @@ def compare(
         )
         tensors = tuple(
             _compare_pair(cap_a, cap_b, ia, ib, options, layers_path, num_tokens, run_codes, expected_exact)
-            for ia, ib in alignment.pairs
+            for ia, ib in _progress.iterate(alignment.pairs, "compare: tensors")
         )
         tensors = discount_flips(cap_a, cap_b, tensors, num_tokens)
         top_a, top_b = cap_a.prompt_logprobs, cap_b.prompt_logprobs

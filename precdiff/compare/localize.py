@@ -282,7 +282,8 @@ def localize(
         layer = jump.index if 0 <= jump.index < last else None
         message = (
             f"divergence jumps {where_label(jump.index, last)} in {culprit.module}: rel-L2 "
-            f"{fmt_rel(received)} → {fmt_rel(err(culprit))} ({fmt_growth(growth)})"
+            f"{fmt_rel(received)} → {fmt_rel(err(culprit))}, growth {fmt_growth(growth)} over the error it "
+            "received"
         )
         return Localization(
             Verdict(

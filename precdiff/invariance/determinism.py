@@ -14,7 +14,9 @@ from collections import defaultdict
 import torch
 from torch import nn
 
+from precdiff import _progress
 from precdiff.capture.kv_cache import cache_kwargs, returned_cache
+from precdiff.devices import device_limits
 from precdiff.invariance.options import DeterminismOptions
 from precdiff.invariance.results import Completion, DeterminismReport, RunRecord
 from precdiff.invariance.session import Session, open_session
@@ -98,10 +100,14 @@ def check_determinism(
     with open_session(model, options, tokenizer) as session:
         by_completion: dict[tuple[int, ...], list[int]] = defaultdict(list)
         placements: list[tuple[int, int, tuple[int, ...]]] = []
-        for run in range(options.runs):
+        for run in _progress.iterate(range(options.runs), "determinism: runs"):
             generator = torch.Generator().manual_seed(options.seed * 1_000_003 + run)
             ids, mask, slot = random_batch(session, options.max_companions, generator)
-            tokens = greedy_batch(session.model, ids, mask, options.max_new_tokens)
+            with device_limits(
+                f"a batch of {ids.shape[0]} sequences × {options.max_new_tokens} tokens",
+                "lower --max-companions / max_companions= or --max-new-tokens / max_new_tokens=",
+            ):
+                tokens = greedy_batch(session.model, ids, mask, options.max_new_tokens)
             completion = tuple(int(i) for i in tokens[slot].tolist())
             by_completion[completion].append(run)
             placements.append((ids.shape[0], slot, completion))

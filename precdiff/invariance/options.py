@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from typing_extensions import Self
 
-from precdiff.config import KERNEL_MODES
+from precdiff.config import KERNEL_MODES, MAX_NEW_TOKENS_LIMIT, check_seed
 from precdiff.errors import InputError
 
 DEFAULT_PROMPT = "The quick brown fox jumps over the lazy dog, and then it"
@@ -24,6 +24,10 @@ DEFAULT_RUNS = 100
 DEFAULT_MAX_NEW_TOKENS = 32
 # Determinism runs draw 0..max companions, so the batch holds 1..max+1 sequences.
 DEFAULT_MAX_COMPANIONS = 31
+# Bounds checked up front: a batch holds the probe's activations once per sequence, and a run count
+# is a number of full generations; beyond these a typo runs out of memory or for days.
+MAX_BATCH_SIZE = 4096
+MAX_RUNS = 100_000
 # Without a tokenizer and without --input-ids the probe is this many seeded random ids.
 FALLBACK_PROBE_LENGTH = 16
 
@@ -53,6 +57,7 @@ class RunOptions:
             raise InputError(
                 f"unknown --kernels {self.kernels!r}; use one of: {', '.join(KERNEL_MODES)} (kernels=...)"
             )
+        check_seed(self.seed)
         given = [x for x in (self.prompt, self.messages, self.input_ids) if x is not None]
         if len(given) > 1:
             raise InputError(
@@ -82,6 +87,11 @@ class InvarianceOptions(RunOptions):
                 f"--batch-sizes / batch_sizes= needs positive sizes and at least one above 1, "
                 f"got {','.join(map(str, self.batch_sizes)) or 'nothing'}; e.g. --batch-sizes 1,2,8,32"
             )
+        if max(self.batch_sizes) > MAX_BATCH_SIZE:
+            raise InputError(
+                f"--batch-sizes / batch_sizes= holds {max(self.batch_sizes)}, above the limit of "
+                f"{MAX_BATCH_SIZE} sequences per batch; lower it, e.g. --batch-sizes 1,2,8,32"
+            )
         if self.decode_positions < 0:
             raise InputError(f"decode_positions must be >= 0, got {self.decode_positions}")
 
@@ -103,8 +113,18 @@ class DeterminismOptions(RunOptions):
         super().validate()
         if self.runs < 1:
             raise InputError(f"--runs / runs= must be >= 1, got {self.runs}")
-        if self.max_new_tokens < 1:
-            raise InputError(f"--max-new-tokens / max_new_tokens= must be >= 1, got {self.max_new_tokens}")
+        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
+            raise InputError(
+                f"--max-new-tokens / max_new_tokens= must be in [1, {MAX_NEW_TOKENS_LIMIT}], "
+                f"got {self.max_new_tokens}"
+            )
+        if self.runs > MAX_RUNS:
+            raise InputError(f"--runs / runs= must be at most {MAX_RUNS}, got {self.runs}")
+        if self.max_companions > MAX_BATCH_SIZE - 1:
+            raise InputError(
+                f"--max-companions / max_companions= must be at most {MAX_BATCH_SIZE - 1}, got "
+                f"{self.max_companions}"
+            )
         if self.max_companions < 0:
             raise InputError(f"--max-companions / max_companions= must be >= 0, got {self.max_companions}")
 

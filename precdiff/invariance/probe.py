@@ -16,10 +16,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from precdiff import _progress
 from precdiff.capture.hooks import attach
 from precdiff.capture.kv_cache import cache_kwargs, returned_cache
 from precdiff.capture.names import name_filter
 from precdiff.capture.op_trace import CallTree, OpTracer
+from precdiff.devices import device_limits
 from precdiff.invariance.align import (
     WHOLE_TENSOR_DIFFERS,
     Layout,
@@ -237,12 +239,13 @@ def check_invariance(
         per_batch: list[dict[str, BatchCheck]] = []
         outputs: list[OutputCheck] = []
         unmatched: set[str] = set()
-        for batch in options.compared_sizes:
+        for batch in _progress.iterate(options.compared_sizes, "invariance: batch sizes"):
             generator = torch.Generator().manual_seed(options.seed * 1_000_003 + batch)
             ids, mask, positions, layout = build_batch(session, batch, options.padding, generator)
             recorder = _Recorder(reference.refs, layout)
             tree = CallTree()
-            logits = _forward(session, options.level, recorder, tree, ids, mask, positions)
+            with device_limits(f"a batch of {batch} sequences", "lower --batch-sizes / batch_sizes="):
+                logits = _forward(session, options.level, recorder, tree, ids, mask, positions)
             outputs.append(_output_check(reference_logits, logits, layout))
             del logits
             children_differ, ops_differ = diverged(reference_tree, tree)

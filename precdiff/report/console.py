@@ -53,11 +53,23 @@ def _bar(value: float | None, floor: float) -> str:
     return _BARS[-1] * int(cells // 8) + (_BARS[int(cells % 8)] if cells < 16 else "")
 
 
+# Verdict messages open with their status in words ("divergence jumps …", "within noise: …") so that
+# they read alone in JSON; beside the status word the panel drops that opening.
+_STATUS_OPENINGS = ("match: ", "within noise: ", "divergence: ", "divergence ")
+
+
+def _without_status_word(message: str) -> str:
+    for opening in _STATUS_OPENINGS:
+        if message.startswith(opening):
+            return message[len(opening) :]
+    return message
+
+
 def _verdict_panel(comparison: Comparison) -> Panel:
     verdict = comparison.verdict
     lines = [
-        f"[{_STATUS_STYLE.get(verdict.status, 'bold yellow')}]{verdict.status.upper()}[/] "
-        f"{escape(verdict.message)}",
+        f"[{_STATUS_STYLE.get(verdict.status, 'bold yellow')}]{verdict.status.upper()}[/] — "
+        f"{escape(_without_status_word(verdict.message))}",
         f"A (reference): {escape(comparison.a.path)}  {comparison.a.dtype or '?'} on {comparison.a.device or '?'}",
         f"B:             {escape(comparison.b.path)}  {comparison.b.dtype or '?'} on {comparison.b.device or '?'}",
     ]

@@ -5,7 +5,6 @@ Reads the result objects of :mod:`precdiff.invariance.results`; never recomputes
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from precdiff.invariance.results import DeterminismReport, InvarianceReport, TensorInvariance
+from precdiff.report import output
 from precdiff.report.terminal import make_console
 
 __all__ = ["print_determinism", "print_invariance", "write_json"]
@@ -47,12 +47,31 @@ def _tensor_row(tensor: TensorInvariance, batch_sizes: tuple[int, ...]) -> list[
     return cells
 
 
+def _reason(report: InvarianceReport) -> str:
+    """Why the verdict is what it is, in the headline (the tables below give the detail)."""
+    counted = [t for t in report.tensors if t.counted]
+    changed = sum(1 for t in counted if not t.invariant)
+    batch = (
+        f"all {len(counted)} tensors bitwise identical in every batch"
+        if report.batch_invariant
+        else f"{changed} of {len(counted)} tensors change with the batch"
+    )
+    if report.prefill_decode_consistent:
+        return batch + "; prefill and decode agree"
+    differing = sum(1 for d in report.decode if not d.logits.bitwise_equal)
+    return (
+        f"{batch}; prefill and decode logits differ at {differing} of {len(report.decode)} positions "
+        "(see the prefill-vs-decode table)"
+    )
+
+
 def print_invariance(report: InvarianceReport, console: Console | None = None) -> None:
     """Verdict, first non-invariant tensor, per-batch-size outputs, prefill vs decode, worst tensors."""
     console = console or make_console()
     verdict = "[bold green]INVARIANT[/bold green]" if report else "[bold red]NOT INVARIANT[/bold red]"
+    console.print(f"{verdict}: {_reason(report)}")
     console.print(
-        f"{verdict}  level {report.level} · padding {report.padding} · batch sizes "
+        f"level {report.level} · padding {report.padding} · batch sizes "
         f"{', '.join(map(str, report.batch_sizes))} vs the probe alone ({len(report.probe.ids)} tokens)"
     )
     _run_line(console, report.run)
@@ -145,7 +164,6 @@ def print_determinism(report: DeterminismReport, console: Console | None = None)
     console.print(table)
 
 
-def write_json(report: InvarianceReport | DeterminismReport, path: Path) -> None:
-    """Write ``report.to_dict()`` (schemas in docs/invariance-json.md), creating the parent folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report.to_dict(), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+def write_json(report: InvarianceReport | DeterminismReport, path: Path) -> Path:
+    """Write ``report.to_dict()`` (schemas in docs/invariance-json.md) with :func:`output.write_json`."""
+    return output.write_json(report.to_dict(), path)

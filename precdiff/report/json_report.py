@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 from precdiff._version import __version__
 from precdiff.compare.results import Comparison
-from precdiff.errors import InputError
 from precdiff.store.summary import CaptureSummary
 
 # Bump on any change a consumer could notice (renamed/removed field, changed meaning); adding a
@@ -25,15 +21,3 @@ def comparison_to_json(comparison: Comparison) -> dict[str, Any]:
 def summary_to_json(summary: CaptureSummary) -> dict[str, Any]:
     """The JSON document of ``precdiff inspect --json``."""
     return {"schema_version": SCHEMA_VERSION, "precdiff_version": __version__, **summary.to_dict()}
-
-
-def write_json(document: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write a report as strict JSON (no NaN/Infinity literals) and return its path."""
-    target = Path(path)
-    if not target.parent.exists():
-        raise InputError(
-            f"folder {target.parent} of --json {target} does not exist; create it or pick another path"
-        )
-    text = json.dumps(document, indent=2, allow_nan=False, default=str)
-    target.write_text(text + "\n", encoding="utf-8")
-    return target

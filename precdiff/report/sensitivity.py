@@ -5,10 +5,8 @@ Reads :class:`~precdiff.sensitivity.results.SensitivityReport`; never recomputes
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from precdiff.errors import InputError
+from precdiff.report.output import write_json as write_report
 from precdiff.report.terminal import make_console
 from precdiff.sensitivity.results import LayerSensitivity, SensitivityReport
 
@@ -158,15 +157,6 @@ def check_outputs(outputs: tuple[Path | None, ...], inputs: tuple[Path, ...]) ->
 
 
 def write_json(document: Any, path: Path) -> None:
-    """Write ``document`` as strict JSON atomically (temp file + rename): a failed write leaves an
-    existing file untouched."""
-    target = Path(path)
-    text = json.dumps(document, indent=1, allow_nan=False) + "\n"
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, target)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    """Write ``document`` as strict JSON atomically (report/output.py: a failed write leaves an existing
+    file untouched)."""
+    write_report(document, path)

@@ -15,4 +15,4 @@ def make_console() -> Console:
     """A rich console on stdout: the terminal's width, or :data:`PIPED_WIDTH` when not a terminal
     (``COLUMNS`` still wins when set)."""
     width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH
-    return Console(highlight=False, width=width)
+    return Console(highlight=False, width=width, emoji=False)

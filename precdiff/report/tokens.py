@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 
 from rich.console import Console, Group, RenderableType
@@ -14,12 +11,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from precdiff.errors import InputError
 from precdiff.report.terminal import make_console
 from precdiff.templates.diff import make_visible
 from precdiff.templates.results import RenderWindow, SideReport, TokensDiff
 
-__all__ = ["check_json_target", "print_result", "render_result", "write_json"]
+__all__ = ["print_result", "render_result", "write_json"]
 
 _VERDICT_STYLE = {
     "identical": "bold green",
@@ -174,58 +170,8 @@ def print_result(result: TokensDiff, console: Console | None = None) -> None:
     (console or make_console()).print(render_result(result))
 
 
-def _input_paths(specs: Iterable[str | Path | None]) -> list[Path]:
-    """The files a command reads: each spec, and both halves of a ``DIR:TEMPLATE`` spec."""
-    paths: list[Path] = []
-    for spec in specs:
-        if spec is None:
-            continue
-        text = str(spec)
-        paths.append(Path(text))
-        paths.extend(Path(part) for part in text.split(":") if part)
-    return [p for p in paths if p.exists()]
+def write_json(result: TokensDiff, path: str | Path) -> Path:
+    """Write ``result.to_dict()`` (schema in docs/tokens-json.md) to ``path``; ``-`` is not special."""
+    from precdiff.report.output import write_json as write_report
 
-
-def check_json_target(path: str | Path, inputs: Iterable[str | Path | None] = ()) -> Path:
-    """Refuse a ``--json`` path whose folder is missing, that is a folder, or that is one of ``inputs``.
-
-    Raises:
-        InputError: with the offending path and what to pass instead.
-    """
-    target = Path(path)
-    if target.is_dir():
-        raise InputError(f"--json {target} is a folder; pass a file path such as {target / 'tokens.json'}")
-    if not target.parent.is_dir():
-        raise InputError(
-            f"folder {target.parent} of --json {target} does not exist; create it or pick another path"
-        )
-    if target.exists():
-        for source in _input_paths(inputs):
-            if source.is_file() and os.path.samefile(source, target):
-                raise InputError(
-                    f"--json {target} is one of this command's inputs ({source}); it would be overwritten: "
-                    "pick another output path"
-                )
-    return target
-
-
-def write_json(result: TokensDiff, path: str | Path, inputs: Iterable[str | Path | None] = ()) -> Path:
-    """Write ``result.to_dict()`` (schema in docs/tokens-json.md) to ``path`` atomically.
-
-    The document goes to a temporary file in the same folder, renamed over ``path`` only once complete, so
-    a failed write leaves an existing file untouched. ``inputs`` are refused as targets.
-
-    Raises:
-        InputError: see :func:`check_json_target`.
-    """
-    target = check_json_target(path, inputs)
-    text = json.dumps(result.to_dict(), ensure_ascii=False, indent=2, allow_nan=False) + "\n"
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+    return write_report(result.to_dict(), path)

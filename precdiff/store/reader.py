@@ -124,6 +124,14 @@ class Capture:
         try:
             self._check_header()
             self._infos = self._read_infos()
+            manifest = self.manifest
+            expected = (manifest.input.num_tokens or 0) if manifest is not None else 0
+            if self.complete and expected and fmt.INPUT_IDS not in self._file:
+                raise CaptureFormatError(
+                    f"{self.path} is marked complete but has no input token ids ({fmt.INPUT_IDS}; its "
+                    f"manifest says {expected}), so nothing shows which input it ran (the file was edited "
+                    "or damaged); capture it again"
+                )
         except BaseException:
             self._file.close()
             raise
@@ -177,12 +185,18 @@ class Capture:
                     )
                 break
             ndim = int(row[fmt.T_NDIM])
+            code = _decode(row[fmt.T_DTYPE])
+            if not 0 <= ndim <= fmt.MAX_NDIM or code not in fmt.STORAGE_DTYPES:
+                raise CaptureFormatError(
+                    f"{self.path}: tensor index row {index} ({name!r}) has rank {ndim} and dtype code "
+                    f"{code!r}, which the format does not allow (the file is damaged); capture it again"
+                )
             role = _decode(row[fmt.T_ROLE])
             infos[name] = TensorInfo(
                 name=name,
                 module=_decode(row[fmt.T_MODULE]),
                 role=role,
-                dtype=_decode(row[fmt.T_DTYPE]),
+                dtype=code,
                 shape=tuple(int(v) for v in row[fmt.T_SHAPE][:ndim]),
                 stored=stored,
                 stats={stat: float(v) for stat, v in zip(fmt.STAT_NAMES, row[fmt.T_STATS])},
@@ -251,8 +265,7 @@ class Capture:
     def tensor(self, name: str) -> np.ndarray:
         """One tensor, decoded exactly (bf16 -> float32, fp16 -> float16). Loads it whole."""
         info = self.info(name)
-        self._require_data(info)
-        return from_storage(self._file[info.key][()], info.dtype)
+        return from_storage(self._dataset(info)[()], info.dtype)
 
     def iter_blocks(self, name: str, block_elements: int = DEFAULT_BLOCK_ELEMENTS) -> Iterator[np.ndarray]:
         """Stream a tensor as flat float64 blocks of at most about ``block_elements`` values.
@@ -260,8 +273,7 @@ class Capture:
         Two tensors of the same shape are cut at the same places, so blocks pair up.
         """
         info = self.info(name)
-        self._require_data(info)
-        dataset = self._file[info.key]
+        dataset = self._dataset(info)
         if dataset.ndim == 0:
             yield np.asarray(from_storage(dataset[()], info.dtype), dtype=np.float64).reshape(-1)
             return
@@ -289,12 +301,22 @@ class Capture:
         key = fmt.sketch_key(int(info.key.rsplit("/", 1)[1]))
         return np.asarray(self._file[key][()]) if key in self._file else None
 
-    def _require_data(self, info: TensorInfo) -> None:
+    def _dataset(self, info: TensorInfo) -> h5py.Dataset:
+        """The tensor's dataset, after checking that it is what the index says."""
         if not info.stored:
             raise InputError(
                 f"tensor {info.name!r} in {self.path} holds statistics only (captured with --summary); "
                 "capture again without --summary to compare its values"
             )
+        dataset = self._file[info.key]
+        expected = fmt.STORAGE_DTYPES[info.dtype]
+        if not isinstance(dataset, h5py.Dataset) or dataset.shape != info.shape or dataset.dtype != expected:
+            found = f"{dataset.dtype}{dataset.shape}" if isinstance(dataset, h5py.Dataset) else "a group"
+            raise CaptureFormatError(
+                f"{self.path}: tensor {info.name!r} holds {found} but its index says "
+                f"{expected}{info.shape} (the file is damaged); capture it again"
+            )
+        return dataset
 
     # --- logprobs and generation ------------------------------------------------------------
     @property
@@ -302,7 +324,14 @@ class Capture:
         """Top-k logprobs at every prompt position, or ``None`` if not captured."""
         if fmt.PROMPT_TOPK_IDS not in self._file or fmt.PROMPT_TOPK_LOGPROBS not in self._file:
             return None
-        return TopK(self._file[fmt.PROMPT_TOPK_IDS][()], self._file[fmt.PROMPT_TOPK_LOGPROBS][()])
+        topk = TopK(self._file[fmt.PROMPT_TOPK_IDS][()], self._file[fmt.PROMPT_TOPK_LOGPROBS][()])
+        rows = len(self.input_ids)
+        if topk.ids.ndim != 2 or topk.ids.shape != topk.logprobs.shape or topk.ids.shape[0] != rows:
+            raise CaptureFormatError(
+                f"{self.path}: prompt logprobs of shape {topk.ids.shape} / {topk.logprobs.shape} do not "
+                f"match its {rows} input tokens (the file is damaged); capture it again"
+            )
+        return topk
 
     @property
     def generation(self) -> Generation | None:
@@ -316,6 +345,17 @@ class Capture:
         if not all(n in self._file for n in names):
             return None
         ids, topk_ids, topk_lp, margin = (self._file[n][()] for n in names)
+        steps = ids.shape[0] if ids.ndim == 1 else -1
+        if (
+            steps < 0
+            or topk_ids.shape != topk_lp.shape
+            or topk_ids.shape[:1] != (steps,)
+            or margin.shape != (steps,)
+        ):
+            raise CaptureFormatError(
+                f"{self.path}: the generation's ids {ids.shape}, top-k {topk_ids.shape} / {topk_lp.shape} "
+                f"and margins {margin.shape} disagree (the file is damaged); capture it again"
+            )
         top_logit = (
             self._file[fmt.GENERATION_TOP_LOGIT][()] if fmt.GENERATION_TOP_LOGIT in self._file else None
         )

@@ -7,9 +7,15 @@ capture killed half-way leaves ``NAME.partial`` holding everything written befor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+
+try:
+    import resource
+except ImportError:  # not on Windows: no file-size limit there
+    resource = None  # type: ignore[assignment]
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +32,34 @@ from precdiff.store.dtypes import STORABLE_DTYPES, dtype_code
 from precdiff.store.manifest import Manifest
 
 _STRING = h5py.string_dtype(encoding="utf-8")
+# Room kept free beyond a tensor's bytes for HDF5's metadata writes. HDF5 can crash the process
+# (SIGSEGV) when a write fails inside a flush, so running out of space must be caught before writing.
+_WRITE_MARGIN = 256 << 10
+
+
+def check_room(path: Path, nbytes: int) -> None:
+    """Refuse a write of ``nbytes`` into ``path`` that the file-size limit (``ulimit -f``) or the free
+    space of its disk cannot take.
+
+    Raises:
+        CaptureError: naming the limit and the fix; the ``.partial`` keeps what was written so far.
+    """
+    needed = nbytes + _WRITE_MARGIN
+    size = path.stat().st_size if path.exists() else 0
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource is not None else -1
+    if limit not in (-1, getattr(resource, "RLIM_INFINITY", -1)) and size + needed > limit:
+        raise CaptureError(
+            f"{path} would pass the file-size limit of {limit} bytes (ulimit -f); raise the limit, or "
+            f"capture less with --summary / --include; what was written so far is in {path}"
+        )
+    stats = os.statvfs(path.parent)
+    free = stats.f_bavail * stats.f_frsize
+    if needed > free:
+        raise CaptureError(
+            f"the disk holding {path} has {free} bytes free and the next tensor needs {nbytes}; free "
+            f"space, pick another --out, or capture less with --summary / --include; what was written "
+            f"so far is in {path}"
+        )
 
 
 def chunk_shape(shape: Sequence[int], itemsize: int) -> tuple[int, ...] | None:
@@ -149,6 +183,7 @@ class CaptureWriter:
             raise InputError(f"{name}: tensors of rank {len(shape)} exceed the format's {fmt.MAX_NDIM}")
         storage_dtype = fmt.STORAGE_DTYPES[code]
         index = self._count
+        check_room(self.partial_path, data.nbytes if data is not None else 0)
         if data is not None:
             if tuple(data.shape) != shape or data.dtype != storage_dtype:
                 raise ValueError(f"{name}: data {data.dtype}{data.shape} does not match {code}{shape}")
@@ -252,10 +287,16 @@ class CaptureWriter:
         return self.path
 
     def abort(self) -> None:
-        """Close without marking complete: the ``.partial`` keeps everything written so far."""
+        """Close without marking complete: the ``.partial`` keeps everything written so far.
+
+        Never raises: it runs while another error (often a failed write: disk full, file-size limit)
+        is on its way up, and that error is the one to report.
+        """
         if self._file.id.valid:
-            self.flush_index()
-            self._file.close()
+            with contextlib.suppress(RuntimeError, OSError):
+                self.flush_index()
+            with contextlib.suppress(RuntimeError, OSError):
+                self._file.close()
 
     def __enter__(self) -> CaptureWriter:
         return self

@@ -184,7 +184,8 @@ def test_failed_forward_keeps_partial(tmp_path: Path, monkeypatch: pytest.Monkey
         capture("tiny:llama", tmp_path / "f.h5", CaptureInput(input_ids=(1, 2)), CPU)
     partial = Path(str(tmp_path / "f.h5") + ".partial")
     assert str(info.value) == (
-        "the model run failed: CUDA out of memory (simulated); the tensors captured "
+        "the device ran out of memory (CUDA out of memory (simulated)); lower --max-new-tokens / "
+        "max_new_tokens= or the prompt length, or pass --summary / summary=True; the tensors captured "
         f"before the failure are in {partial}"
     )
     with open_capture(partial) as cap:
@@ -298,3 +299,22 @@ def test_unsupported_tensors_are_recorded_not_fatal(tmp_path: Path) -> None:
         assert cap.skipped == [
             {"name": "rope.freqs_cis", "reason": "dtype complex64 has no storage code in the format"}
         ]
+
+
+def test_bug_in_forward_is_not_a_user_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A RuntimeError that is not a device condition is a bug: it keeps its type (exit 3 in the CLI)."""
+    from precdiff.capture import hooks, runner
+
+    real_attach = hooks.attach
+
+    def failing_attach(model, keep, sink, save_inputs=False):  # type: ignore[no-untyped-def]
+        def fail(name: str, module: str, role: str, tensor: torch.Tensor) -> None:
+            raise RuntimeError("")  # an empty message must not break the error path either
+
+        return real_attach(model, keep, fail, save_inputs=save_inputs)
+
+    monkeypatch.setattr(runner, "attach", failing_attach)
+    with pytest.raises(RuntimeError) as info:
+        capture("tiny:llama", tmp_path / "f.h5", CaptureInput(input_ids=(1, 2)), CPU)
+    assert type(info.value) is RuntimeError
+    assert Path(str(tmp_path / "f.h5") + ".partial").exists()

@@ -148,7 +148,7 @@ def test_nan_in_tensors_diverges_with_exit_1(make_capture: MakeCapture, pair: tu
     result = runner.invoke(app, ["compare", str(pair[0]), str(path)], env={"COLUMNS": "400"})
     assert result.exit_code == 1, result.output
     assert (
-        "divergence: NaN/Inf first differ at layer 1 in model.layers.1.mlp.down_proj: A has 0 NaN 0 Inf, "
+        "DIVERGED — NaN/Inf first differ at layer 1 in model.layers.1.mlp.down_proj: A has 0 NaN 0 Inf, "
         "B has 8 NaN 0 Inf"
     ) in result.stdout
 
@@ -160,7 +160,7 @@ def test_real_divergence_exits_1(make_capture: MakeCapture, pair: tuple[Path, Pa
     result = runner.invoke(app, ["compare", str(pair[0]), str(path)], env={"COLUMNS": "400"})
     assert result.exit_code == 1
     assert (
-        "divergence jumps at layer 1 in model.layers.1.mlp.down_proj: rel-L2 0.0e+00 → 5.0e-01"
+        "DIVERGED — jumps at layer 1 in model.layers.1.mlp.down_proj: rel-L2 0.0e+00 → 5.0e-01"
         in result.stdout
     )
 

@@ -43,7 +43,7 @@ NAMES = (
 NAMES = [n.rstrip(".") for n in NAMES]
 BF16_RUN = {"dtype": "bfloat16"}
 MESSAGE = re.compile(
-    r"^divergence jumps at layer (\d+) in (\S+): rel-L2 \d\.\de[-+]\d\d → \d\.\de[-+]\d\d \(×[\d.e+]+\)$"
+    r"^divergence jumps at layer (\d+) in (\S+): rel-L2 \d\.\de[-+]\d\d → \d\.\de[-+]\d\d, growth ×[\d.e+]+ over the error it received$"
 )
 
 
