@@ -40,10 +40,17 @@ _ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, err
 _METAVARS = {Path: "PATH", int: "INTEGER", float: "FLOAT", str: "TEXT"}
 
 
+_CLICK_TYPE_METAVARS = {"path": "PATH", "integer": "INTEGER", "float": "FLOAT"}
+
+
 def _type_metavar(param: Any) -> str:
-    annotation = param.type_descriptor.annotation
-    element = getattr(annotation, "__args__", (annotation,))[0]
-    return _METAVARS.get(element, "TEXT")
+    # Newer Typer keeps the annotation (``type_descriptor``); older releases only the click type, whose
+    # name says the same. Both are read defensively: help must never fail on another Typer version.
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    if annotation is not None:
+        element = getattr(annotation, "__args__", (annotation,))[0]
+        return _METAVARS.get(element, "TEXT")
+    return _CLICK_TYPE_METAVARS.get(str(getattr(getattr(param, "type", None), "name", "")), "TEXT")
 
 
 def plain_metavar(param: Any) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from precdiff.capture.kv_cache import cache_kwargs, returned_cache
 from precdiff.sensitivity.measures import kl_from_logits
 from precdiff.sensitivity.results import Verification, VerifyRow
 from precdiff.sensitivity.targets import Target, swapped
@@ -49,12 +50,14 @@ def _run_prompt(model: nn.Module, ids: list[int], device: torch.device, new_toke
     logits = _logits(output)[0].float()  # [positions, vocab]
     log_probs = torch.log_softmax(logits[:-1].double(), dim=-1)
     nll = float(-log_probs.gather(1, tokens[0, 1:, None]).sum())
-    past = getattr(output, "past_key_values", None)
+    past = returned_cache(output)
     next_id = int(logits[-1].argmax())
     continuation = [next_id]
     for _ in range(new_tokens - 1):
-        step = model(input_ids=torch.tensor([[next_id]], device=device), past_key_values=past, use_cache=True)
-        past = getattr(step, "past_key_values", None)
+        step = model(
+            input_ids=torch.tensor([[next_id]], device=device), use_cache=True, **cache_kwargs(model, past)
+        )
+        past = returned_cache(step)
         next_id = int(_logits(step)[0, -1].argmax())
         continuation.append(next_id)
     return _Outputs(nll, len(ids) - 1, logits.argmax(dim=-1).cpu(), logits[-1].cpu(), continuation)

@@ -183,7 +183,7 @@ def _outputs_only(make_capture: MakeCapture, name: str, flip: bool, manifest: di
     lps = np.log(np.asarray([[0.7, 0.2], [0.6, 0.3]], dtype=np.float32))
     if flip:
         ids = ids[:, ::-1].copy()
-    return make_capture(name, {}, manifest=manifest, logprobs=(ids, lps))
+    return make_capture(name, {}, manifest=manifest, logprobs=(ids, lps), ids=[1, 2])  # one row per token
 
 
 @pytest.mark.parametrize(("flip", "status"), [(False, "match"), (True, "diverged")])

@@ -7,13 +7,24 @@ show the mixed model closer to float than the all-quantized one.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "sensitivity"))
+
+def _sensitivity_conftest() -> object:
+    """tests/sensitivity/conftest.py by path: ``conftest`` on sys.path is the root one."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "sensitivity_conftest", Path(__file__).parents[1] / "sensitivity" / "conftest.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 pytestmark = [
     pytest.mark.cuda,
@@ -23,7 +34,8 @@ pytestmark = [
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 def test_planted_layers_flagged_on_cuda(dtype: torch.dtype) -> None:
-    from conftest import CALIB, plant_outlier_channels  # tests/sensitivity/conftest.py
+    helpers = _sensitivity_conftest()
+    CALIB, plant_outlier_channels = helpers.CALIB, helpers.plant_outlier_channels  # type: ignore[attr-defined]
 
     from precdiff.capture.models import load_model
     from precdiff.sensitivity import SensitivityOptions, find_sensitive_layers

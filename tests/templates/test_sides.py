@@ -96,7 +96,7 @@ def test_json_into_a_missing_folder_is_one_line_exit_2(
     result = cli(["--messages", chat, "--a", tokdirs["phi3"], "--b", tokdirs["phi3"], "--json", target])
     assert result.exit_code == 2
     assert error_line(result) == (
-        f"InputError: folder {target.parent} of --json {target} does not exist; create it or pick another path"
+        f"InputError: output folder {target.parent} does not exist; create it or pick another --json"
     )
 
 
@@ -111,8 +111,7 @@ def test_json_onto_an_input_is_refused_and_the_input_untouched(
     result = cli(["--messages", chat, "--a", tokdirs["phi3"], "--b", engine, "--json", target])
     assert result.exit_code == 2
     assert error_line(result) == (
-        f"InputError: --json {target} is one of this command's inputs ({target}); it would be overwritten: "
-        "pick another output path"
+        f"InputError: --json {target} would overwrite {target}, an input of this command; pick another path"
     )
     assert {p: p.read_bytes() for p in before} == before
 
