@@ -47,8 +47,16 @@ def test_round_trip_through_the_user_cache(isolated_cache: Path) -> None:
     assert tile_tables.for_device("NVIDIA H100 80GB HBM3", (9, 0)) is None
 
 
+def test_a_shipped_table_serves_its_gpu_model() -> None:
+    """precdiff/kernels/tables/nvidia_h200_sm90.json (tuned 2026-12-01) serves an H200 without tuning."""
+    shipped = tile_tables.for_device("NVIDIA H200", (9, 0))
+    assert shipped is not None and shipped.source.endswith("nvidia_h200_sm90.json")
+    assert gemm_tiles.tables_for("half", (9, 0), "NVIDIA H200") == shipped.tables["half"]
+    assert gemm_tiles.tables_for("half", (9, 0), "NVIDIA H100 80GB HBM3") == gemm_tiles.TUNED["half"]
+
+
 def test_the_gpus_own_table_wins_over_the_shipped_h100_table() -> None:
-    shipped = gemm_tiles.select(32, 4096, 4096, "half", (9, 0), "NVIDIA H200")
+    shipped = gemm_tiles.select(32, 4096, 4096, "half", (9, 0), "NVIDIA H100 80GB HBM3")
     tile_tables.write(_table())
     gemm_tiles.select.cache_clear()
     assert gemm_tiles.select(32, 4096, 4096, "half", (9, 0), "NVIDIA H200") == A_CONFIG
