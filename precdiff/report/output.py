@@ -69,6 +69,10 @@ def write_text_atomically(text: str, path: StrPath, *, flag: str = "--json") -> 
         handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
+        # mkstemp creates the file private (0600); a report is as readable as any file written here.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp_name, 0o666 & ~umask)
         os.replace(temp_name, target)
         temp_name = None
     except OSError as exc:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from precdiff.errors import InputError
 from precdiff.report.html.compare import render_compare
 from precdiff.report.html.invariance import render_determinism, render_invariance
 from precdiff.report.html.tokens import render_tokens
+from precdiff.report.output import write_text_atomically
 
 __all__ = ["kind_of", "render_file", "render_html", "write_html"]
 
@@ -109,25 +109,7 @@ def write_html(
         )
     if target.is_dir():
         raise InputError(f"--html {target} is a folder; pass a file name such as {target / 'report.html'}")
-    text = render_html(document, source)
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(text)
-            # mkstemp creates the file private (0600); a report is as readable as any file written here.
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(temporary, 0o666 & ~umask)
-            os.replace(temporary, target)
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-    except OSError as exc:
-        raise InputError(
-            f"cannot write --html {target}: {exc.strerror or exc}; pick a writable path"
-        ) from None
-    return target
+    return write_text_atomically(render_html(document, source), target, flag="--html")
 
 
 def render_file(json_path: str | os.PathLike[str], html_path: str | os.PathLike[str]) -> Path:
