@@ -286,9 +286,36 @@ def parse_llamacpp(r: Reader) -> EngineResponse:
         top = tuple(_llamacpp_token(r, t, f"{where}.top_logprobs[{j}]") for j, t in enumerate(top_items))
         steps.append(Step(token, tuple(sorted(top, key=lambda t: -(t.logprob or 0.0)))))
     model = r.record.get("model")
-    return EngineResponse(
-        r.source, "llamacpp", None, None, tuple(steps), model if isinstance(model, str) else None
+    masked = _llamacpp_masked(r.record)
+    notes = (
+        (
+            f"llama.cpp masked token ids {', '.join(map(str, masked))} (logit bias -inf, as its ignore_eos "
+            "sets on the end-of-generation tokens): B could not choose them, so a difference where A "
+            "chose one is the request's doing, not numerics; send the request without ignore_eos / "
+            "logit_bias (precdiff engine-request does)",
+        )
+        if masked
+        else ()
     )
+    return EngineResponse(
+        r.source, "llamacpp", None, None, tuple(steps), model if isinstance(model, str) else None, notes
+    )
+
+
+def _llamacpp_masked(record: Mapping[str, Any]) -> tuple[int, ...]:
+    """Token ids the server's ``generation_settings.logit_bias`` forbade: a bias of -inf, which llama.cpp
+    reports as ``null`` (JSON has no infinity) or ``false``."""
+    settings = record.get("generation_settings")
+    biases = settings.get("logit_bias") if isinstance(settings, Mapping) else None
+    if not isinstance(biases, list):
+        return ()
+    masked = []
+    for entry in biases:
+        if isinstance(entry, Mapping) and isinstance(entry.get("token"), int):
+            bias = entry.get("bias")
+            if bias is None or bias is False or (isinstance(bias, float) and bias == float("-inf")):
+                masked.append(int(entry["token"]))
+    return tuple(sorted(masked))
 
 
 def _tgi_token(r: Reader, item: Any, field: str, *, logprob_may_be_null: bool = False) -> Token:

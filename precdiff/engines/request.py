@@ -70,7 +70,6 @@ def _body(
             "n_probs": k,
             "post_sampling_probs": False,
             "cache_prompt": False,
-            "ignore_eos": True,
         }
     return "/v1/completions", {
         "model": model,
@@ -84,7 +83,11 @@ def _body(
 
 
 _NOTES = {
-    "llamacpp": "llama.cpp /completion returns no prompt logprobs: compare covers the generated tokens",
+    "llamacpp": (
+        "llama.cpp /completion returns no prompt logprobs: compare covers the generated tokens; no "
+        "ignore_eos: llama.cpp implements it as a -inf logit bias on the end-of-generation tokens, which "
+        "changes the greedy token wherever EOS wins (the engine stops there instead)"
+    ),
     "openai": f"OpenAI's legacy API returns at most {OPENAI_MAX_LOGPROBS} candidates per position",
 }
 
