@@ -128,9 +128,9 @@ def _chosen_logprobs(
     """Each row's logprob of its chosen token, from the row's top-k; NaN where the token is not in it."""
     out = np.full(chosen.shape[0], np.nan)
     for t, token in enumerate(chosen.tolist()):
-        hit = np.flatnonzero(ids[t] == token) if token >= 0 else ()
-        if len(hit):
-            out[t] = lp[t, hit[0]]
+        hit = np.flatnonzero(ids[t] == token)
+        if token >= 0 and hit.size:
+            out[t] = lp[t][int(hit[0])]
     return out
 
 
@@ -142,7 +142,7 @@ def _overlap(
     candidates, see :mod:`precdiff.engines.tokenmap`) name no token and match nothing."""
     k = min(ids_a.shape[1], ids_b.shape[1]) if ids_a.ndim == 2 and ids_b.ndim == 2 else 0
     if k == 0:
-        return (None,) * ids_a.shape[0]
+        return tuple(None for _ in range(ids_a.shape[0]))
     out: list[float | None] = []
     for t in range(ids_a.shape[0]):
         best_a = ids_a[t][np.argsort(-lp_a[t], kind="stable")[:k]]
@@ -257,9 +257,9 @@ def compare_generation(
     ids_a, ids_b = a.ids.astype(np.int64), b.ids.astype(np.int64)
     common = min(ids_a.size, ids_b.size)
     differing = np.flatnonzero(ids_a[:common] != ids_b[:common])
-    sequences = dict(
-        ids_a=tuple(ids_a.tolist()),
-        ids_b=tuple(ids_b.tolist()),
+    sequences: dict[str, Any] = dict(
+        ids_a=tuple(int(i) for i in ids_a.tolist()),
+        ids_b=tuple(int(i) for i in ids_b.tolist()),
         tokens_a=token_texts(tokenizer, ids_a.tolist()),
         tokens_b=token_texts(tokenizer, ids_b.tolist()),
     )

@@ -204,7 +204,9 @@ def compare_document(
                 {
                     "label": f"layer {layer}",
                     "output": f"model.layers.{layer}",
-                    "rel_l2": [_error(layer, 9, jump) * (0.05 if t == 0 else 1 + (t % 5) / 5) for t in range(tokens)],
+                    "rel_l2": [
+                        _error(layer, 9, jump) * (0.05 if t == 0 else 1 + (t % 5) / 5) for t in range(tokens)
+                    ],
                 }
                 for layer in range(layers)
             ],

@@ -80,7 +80,8 @@ def _position_labels(document: dict[str, Any], data: dict[str, Any], n: int) -> 
     """``i: 'context' → 'next'`` per position, from the prompt tokens and the chosen tokens known."""
     tokens = prompt_tokens(document)
     chosen = seq(data.get("chosen_tokens"))
-    start = data.get("start_position") if isinstance(data.get("start_position"), int) else 0
+    given = data.get("start_position")
+    start = given if isinstance(given, int) else 0
     labels = []
     for i in range(n):
         here = tokens[start + i] if tokens and start + i < len(tokens) else None
