@@ -18,7 +18,7 @@ from precdiff.compare.align import Alignment, align, capture_ref, resolve_compar
 from precdiff.compare.engine_side import compare_with_engine, involves_engine
 from precdiff.compare.flips import discount_flips
 from precdiff.compare.localize import localize
-from precdiff.compare.logprobs import CaptureTexts, compare_generation, compare_topk
+from precdiff.compare.logprobs import CaptureTexts, compare_generation, compare_topk, one_sided_topk
 from precdiff.compare.metrics import (
     PairSums,
     Tolerance,
@@ -324,7 +324,7 @@ def compare(
             forced=options.force,
             logprobs=logprobs,
             generation=generation,
-            warnings=_warnings(cap_a, cap_b) + texts.notes,
+            warnings=_warnings(cap_a, cap_b) + one_sided_topk(cap_a, cap_b) + texts.notes,
             top=_top(tensors, options.top),
             reference=three_way,
             ops=ops,

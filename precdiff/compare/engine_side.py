@@ -126,7 +126,7 @@ def _engine_side(path: Path, mapping: TokenMap, want_ids: tuple[int, ...] | None
 
 def _texts(steps: tuple[Step, ...]) -> tuple[str, ...] | None:
     """The engine's own strings of its tokens (None when it named any only by id)."""
-    texts = [s.token.text if s.token.text is not None else None for s in steps]
+    texts = [s.token.text for s in steps]
     if any(t is None or t.startswith("token_id:") for t in texts):  # vLLM's ids-as-text are no text
         raw = [s.token.raw for s in steps]
         if any(r is None for r in raw):

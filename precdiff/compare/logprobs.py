@@ -103,6 +103,17 @@ class CaptureTexts:
         return token_texts(self.tokenizer, cap.input_ids)
 
 
+def one_sided_topk(a: Capture, b: Capture) -> tuple[str, ...]:
+    """The warning when only one capture holds prompt top-k logprobs: nothing of them is compared."""
+    lacking = [c.path for c in (a, b) if c.prompt_logprobs is None]
+    if len(lacking) != 1:
+        return ()
+    return (
+        f"prompt logprobs: {lacking[0]} has no top-k candidates for the prompt, so KL, top-k overlap and "
+        "Δlogprob are null",
+    )
+
+
 def next_tokens(
     prompt_ids: Sequence[int] | None, first_generated: int | None, rows: int, start: int = 0
 ) -> NDArray[np.int64]:

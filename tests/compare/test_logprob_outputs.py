@@ -4,6 +4,7 @@ continuations with the near-tie rule, and the JSON bound on long prompts."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from precdiff.compare.token_text import display_tokenizer, token_text, token_tex
 from precdiff.store.reader import Generation, TopK
 
 TOKENIZER = build_tokenizer("llama")
+MakeCapture = Callable[..., Path]
 
 
 def topk(ids: list[list[int]], logprobs: list[list[float]]) -> TopK:
@@ -136,3 +138,16 @@ def test_a_capture_comparison_names_the_tokens(llama_capture: Path, tmp_path: Pa
     assert lp.topk_overlap == (1.0,) * lp.positions and lp.topk_overlap_min == 1.0
     assert gen.tokens_a == gen.tokens_b == token_texts(TOKENIZER, gen.ids_a)
     assert not any(math.isnan(v) for v in lp.kl)
+
+
+def test_one_side_without_top_k_leaves_logprobs_null_and_says_so(make_capture: MakeCapture) -> None:
+    x = {"model.embed_tokens": np.ones((1, 4, 8), dtype=np.float32)}
+    logprobs = (np.tile(np.arange(3), (4, 1)).astype(np.int64), np.full((4, 3), -1.0, dtype=np.float32))
+    a = make_capture("a.h5", x, logprobs=logprobs)
+    b = make_capture("b.h5", x)
+    result = compare(a, b)
+    assert result.logprobs is None and result.to_dict()["logprobs"] is None
+    assert result.warnings == (
+        f"prompt logprobs: {b} has no top-k candidates for the prompt, so KL, top-k overlap and Δlogprob are null",
+    )
+    assert compare(b, make_capture("c.h5", x)).warnings == ()  # neither side: nothing to say
