@@ -161,7 +161,15 @@ def generation(document: dict[str, Any]) -> str:
         return ""
     step = data.get("first_divergent_step")
     if step is None:
-        head = f"<p>{badge('identical', 'ok')} {esc(data.get('steps_a'))} greedy steps on both sides.</p>"
+        lengths = (
+            ""
+            if data.get("steps_a") == data.get("steps_b")
+            else f" (A has {esc(data.get('steps_a'))} steps, B {esc(data.get('steps_b'))})"
+        )
+        head = (
+            f"<p>{badge('identical', 'ok')} identical over {esc(data.get('identical_prefix'))} greedy steps"
+            f"{lengths}.</p>"
+        )
     else:
         tie = badge("near-tie", "warn") if data.get("near_tie") else badge("not a near-tie", "bad")
         head = (
@@ -169,11 +177,11 @@ def generation(document: dict[str, Any]) -> str:
             f"(token {_step_token(data, 'a', step)} vs {_step_token(data, 'b', step)}) after "
             f"{esc(data.get('identical_prefix'))} identical tokens.</p>"
         )
+    margins = [("margin A", _margin(data, "a")), ("margin B", _margin(data, "b"))] if step is not None else []
     facts = kv_table(
         [
             ("steps A / B", f"{esc(data.get('steps_a'))} / {esc(data.get('steps_b'))}"),
-            ("margin A", _margin(data, "a")),
-            ("margin B", _margin(data, "b")),
+            *margins,
             ("near-tie threshold", f"{fixed(data.get('near_tie_threshold'), 4)} nats"),
             ("near-tie rule", esc(data.get("near_tie_rule") or "–")),
         ]
