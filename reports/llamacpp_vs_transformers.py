@@ -8,7 +8,7 @@
 
     PYTHONPATH=$PWD python reports/llamacpp_vs_transformers.py reports/2026-12-01_llamacpp_vs_transformers
 
-Writes into the folder: the two comparisons as JSON and console text, and ``summary.json``.
+Writes into the folder: the two comparisons as JSON, HTML and console text, and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -47,13 +47,18 @@ def save_dequantized(target: Path) -> None:
     AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(target)
 
 
+def _relative(text: str) -> str:
+    """Paths of this checkout as repository-relative ones (the fixtures' paths in warnings)."""
+    return text.replace(str(ROOT) + "/", "")
+
+
 def precdiff(*args: str, out: Path | None = None) -> int:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     result = subprocess.run(
         [sys.executable, "-m", "precdiff", *args], env=env, capture_output=True, text=True
     )
     if out is not None:
-        out.write_text(result.stdout + result.stderr)
+        out.write_text(_relative(result.stdout + result.stderr))
     if result.returncode not in (0, 1):
         raise SystemExit(f"precdiff {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return result.returncode
@@ -150,13 +155,19 @@ def main(folder: Path) -> None:
             document = json.loads(report.read_text())
             # Paths inside the report point at a deleted temp dir: keep the names only.
             document["captures"]["a"]["path"] = capture.name
-            report.write_text(json.dumps(document, indent=2) + "\n")
+            report.write_text(_relative(json.dumps(document, indent=2, ensure_ascii=False)) + "\n")
+            document = json.loads(report.read_text())
+            precdiff("report", str(report), "--html", str(folder / f"{name}.compare.html"))
             (folder / f"{name}.positions.txt").write_text(positions_table(capture, response, model_dir))
             summary[name] = {
                 "exit_code": code,
                 "verdict": document["verdict"],
-                "logprobs": {k: v for k, v in (document["logprobs"] or {}).items() if k != "kl"},
-                "generation": document["generation"],
+                "logprobs": {  # the summary numbers; the per-position lists are in the report
+                    k: v for k, v in (document["logprobs"] or {}).items() if not isinstance(v, list)
+                },
+                "generation": {
+                    k: v for k, v in (document["generation"] or {}).items() if not isinstance(v, list)
+                },
                 "warnings": document["warnings"],
             }
     (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -26,7 +26,7 @@ cap cuda_fp32 cuda float32 --tokens-from "$work/cpu_fp32.h5"
 status=0
 for b in cuda_bf16 cuda_fp32 cuda_bf16_summary; do
   python -m precdiff compare "$work/cpu_fp32.h5" "$work/$b.h5" --json "$out/cpu_fp32_vs_$b.json" \
-    | tee "$out/cpu_fp32_vs_$b.txt" || status=$?
+    --html "$out/cpu_fp32_vs_$b.html" | tee "$out/cpu_fp32_vs_$b.txt" || status=$?
 done
 python -m precdiff inspect "$work/cuda_bf16.h5" > "$out/inspect_cuda_bf16.txt" || true
 ls -la "$work" > "$out/files.txt"

@@ -20,7 +20,7 @@ for dtype in float32 bfloat16; do
     --max-new-tokens 16 -o "$OUT/h200_$dtype.h5"
   # exit 1 (diverged) is a finding, not a script failure
   python -m precdiff compare "$OUT/cpu_fp32.h5" "$OUT/h200_$dtype.h5" --json "$OUT/cpu_fp32_vs_h200_$dtype.json" \
-    > "$OUT/cpu_fp32_vs_h200_$dtype.txt" 2>&1 || [ $? -eq 1 ]
+    --html "$OUT/cpu_fp32_vs_h200_$dtype.html" > "$OUT/cpu_fp32_vs_h200_$dtype.txt" 2>&1 || [ $? -eq 1 ]
 done
 # The same planted-fault study as reports/2026-12-01_smollm2_real_model/run.py, on CUDA, is not part of this script.
 python - "$OUT" <<'PY'

@@ -34,7 +34,7 @@ ls -l "$work"/*.h5 | tee "$out/capture_sizes.txt"
 status=0
 log "compare cpu_fp32 cuda_bf16 --reference cpu_fp64"
 python -m precdiff compare "$work/cpu_fp32.h5" "$work/cuda_bf16.h5" --reference "$work/cpu_fp64.h5" \
-  --json "$out/three_way.json" | tee "$out/three_way.txt" || status=$?
+  --json "$out/three_way.json" --html "$out/three_way.html" | tee "$out/three_way.txt" || status=$?
 echo "compare exit status: $status" | tee -a "$out/steps.log"
 
 # The module (a leaf kind the reproducer can write out) whose GPU-bf16 output is furthest from float64.

@@ -150,9 +150,9 @@ def vllm_prompt_logprobs(n: Numbers) -> dict[str, Any]:
 def _chat_item(tokenizer: Any, token_id: int, logprob: float) -> dict[str, Any]:
     raw = tokenizer.convert_tokens_to_string([tokenizer.convert_ids_to_tokens(token_id)])
     symbols = tokenizer.convert_ids_to_tokens(token_id)
-    from precdiff.engines.tokenmap import _byte_level_table
+    from precdiff.engines.tokenmap import byte_level_table
 
-    table = _byte_level_table()
+    table = byte_level_table()
     data = [table[ch] for ch in symbols] if all(ch in table for ch in symbols) else list(raw.encode())
     return {"token": raw, "logprob": logprob, "bytes": data}
 

@@ -13,7 +13,8 @@ Usage (from the repository root, Chromium installed; ~1 minute on 2 cores):
   flipped no token of the tiny model), 24 random batches;
 - tokens: examples/03_chat_template_diff, the Phi-3.5 template against the older Phi-3-mini one.
 
-Writes docs/img/<kind>.json, <kind>.html and <kind>.png.
+Writes docs/img/<kind>.json, <kind>.html and <kind>.png, and for compare docs/img/compare_outputs.png
+(its logprobs and generation sections).
 """
 
 from __future__ import annotations
@@ -137,23 +138,36 @@ def main() -> None:
         text = json.dumps(document, indent=1, ensure_ascii=False).replace(str(ROOT) + "/", "")
         (OUT / f"{kind}.json").write_text(text + "\n", encoding="utf-8")
         page = write_html(json.loads(text), OUT / f"{kind}.html", source=f"{kind}.json")
-        subprocess.run(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--hide-scrollbars",
-                "--proxy-server=127.0.0.1:9",
-                "--host-resolver-rules=MAP * ~NOTFOUND",
-                "--window-size=1280,1500",
-                f"--screenshot={OUT / f'{kind}.png'}",
-                page.resolve().as_uri(),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        screenshot(chromium, page, OUT / f"{kind}.png")
+        if kind == "compare":
+            # The outputs sections lie below the fold: a second picture of them alone (the page with
+            # every other section hidden by one added style rule).
+            outputs = Path(tempfile.mkdtemp()) / "compare_outputs.html"
+            hide = "<style>main > section:not(#logprobs):not(#generation), main > details { display: none; }</style>"
+            outputs.write_text(page.read_text(encoding="utf-8").replace("</head>", hide + "</head>", 1))
+            screenshot(chromium, outputs, OUT / "compare_outputs.png", height=1100)
+            shutil.rmtree(outputs.parent)
         print(f"wrote docs/img/{kind}.json, .html, .png")
+
+
+def screenshot(chromium: str, page: Path, png: Path, height: int = 1500) -> None:
+    """A headless Chromium screenshot of ``page``, 1280 px wide, with every network access refused."""
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--proxy-server=127.0.0.1:9",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            f"--window-size=1280,{height}",
+            f"--screenshot={png}",
+            page.resolve().as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 if __name__ == "__main__":

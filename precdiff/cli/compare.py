@@ -60,8 +60,9 @@ def compare_command(
     from precdiff.report.json_report import comparison_to_json
     from precdiff.report.output import check_output_path, write_json
 
-    if json_out is not None:
-        check_output_path(json_out, inputs=(a, b))
+    for path, flag in ((json_out, "--json"), (html_out, "--html")):
+        if path is not None:
+            check_output_path(path, inputs=(a, b, reference), flag=flag)
     options = CompareOptions.from_cli(
         force=force,
         include=tuple(include) if include else None,
@@ -74,9 +75,9 @@ def compare_command(
     comparison = compare(a, b, options=options, reference=reference)
     print_comparison(comparison)
     if json_out is not None:
-        wrote(write_json(comparison_to_json(comparison), json_out, inputs=(a, b)))
+        wrote(write_json(comparison_to_json(comparison), json_out, inputs=(a, b, reference)))
     if html_out is not None:
-        write_html(comparison_to_json(comparison), html_out, inputs=(a, b))
+        wrote(write_html(comparison_to_json(comparison), html_out, inputs=(a, b, reference)))
     return EXIT_OK if comparison else EXIT_DIVERGED
 
 

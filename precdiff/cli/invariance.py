@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -24,8 +25,31 @@ _HTML = typer.Option(None, "--html", help="Also write a self-contained HTML repo
 
 
 def _inputs(model: str) -> tuple[str, ...]:
-    """The model directory, which a --json report must not write into over an existing file."""
+    """The model directory or file, which a --json / --html report must not write into or over."""
     return () if model.startswith("tiny:") else (model,)
+
+
+def _check_outputs(model: str, json_out: Path | None, html_out: Path | None) -> None:
+    """Refuse a bad --json / --html path before the (long) run, not after it."""
+    from precdiff.report.output import check_output_path
+
+    for path, flag in ((json_out, "--json"), (html_out, "--html")):
+        if path is not None:
+            check_output_path(path, inputs=_inputs(model), flag=flag)
+
+
+def _finish(
+    document: dict[str, Any], ok: bool, model: str, json_out: Path | None, html_out: Path | None
+) -> int:
+    """The output tail both commands share: the --json and --html files, then the exit code."""
+    from precdiff.report.html import write_html
+    from precdiff.report.output import write_json
+
+    if json_out is not None:
+        wrote(write_json(document, json_out, inputs=_inputs(model)))
+    if html_out is not None:
+        wrote(write_html(document, html_out, inputs=_inputs(model)))
+    return EXIT_OK if ok else EXIT_DIVERGED
 
 
 def _ids(text: str | None) -> tuple[int, ...] | None:
@@ -58,12 +82,9 @@ def invariance_command(
     """Run a probe alone and inside batches; report per module (or op) whether its tensors are bitwise
     identical, the first that is not, and prefill-vs-decode consistency. Exit 0 invariant, 1 not."""
     from precdiff.invariance import InvarianceOptions, check_invariance, parse_batch_sizes
-    from precdiff.report.html import write_html
     from precdiff.report.invariance import print_invariance
-    from precdiff.report.output import check_output_path, write_json
 
-    if json_out is not None:
-        check_output_path(json_out, inputs=_inputs(model))
+    _check_outputs(model, json_out, html_out)
     options = InvarianceOptions.from_cli(
         device=device,
         dtype=dtype,
@@ -80,11 +101,7 @@ def invariance_command(
     )
     report = check_invariance(model, options)
     print_invariance(report)
-    if json_out is not None:
-        wrote(write_json(report.to_dict(), json_out, inputs=_inputs(model)))
-    if html_out is not None:
-        write_html(report.to_dict(), html_out)
-    return EXIT_OK if report else EXIT_DIVERGED
+    return _finish(report.to_dict(), bool(report), model, json_out, html_out)
 
 
 @command("determinism")
@@ -112,12 +129,9 @@ def determinism_command(
     """Greedy-generate the probe inside RUNS random batches; count distinct completions.
     Exit 0 for exactly one, 1 for more."""
     from precdiff.invariance import DeterminismOptions, check_determinism
-    from precdiff.report.html import write_html
     from precdiff.report.invariance import print_determinism
-    from precdiff.report.output import check_output_path, write_json
 
-    if json_out is not None:
-        check_output_path(json_out, inputs=_inputs(model))
+    _check_outputs(model, json_out, html_out)
     options = DeterminismOptions.from_cli(
         device=device,
         dtype=dtype,
@@ -133,8 +147,4 @@ def determinism_command(
     )
     report = check_determinism(model, options)
     print_determinism(report)
-    if json_out is not None:
-        wrote(write_json(report.to_dict(), json_out, inputs=_inputs(model)))
-    if html_out is not None:
-        write_html(report.to_dict(), html_out)
-    return EXIT_OK if report else EXIT_DIVERGED
+    return _finish(report.to_dict(), bool(report), model, json_out, html_out)

@@ -58,8 +58,9 @@ def tokens(
 
     # Side specs may be DIR:TEMPLATE.jinja; every existing path among them is an input.
     inputs = [messages, tools, *(p for spec in (a, b) for p in (spec, *spec.split(":")) if Path(p).exists())]
-    if json_out is not None:
-        check_output_path(json_out, inputs=inputs)
+    for path, flag in ((json_out, "--json"), (html_out, "--html")):
+        if path is not None:
+            check_output_path(path, inputs=inputs, flag=flag)
     result = diff_conversation(
         messages,
         a,
@@ -75,5 +76,5 @@ def tokens(
     if json_out is not None:
         wrote(report.write_json(result, json_out))
     if html_out is not None:
-        write_html(result.to_dict(), html_out, inputs=inputs)
+        wrote(write_html(result.to_dict(), html_out, inputs=inputs))
     return EXIT_OK if result.identical else EXIT_DIVERGED

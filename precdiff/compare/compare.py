@@ -18,7 +18,7 @@ from precdiff.compare.align import Alignment, align, capture_ref, resolve_compar
 from precdiff.compare.engine_side import compare_with_engine, involves_engine
 from precdiff.compare.flips import discount_flips
 from precdiff.compare.localize import localize
-from precdiff.compare.logprobs import compare_generation, compare_topk
+from precdiff.compare.logprobs import CaptureTexts, compare_generation, compare_topk, one_sided_topk
 from precdiff.compare.metrics import (
     PairSums,
     Tolerance,
@@ -276,10 +276,15 @@ def compare(
         )
         tensors = discount_flips(cap_a, cap_b, tensors, num_tokens)
         top_a, top_b = cap_a.prompt_logprobs, cap_b.prompt_logprobs
-        logprobs = compare_topk(top_a, top_b) if top_a is not None and top_b is not None else None
         gen_a, gen_b = cap_a.generation, cap_b.generation
+        texts = CaptureTexts.of(cap_a, cap_b, options.tokenizer)
+        logprobs = (
+            compare_topk(top_a, top_b, texts.chosen(cap_a, top_a), tokenizer=texts.tokenizer)
+            if top_a is not None and top_b is not None
+            else None
+        )
         generation = (
-            compare_generation(gen_a, gen_b, options.near_tie_nats, run_codes)
+            compare_generation(gen_a, gen_b, options.near_tie_nats, run_codes, texts.tokenizer)
             if gen_a is not None and gen_b is not None
             else None
         )
@@ -319,12 +324,13 @@ def compare(
             forced=options.force,
             logprobs=logprobs,
             generation=generation,
-            warnings=_warnings(cap_a, cap_b),
+            warnings=_warnings(cap_a, cap_b) + one_sided_topk(cap_a, cap_b) + texts.notes,
             top=_top(tensors, options.top),
             reference=three_way,
             ops=ops,
             massive_tokens=massive_tokens(tensors, located.layers, cap_a.input_ids),
             input_ids=tuple(cap_a.input_ids),
             expected_exact=expected_exact,
+            prompt_tokens=texts.prompt(cap_a),
         )
     raise AssertionError("unreachable")  # ExitStack does not swallow exceptions

@@ -15,14 +15,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from precdiff.compare.align import capture_ref
-from precdiff.compare.logprobs import compare_generation, compare_topk
+from precdiff.compare.logprobs import compare_generation, compare_topk, next_tokens
 from precdiff.compare.options import CompareOptions
 from precdiff.compare.results import (
     SEVERITY_WARN,
@@ -36,8 +37,10 @@ from precdiff.compare.results import (
     LogprobComparison,
     Verdict,
 )
+from precdiff.compare.token_text import display_tokenizer, shown_bytes, token_texts, tokenizer_loader
 from precdiff.compare.tolerances import manifest_dtype_code, near_tie_nats
 from precdiff.engines import TokenMap, is_response_file, read_responses, resolve
+from precdiff.engines.records import Step
 from precdiff.errors import EngineResponseError, NotComparableError, TemplateError
 from precdiff.store.reader import Capture, Generation, TopK, open_capture
 
@@ -56,6 +59,12 @@ class Side:
     generation: Generation | None
     dtype_code: str
     notes: tuple[str, ...]
+    # Per capture row r, the side's own logprob of token r + 1 where it gave one apart from its top-k
+    # (an engine echoing the prompt; the last row: of the first generated token), NaN elsewhere.
+    chosen_logprobs: NDArray[np.float64] | None = None
+    # The engine's own text of each prompt / generated token (None for a capture: its tokenizer knows).
+    prompt_texts: tuple[str, ...] | None = None
+    generated_texts: tuple[str, ...] | None = None
 
 
 def involves_engine(a: object, b: object) -> bool:
@@ -73,17 +82,11 @@ def _capture_side(cap: Capture) -> Side:
 def _tokenizer_loader(source: str | None) -> tuple[Callable[[], Any], str]:
     if source is None:
         return (lambda: None), "no tokenizer (neither side is a capture of a model)"
+    load_source = tokenizer_loader(source)
 
     def load() -> Any:
-        if source.startswith("tiny:"):
-            from precdiff.capture.models import _parse_tiny
-            from precdiff.capture.tiny import build_tokenizer
-
-            return build_tokenizer(_parse_tiny(source))
-        from precdiff.templates.sides import load_tokenizer
-
         try:
-            return load_tokenizer(source)
+            return load_source()
         except TemplateError as exc:
             raise EngineResponseError(
                 f"cannot load the tokenizer to map the engine's tokens to ids: {exc}; pass "
@@ -110,11 +113,26 @@ def _engine_side(path: Path, mapping: TokenMap, want_ids: tuple[int, ...] | None
     notes = side.notes
     if side.prompt_ids is None:
         notes += (f"{response.source} ({response.format}) returned no prompt tokens: prompt ids unchecked",)
+    steps = [*(response.prompt or ())[1:], *(response.generated[:1] if response.prompt else ())]
     return Side(
         CaptureRef(path=response.source, complete=True, dtype=None, device=device),
         side.prompt_ids, side.prompt_logprobs, side.prompt_logprobs_start, side.generation,
         ENGINE_DTYPE_CODE, notes,
+        np.array([np.nan if s.token.logprob is None else s.token.logprob for s in steps], dtype=np.float64),
+        _texts(response.prompt or ()) if response.prompt else None,
+        _texts(response.generated) if response.generated else None,
     )  # fmt: skip
+
+
+def _texts(steps: tuple[Step, ...]) -> tuple[str, ...] | None:
+    """The engine's own strings of its tokens (None when it named any only by id)."""
+    texts = [s.token.text for s in steps]
+    if any(t is None or t.startswith("token_id:") for t in texts):  # vLLM's ids-as-text are no text
+        raw = [s.token.raw for s in steps]
+        if any(r is None for r in raw):
+            return None
+        return tuple(shown_bytes(r) for r in raw if r is not None)
+    return tuple(t for t in texts if t is not None)
 
 
 def _check_prompts(a: Side, b: Side, force: bool) -> tuple[Difference, ...]:
@@ -222,6 +240,14 @@ def compare_with_engine(
     side_a, side_b = sides
     differences = _check_prompts(side_a, side_b, options.force)
     notes = list(side_a.notes + side_b.notes)
+    tokenizer, why = display_tokenizer(options.tokenizer or model_source)
+    engine_texts = side_a.prompt_texts or side_b.prompt_texts
+    prompt_ids = side_a.prompt_ids or side_b.prompt_ids
+    prompt_tokens = token_texts(tokenizer, prompt_ids or ()) if prompt_ids is not None else None
+    if tokenizer is None:
+        prompt_tokens = engine_texts
+        if why is not None and engine_texts is None:
+            notes.append(why)
     logprobs = None
     offset = max(side_a.prompt_start, side_b.prompt_start)
     top_a, top_b = side_a.prompt_logprobs, side_b.prompt_logprobs
@@ -229,11 +255,33 @@ def compare_with_engine(
         top_a, top_b = _common_k(
             _rows_from(top_a, offset - side_a.prompt_start), _rows_from(top_b, offset - side_b.prompt_start)
         )
-        logprobs = compare_topk(top_a, top_b)
+        rows = top_a.ids.shape[0]
+        first = next(
+            (int(s.generation.ids[0]) for s in sides if s.generation is not None and s.generation.ids.size),
+            None,
+        )
+        chosen = next_tokens(side_a.prompt_ids or side_b.prompt_ids, first, rows, offset)
+        own = tuple(
+            None if s.chosen_logprobs is None else _pad(s.chosen_logprobs[offset:], rows) for s in sides
+        )
+        logprobs = compare_topk(top_a, top_b, chosen, (own[0], own[1]), tokenizer)
+        logprobs = replace(logprobs, start_position=offset)
+        if logprobs.chosen_tokens is None and engine_texts is not None:
+            logprobs = replace(
+                logprobs,
+                chosen_tokens=tuple(
+                    engine_texts[i] if 0 <= i < len(engine_texts) else None
+                    for i in range(offset + 1, offset + 1 + rows)
+                ),
+            )
         if offset:
             notes.append(f"prompt logprobs compared from prompt row {offset}: positions count from there")
     else:
-        notes.append("prompt logprobs: not on both sides, only the generation is compared")
+        lacking = " and ".join(s.ref.path for s in sides if s.prompt_logprobs is None)
+        notes.append(
+            f"prompt logprobs: {lacking} has no top-k candidates for the prompt, so KL, top-k overlap and "
+            "Δlogprob are null; only the generation is compared"
+        )
     threshold = (
         options.near_tie_nats
         if options.near_tie_nats is not None
@@ -242,8 +290,11 @@ def compare_with_engine(
     generation = None
     if side_a.generation is not None and side_b.generation is not None:
         generation = compare_generation(
-            side_a.generation, side_b.generation, threshold, (side_a.dtype_code, side_b.dtype_code)
-        )
+            side_a.generation, side_b.generation, options.near_tie_nats, (side_a.dtype_code, side_b.dtype_code),
+            tokenizer,
+        )  # fmt: skip
+        if tokenizer is None:
+            generation = replace(generation, tokens_a=side_a.generated_texts, tokens_b=side_b.generated_texts)
     flips = _prompt_flips(top_a, top_b, threshold) if top_a is not None and top_b is not None else []
     return Comparison(
         a=side_a.ref,
@@ -259,4 +310,13 @@ def compare_with_engine(
         generation=generation,
         warnings=tuple(notes),
         top=(),
+        input_ids=tuple(prompt_ids or ()),
+        prompt_tokens=prompt_tokens,
     )
+
+
+def _pad(values: NDArray[np.float64], rows: int) -> NDArray[np.float64]:
+    """``values`` cut or NaN-padded to ``rows`` entries."""
+    out = np.full(rows, np.nan)
+    out[: min(rows, values.size)] = values[:rows]
+    return out

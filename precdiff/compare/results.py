@@ -12,6 +12,9 @@ from typing import Any
 
 from precdiff._json import json_float
 from precdiff.compare.op_results import OpDrillDown
+from precdiff.compare.output_results import MAX_LISTED
+from precdiff.compare.output_results import GenerationComparison as GenerationComparison  # re-exported
+from precdiff.compare.output_results import LogprobComparison as LogprobComparison  # re-exported
 from precdiff.compare.reference_results import ReferenceComparison
 
 STATUS_MATCH = "match"
@@ -231,85 +234,6 @@ class Localization:
 
 
 @dataclass(frozen=True)
-class LogprobComparison:
-    """Prompt next-token distributions compared through their stored top-k."""
-
-    positions: int
-    k_a: int
-    k_b: int
-    kl_mean: float
-    kl_max: float
-    kl_max_position: int
-    top1_agreement: float  # share of positions whose most likely token is the same
-    max_abs_delta: float  # largest |Δlogprob| over ids in both top-k sets
-    max_abs_delta_position: int
-    exact: bool  # ids and logprobs identical
-    kl: tuple[float, ...] = field(repr=False, default=())  # per position
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "positions": self.positions,
-            "k_a": self.k_a,
-            "k_b": self.k_b,
-            "kl_mean": json_float(self.kl_mean),
-            "kl_max": json_float(self.kl_max),
-            "kl_max_position": self.kl_max_position,
-            "top1_agreement": self.top1_agreement,
-            "max_abs_delta": json_float(self.max_abs_delta),
-            "max_abs_delta_position": self.max_abs_delta_position,
-            "exact": self.exact,
-            "kl": [json_float(v) for v in self.kl],
-        }
-
-
-@dataclass(frozen=True)
-class GenerationComparison:
-    """The two greedy continuations, step by step."""
-
-    steps_a: int
-    steps_b: int
-    identical_prefix: int  # number of identical leading tokens
-    first_divergent_step: int | None  # None: identical over the common length
-    token_a: int | None
-    token_b: int | None
-    margin_a: float | None  # top-1 minus top-2 logprob of A at that step
-    margin_b: float | None
-    near_tie: bool | None  # both margins within near_tie_threshold
-    near_tie_threshold: float
-    top_logit: float | None = None  # larger |top-1 logit| of the two sides at that step (None: not stored)
-    logit_ulp: float | None = None  # one ulp of top_logit in the run's dtype
-
-    def margin_ulps(self, margin: float | None) -> float | None:
-        """A margin in ulps of the top logit (None where the top logit is unknown)."""
-        if margin is None or not self.logit_ulp:
-            return None
-        return margin / self.logit_ulp
-
-    @property
-    def exact(self) -> bool:
-        return self.first_divergent_step is None and self.steps_a == self.steps_b
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "steps_a": self.steps_a,
-            "steps_b": self.steps_b,
-            "identical_prefix": self.identical_prefix,
-            "first_divergent_step": self.first_divergent_step,
-            "token_a": self.token_a,
-            "token_b": self.token_b,
-            "margin_a": json_float(self.margin_a),
-            "margin_b": json_float(self.margin_b),
-            "near_tie": self.near_tie,
-            "near_tie_threshold": self.near_tie_threshold,
-            "top_logit": json_float(self.top_logit),
-            "logit_ulp": json_float(self.logit_ulp),
-            "margin_a_ulps": json_float(self.margin_ulps(self.margin_a)),
-            "margin_b_ulps": json_float(self.margin_ulps(self.margin_b)),
-            "exact": self.exact,
-        }
-
-
-@dataclass(frozen=True)
 class CaptureRef:
     """Which file a side came from and whether it was complete."""
 
@@ -371,6 +295,7 @@ class Comparison:
     massive_tokens: tuple[MassiveToken, ...] = ()
     input_ids: tuple[int, ...] = ()
     expected_exact: bool = False  # both runs share every numerics setting: any difference is signal
+    prompt_tokens: tuple[str, ...] | None = None  # text of each input id (None: no tokenizer known)
 
     def __bool__(self) -> bool:
         return self.verdict.status != STATUS_DIVERGED
@@ -394,6 +319,7 @@ class Comparison:
             "ops": self.ops.to_dict() if self.ops else None,
             "noise_model": {"expected_exact": self.expected_exact},
             "massive_tokens": [m.to_dict() for m in self.massive_tokens],
+            "prompt_tokens": None if self.prompt_tokens is None else list(self.prompt_tokens[:MAX_LISTED]),
             "token_errors": {
                 "token_ids": list(self.input_ids),
                 "stages": [

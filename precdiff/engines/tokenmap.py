@@ -28,7 +28,7 @@ _TOKEN_ID = re.compile(r"^token_id:(\d+)$")
 
 
 @cache
-def _byte_level_table() -> dict[str, int]:
+def byte_level_table() -> dict[str, int]:
     """GPT-2's byte -> printable symbol table, inverted (the symbols byte-level BPE vocabularies use)."""
     printable = (
         list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
@@ -62,7 +62,7 @@ class TokenMap:
         size = len(tokenizer)
         texts = tokenizer.batch_decode([[i] for i in range(size)], clean_up_tokenization_spaces=False)
         symbols = tokenizer.convert_ids_to_tokens(list(range(size)))
-        table = _byte_level_table()
+        table = byte_level_table()
         self._texts, self._bytes = {}, {}
         for token_id, (text, symbol) in enumerate(zip(texts, symbols)):
             self._texts.setdefault(text, []).append(token_id)

@@ -15,10 +15,10 @@ from precdiff.compare.results import (
     STATUS_DIVERGED,
     STATUS_MATCH,
     Comparison,
-    GenerationComparison,
     LayerSummary,
     TensorComparison,
 )
+from precdiff.report.console_outputs import print_outputs
 from precdiff.report.differences import grouped
 from precdiff.report.terminal import make_console
 from precdiff.report.tokens_view import print_token_view
@@ -222,27 +222,7 @@ def print_comparison(comparison: Comparison, console: Console | None = None) -> 
     _names(
         console, "shapes differ", tuple(t.name for t in comparison.tensors if t.status == "shape_mismatch")
     )
-    lp = comparison.logprobs
-    if lp is not None:
-        console.print(
-            f"logprobs over {lp.positions} positions (top-{lp.k_a}/{lp.k_b}): KL mean {_num(lp.kl_mean)}, "
-            f"max {_num(lp.kl_max)} at position {lp.kl_max_position}; top-1 agreement "
-            f"{lp.top1_agreement:.1%}; max |Δlogprob| {_num(lp.max_abs_delta)} at position "
-            f"{lp.max_abs_delta_position}" + (" (identical)" if lp.exact else "")
-        )
-    gen = comparison.generation
-    if gen is not None:
-        if gen.first_divergent_step is None:
-            console.print(
-                f"generation: identical over {gen.identical_prefix} tokens (A {gen.steps_a}, B {gen.steps_b} steps)"
-            )
-        else:
-            tie = "a near-tie" if gen.near_tie else "not a near-tie"
-            console.print(
-                f"generation: first differs at step {gen.first_divergent_step} (token {gen.token_a} vs "
-                f"{gen.token_b}); margins A {_margin(gen, gen.margin_a)}, B {_margin(gen, gen.margin_b)} "
-                f"nats: {tie} (threshold {gen.near_tie_threshold:.3g}{_threshold_ulps(gen)})"
-            )
+    print_outputs(comparison.logprobs, comparison.generation, console)
     if comparison.reference is not None:
         _print_reference(comparison.reference, console)
 
@@ -274,17 +254,6 @@ def _print_reference(ref: ReferenceComparison, console: Console) -> None:
         )
     console.print(table)
     _names(console, "missing in the reference", ref.missing)
-
-
-def _margin(gen: GenerationComparison, margin: float | None) -> str:
-    ulps = gen.margin_ulps(margin)
-    return _num(margin, ".3g") + (f" ({ulps:.3g} ulp)" if ulps is not None else "")
-
-
-def _threshold_ulps(gen: GenerationComparison) -> str:
-    if not gen.logit_ulp or gen.top_logit is None:
-        return ""
-    return f" = {gen.near_tie_threshold / gen.logit_ulp:.3g} ulp of the top logit {gen.top_logit:.4g}"
 
 
 def print_inspect(summary: CaptureSummary, console: Console | None = None, *, limit: int | None = 40) -> None:

@@ -1,7 +1,8 @@
 """The one way a command writes a report file: checked up front, atomic, never over an input.
 
 Every ``--json`` (compare, inspect, tokens, invariance, determinism, demo) goes through
-:func:`write_json`, so they all fail the same way: one line naming the path and the fix, and an
+:func:`write_json`, every ``--html`` through :func:`precdiff.report.html.write_html`, and both check the
+path with :func:`check_output_path`, so they all fail the same way: one line naming the path and the fix, and an
 existing file at the target is left untouched unless the new one is complete.
 """
 
@@ -34,7 +35,7 @@ def check_output_path(path: StrPath, *, inputs: Iterable[StrPath | None] = (), f
     """
     target = Path(path)
     if target.is_dir():
-        example = target / ("run.h5" if flag == "--out" else "report.json")
+        example = target / {"--out": "run.h5", "--html": "report.html"}.get(flag, "report.json")
         raise InputError(f"{flag} {target} is a directory; give a file name such as {example}")
     parent = target.parent
     if not parent.exists():

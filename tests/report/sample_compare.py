@@ -151,6 +151,17 @@ def compare_document(
             "max_abs_delta_position": 7,
             "exact": False,
             "kl": [1e-5 * (1 + math.sin(i) ** 2) * (30 if i == 7 else 1) for i in range(tokens)],
+            "topk_overlap_k": 20,
+            "topk_overlap_mean": 0.97,
+            "topk_overlap_min": 0.8,
+            "chosen_delta_max_abs": 0.05,
+            "start_position": 0,
+            "listed_positions": tokens,
+            "chosen_ids": [100 + i for i in range(tokens)],
+            "chosen_tokens": None,
+            # Unknown (the next token outside a side's top-k) at every fifth position: a gap in the curve.
+            "chosen_delta": [None if i % 5 == 4 else 1e-3 * math.cos(i) for i in range(tokens)],
+            "topk_overlap": [0.8 if i == 7 else 1.0 for i in range(tokens)],
         },
         "generation": {
             "steps_a": 16,
@@ -163,8 +174,14 @@ def compare_document(
             "margin_b": 0.0,
             "near_tie": True,
             "near_tie_threshold": 0.0625,
+            "near_tie_rule": "both margins ≤ max(0.01, 16·u(BF16)) = 0.0625 nats (no top logit stored)",
             "exact": False,
+            "ids_a": [300 + i for i in range(16)],
+            "ids_b": [300 + i for i in range(5)] + [400 + i for i in range(5, 16)],
+            "tokens_a": None,
+            "tokens_b": None,
         },
+        "prompt_tokens": None,
     }
     if optional:
         words = [f"tok{i}" if i % 7 else " the" for i in range(tokens)]
@@ -173,23 +190,30 @@ def compare_document(
             who_is_wrong="B",
             who_message="B is 40× further from the float64 reference than bf16 explains",
         )
-        document["logprobs"]["tokens"] = words
-        document["logprobs"]["delta"] = [10 * v for v in document["logprobs"]["kl"]]
+        document["prompt_tokens"] = words
+        document["logprobs"]["chosen_tokens"] = words[1:] + ["<|eot_id|>"]
         document["generation"].update(
-            tokens_a=[f" w{i}" for i in range(16)],
-            tokens_b=[f" w{i}" for i in range(5)] + [f" v{i}" for i in range(5, 16)],
+            tokens_a=[f" w{i}" for i in range(15)] + ["<|eot_id|>"],
+            tokens_b=[f" w{i}" for i in range(5)] + [f" v{i}" for i in range(5, 15)] + ["\n"],
             margin_a_ulps=0.5,
             margin_b_ulps=0.0,
         )
         document["token_errors"] = {
-            "layers": [f"layer {i}" for i in range(layers)],
-            "tokens": words,
-            "rel_l2": [
-                [_error(layer, 9, jump) * (0.05 if t == 0 else 1 + (t % 5) / 5) for t in range(tokens)]
+            "token_ids": [100 + i for i in range(tokens)],
+            "stages": [
+                {
+                    "label": f"layer {layer}",
+                    "output": f"model.layers.{layer}",
+                    "rel_l2": [
+                        _error(layer, 9, jump) * (0.05 if t == 0 else 1 + (t % 5) / 5) for t in range(tokens)
+                    ],
+                }
                 for layer in range(layers)
             ],
         }
-        document["massive_activations"] = [{"position": 0, "token": "<s>", "norm_ratio": 812.5, "layer": 2}]
+        document["massive_tokens"] = [
+            {"position": 0, "token_id": 1, "token_text": "<s>", "norm_ratio": 812.5, "first_stage": "layer 2"}
+        ]
         document["captures"]["b"].update(kind="engine", engine="vllm")
         document["new_field_from_the_future"] = {"anything": [1, 2, 3]}
     return document

@@ -29,6 +29,16 @@ PROBE = """JSON.stringify({
   jserror: document.body.dataset.jserror || null,
   diffpoints: document.querySelectorAll(".diffpoint").length,
   specials: document.querySelectorAll(".sides .special").length,
+  tip: document.getElementById("tip").textContent,
+  generation: {
+    tokens: Array.from(document.querySelectorAll(".continuations .side")).map(function (side) {
+      return side.querySelectorAll(".tok").length; }),
+    firstdiff: Array.from(document.querySelectorAll(".continuations .first-diff")).map(function (t) {
+      return t.textContent + "|" + t.dataset.tip; }),
+    after: document.querySelectorAll(".continuations .after").length,
+    specials: document.querySelectorAll(".continuations .special").length,
+    badges: Array.from(document.querySelectorAll("#generation .badge")).map(function (b) { return b.textContent; })
+  },
   charts: Array.from(document.querySelectorAll("svg.chart")).map(function (svg) {
     return {
       id: svg.id,
@@ -93,11 +103,32 @@ def test_compare_page(browser: Browser, tmp_path: Path) -> None:
     assert [s["values"] for s in drawn["chart-layers"]["series"]] == [stages] * 3
     assert drawn["heat-kinds"]["cells"] == drawn["heat-kinds"]["subpaths"] == 32 * 13
     assert drawn["heat-tokens"]["cells"] == drawn["heat-tokens"]["subpaths"] == 32 * 64
-    assert [s["points"] for s in drawn["chart-logprobs"]["series"]] == [64, 64]
+    # KL at all 64 positions; the chosen token's |Δlogprob| is unknown at every fifth one (12 gaps).
+    assert [s["points"] for s in drawn["chart-logprobs"]["series"]] == [64, 52]
+    assert [s["values"] for s in drawn["chart-logprobs"]["series"]] == [64, 64]
+    # The generation panel: 16 tokens a side, step 5 highlighted on both, the 10 after it tinted.
+    generation = state["generation"]
+    assert generation["tokens"] == [16, 16]
+    assert generation["firstdiff"] == ["·w5|step 5 · id 305", "·v5|step 5 · id 405"]
+    assert generation["after"] == 20 and generation["specials"] == 1  # <|eot_id|> boxed
+    assert generation["badges"] == ["differs", "near-tie"]
     # 420 tensor rows in the file, one page of 50 shown by the script.
     shown = tables(state)["table-tensors"]
     assert (shown["rows"], shown["visible"]) == (420, 50)
     assert shown["first"][1] == "model.layers.17"  # largest error first (the sample grows along a layer)
+
+
+def test_logprobs_hover_shows_the_prompt_tokens(browser: Browser, tmp_path: Path) -> None:
+    hover = """
+      var svg = document.getElementById("chart-logprobs"), d = svg.dataset;
+      var p = svg.createSVGPoint(); p.x = +d.x0 + 7 * +d.dx; p.y = +d.top + 5;
+      var at = p.matrixTransform(svg.getScreenCTM());
+      svg.dispatchEvent(new MouseEvent("mousemove", {clientX: at.x, clientY: at.y, bubbles: true}));
+    """
+    state = open_report(browser, tmp_path, compare_document(layers=4, tokens=16), extra=hover)
+    # Position 7: its prompt token and the one that came next, then every series' exact value there.
+    assert state["tip"].startswith("7 ' the' → 'tok8'KL(A‖B) nats 0.00")
+    assert "|Δlogprob| of the chosen token 0.00075390" in state["tip"]
 
 
 def test_compare_table_sorts_and_filters(browser: Browser, tmp_path: Path) -> None:

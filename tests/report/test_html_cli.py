@@ -48,7 +48,7 @@ def test_compare_html_and_report_command(llama_capture: Path, tmp_path: Path) ->
     # Never written over one of the command's inputs.
     before = copy.read_bytes()
     code, out = run("compare", llama_capture, copy, "--html", copy)
-    assert code == 2 and "is one of the command's input files" in out and copy.read_bytes() == before
+    assert code == 2 and f"--html {copy} would overwrite {copy}" in out and copy.read_bytes() == before
 
 
 def test_tokens_html(tmp_path: Path) -> None:
@@ -122,3 +122,28 @@ def test_report_command_errors_are_one_line(tmp_path: Path) -> None:
     code, out = run("report", tmp_path / "notes.json", "--html", tmp_path / "x.html")
     assert code == 2 and out.startswith(f"InputError: cannot read report {tmp_path / 'notes.json'} as JSON")
     assert not (tmp_path / "x.html").exists()
+
+
+def test_invariance_and_determinism_refuse_an_html_path_over_their_model(tmp_path: Path) -> None:
+    """--html is checked against the model like --json, before the run: the model file itself, or an
+    existing file inside the model directory, is refused and left as it was."""
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    config = model_dir / "config.json"
+    config.write_text("{}")
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    for command in ("invariance", "determinism"):
+        for model, target in ((model_dir, config), (gguf, gguf)):
+            code, out = run(command, model, "--device", "cpu", "--html", target)
+            assert (code, out.strip()) == (
+                2,
+                f"InputError: --html {target} would overwrite {model}, an input of this command; pick "
+                "another path",
+            )
+    assert config.read_text() == "{}" and gguf.read_bytes() == b"GGUF"
+
+
+def test_compare_refuses_an_html_path_before_comparing(tmp_path: Path) -> None:
+    code, out = run("compare", tmp_path / "missing_a.h5", tmp_path / "missing_b.h5", "--html", tmp_path)
+    assert code == 2 and f"--html {tmp_path} is a directory; give a file name such as" in out

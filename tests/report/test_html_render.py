@@ -53,6 +53,21 @@ def test_compare_shows_the_optional_fields_of_other_features() -> None:
     assert "near-tie" in page and 'class="tok first-diff"' in page
 
 
+def test_outputs_sections_show_overlap_rule_and_a_lone_point() -> None:
+    document = compare_document(layers=2, tokens=6, optional=False)
+    document["logprobs"].update(chosen_delta=[None, 0.5, None, None, 0.25, 0.125], positions=10)
+    page = render_html(document)
+    assert "mean 97.00%, min 80.00% (k = 20)" in page  # top-k overlap
+    assert "the first 6 of 10 positions are listed" in page
+    assert "both margins ≤ max(0.01, 16·u(BF16)) = 0.0625 nats (no top logit stored)" in page
+    assert 'class="badge warn">near-tie<' in page
+    # The chosen token's |Δlogprob|: position 1 alone is drawn as a tick, 4-5 as a line.
+    chosen = re.search(r'data-name="\|Δlogprob\| of the chosen token"[^>]*><path d="([^"]*)"', page)
+    assert chosen is not None and chosen.group(1).count("h6") == 1 and chosen.group(1).count("M") == 2
+    document["generation"]["near_tie"] = False
+    assert 'class="badge bad">not a near-tie<' in render_html(document)
+
+
 def test_8b_module_level_compare_is_under_2_mb() -> None:
     # 32 layers × 13 module outputs + 4 outside = 420 tensors, and a 32 × 512 layer × token matrix.
     document = compare_document(layers=32, tokens=512)
@@ -143,8 +158,7 @@ def test_write_is_atomic_and_never_over_an_input(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         render_file(source, source)
     assert str(info.value) == (
-        f"--html {source} is one of the command's input files; writing it would destroy that input: pick "
-        "another path (--html / html=)"
+        f"--html {source} would overwrite {source}, an input of this command; pick another path"
     )
     assert json.loads(source.read_text())["schema"] == "precdiff.tokens"
 
@@ -161,6 +175,5 @@ def test_write_is_atomic_and_never_over_an_input(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         write_html(tokens_document(), missing)
     assert (
-        str(info.value)
-        == f"folder {missing.parent} of --html {missing} does not exist; create it or pick another path"
+        str(info.value) == f"output folder {missing.parent} does not exist; create it or pick another --html"
     )

@@ -24,7 +24,7 @@ from precdiff.errors import InputError
 from precdiff.report.html.compare import render_compare
 from precdiff.report.html.invariance import render_determinism, render_invariance
 from precdiff.report.html.tokens import render_tokens
-from precdiff.report.output import write_text_atomically
+from precdiff.report.output import check_output_path, write_text_atomically
 
 __all__ = ["kind_of", "render_file", "render_html", "write_html"]
 
@@ -89,26 +89,14 @@ def write_html(
     Args:
         document: the result's JSON document (see :func:`render_html`).
         path: the HTML file to write; an existing file is replaced only once the new one is complete.
-        inputs: the command's input files (None entries and specs that are not files are skipped);
-            ``path`` may not be one of them.
+        inputs: the command's input files and folders (None entries are skipped): ``path`` may not be
+            one of them, nor an existing file inside one of the folders (as for ``--json``).
         source: shown in the page header.
 
     Raises:
         InputError: ``path`` is one of ``inputs``, its folder is missing, or it cannot be written.
     """
-    target = Path(path)
-    for item in inputs:
-        if item is not None and Path(item).exists() and target.exists() and os.path.samefile(item, target):
-            raise InputError(
-                f"--html {target} is one of the command's input files; writing it would destroy that "
-                "input: pick another path (--html / html=)"
-            )
-    if not target.parent.is_dir():
-        raise InputError(
-            f"folder {target.parent} of --html {target} does not exist; create it or pick another path"
-        )
-    if target.is_dir():
-        raise InputError(f"--html {target} is a folder; pass a file name such as {target / 'report.html'}")
+    target = check_output_path(path, inputs=inputs, flag="--html")
     return write_text_atomically(render_html(document, source), target, flag="--html")
 
 

@@ -130,7 +130,14 @@ def line_chart(
             if v is None or math.isnan(v):
                 pen_down = False
                 continue
-            d.append(f"{'L' if pen_down else 'M'}{_num(x(i))} {_num(y(v))}")
+            if pen_down:
+                d.append(f"L{_num(x(i))} {_num(y(v))}")
+            else:
+                # A point with no neighbour (gaps on both sides) would draw nothing: a 6 px tick shows it.
+                alone = (
+                    i + 1 >= len(s.values) or s.values[i + 1] is None or math.isnan(s.values[i + 1] or 0.0)
+                )
+                d.append(f"M{_num(x(i) - 3 if alone else x(i))} {_num(y(v))}" + ("h6" if alone else ""))
             pen_down = True
         values = "[" + ",".join("null" if v is None else json.dumps(exact(v)) for v in s.values) + "]"
         parts.append(

@@ -52,6 +52,7 @@ KNOWN = {
     "massive_activations",
     "prompt_tokens",
     "reference",
+    "massive_tokens",
 }
 _TONE = {"match": "ok", "within_noise": "ok", "diverged": "bad"}
 _DIGITS = re.compile(r"\.\d+(?=\.|$|\[)")
@@ -243,12 +244,30 @@ def _floor(document: dict[str, Any], verdict: dict[str, Any]) -> float:
     return max(set(positive), key=positive.count) if positive else 1e-3
 
 
+def _token_matrix(document: dict[str, Any]) -> dict[str, Any]:
+    """``token_errors`` as ``{"layers", "tokens", "rel_l2"}``: the documented form (``stages`` rows and
+    ``token_ids``, texts from ``prompt_tokens``) converted; the older matrix form as it is."""
+    matrix = obj(document.get("token_errors"))
+    stages = rows_of(matrix.get("stages"))
+    if not stages:
+        return matrix
+    texts = document.get("prompt_tokens")
+    tokens = texts if isinstance(texts, list) else seq(matrix.get("token_ids"))
+    return {
+        "layers": [str(stage.get("label", i)) for i, stage in enumerate(stages)],
+        "tokens": [f"{i} {t!r}" if isinstance(t, str) else str(t) for i, t in enumerate(tokens)],
+        "rel_l2": [seq(stage.get("rel_l2")) for stage in stages],
+    }
+
+
 def _token_heatmap(document: dict[str, Any], verdict: dict[str, Any]) -> str:
-    matrix = get(document, "token_errors")
+    matrix = _token_matrix(document)
     values = get(matrix, "rel_l2")
     if not isinstance(values, list) or not values or not all(isinstance(r, list) for r in values):
         return ""
     width = max(len(r) for r in values)
+    if width == 0:
+        return ""
     tokens = get(matrix, "tokens")
     cols = [str(t) for t in tokens] if isinstance(tokens, list) and len(tokens) == width else []
     cols = cols or [str(i) for i in range(width)]

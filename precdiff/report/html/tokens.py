@@ -43,7 +43,7 @@ _TONE = {"identical": "ok", "same_text_different_ids": "warn", "different": "bad
 _VISIBLE = {" ": "·", "\t": "→", "\r": "␍"}
 
 
-def _visible(text: str) -> str:
+def visible(text: str) -> str:
     """Whitespace made visible (escaped HTML); newlines keep a real line break after the ``↵``."""
     out = []
     for char in text:
@@ -85,7 +85,7 @@ def _marked(text: str, specials: list[str]) -> str:
         j = i + 1
         while j < len(text) and not any(text.startswith(s, j) for s in specials):
             j += 1
-        out.append(_visible(text[i:j]))
+        out.append(visible(text[i:j]))
         i = j
     return "".join(out)
 
