@@ -105,30 +105,33 @@ def record(server_binary: Path) -> None:
 
 
 def report(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    body = json.loads((FIXTURES / "completion_native.request.json").read_text())["body"]
-    ids = ",".join(str(i) for i in body["prompt"])
+    """Both recordings against one transformers capture per request (same ids, 12 greedy tokens)."""
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "smollm2-dequantized"
         save_dequantized(model_dir)
-        capture = Path(tmp) / "completion_native.h5"
-        made = precdiff(
-            "capture", str(model_dir), "-o", str(capture), "--input-ids", ids,
-            "--max-new-tokens", str(STEPS), "--top-k", "20", "--summary",
-        )  # fmt: skip
-        if made.returncode != 0:
-            raise SystemExit(f"capture failed: {made.stderr}")
-        result = precdiff(
-            "compare", str(capture), str(FIXTURES / "completion_native.response.json"),
-            "--json", str(folder / "completion_native.compare.json"),
-            "--html", str(folder / "completion_native.compare.html"),
-            out=folder / "completion_native.compare.txt",
-        )  # fmt: skip
-    document = json.loads((folder / "completion_native.compare.json").read_text())
-    document["captures"]["a"]["path"] = capture.name  # the temporary capture is gone: its name only
-    document = json.loads(json.dumps(document).replace(str(ROOT) + "/", ""))  # paths relative to the repo
-    (folder / "completion_native.compare.json").write_text(json.dumps(document, indent=2) + "\n")
-    print(f"exit {result.returncode}; verdict {document['verdict']}")
+        for name, out in (
+            ("completion_native", folder),
+            ("completion_native_ignore_eos", folder / "ignore_eos"),
+        ):
+            out.mkdir(parents=True, exist_ok=True)
+            body = json.loads((FIXTURES / f"{name}.request.json").read_text())["body"]
+            capture = Path(tmp) / f"{name}.h5"
+            made = precdiff(
+                "capture", str(model_dir), "-o", str(capture), "--input-ids", ",".join(map(str, body["prompt"])),
+                "--max-new-tokens", str(STEPS), "--top-k", "20", "--summary",
+            )  # fmt: skip
+            if made.returncode != 0:
+                raise SystemExit(f"capture failed: {made.stderr}")
+            stem = out / "completion_native.compare"
+            result = precdiff(
+                "compare", str(capture), str(FIXTURES / f"{name}.response.json"),
+                "--json", f"{stem}.json", "--html", f"{stem}.html", out=Path(f"{stem}.txt"),
+            )  # fmt: skip
+            document = json.loads(Path(f"{stem}.json").read_text())
+            document["captures"]["a"]["path"] = capture.name  # the temporary capture is gone: its name only
+            document = json.loads(json.dumps(document).replace(str(ROOT) + "/", ""))  # repo-relative paths
+            Path(f"{stem}.json").write_text(json.dumps(document, indent=2) + "\n")
+            print(f"{name}: exit {result.returncode}; verdict {document['verdict']['message']}")
 
 
 def main() -> None:

@@ -74,6 +74,17 @@ def flip(n: Numbers, step: int) -> Numbers:
     return Numbers(n.prompt, generated, tops, own)
 
 
+def off_greedy(n: Numbers, step: int) -> Numbers:
+    """Generated token ``step`` becomes its second candidate, the candidates left as they were: what an
+    engine returns when a logit bias (llama.cpp's ignore_eos) or sampling overrode its best candidate."""
+    position = len(n.prompt) + step
+    generated = list(n.generated)
+    generated[step] = n.tops[position][1][0]
+    own = list(n.own)
+    own[position] = n.tops[position][1][1]
+    return Numbers(n.prompt, generated, [list(t) for t in n.tops], own)
+
+
 def _text(tokenizer: Any, token_id: int) -> str:
     return str(tokenizer.decode([token_id], clean_up_tokenization_spaces=False))
 

@@ -175,8 +175,26 @@ def _prompt_flips(a: TopK, b: TopK, threshold: float) -> list[int]:
     return flips
 
 
+def off_greedy_steps(generation: Generation) -> list[int]:
+    """Steps where an engine's chosen token is not its own most likely candidate: it did not decode
+    greedily there (a logit bias such as llama.cpp's ignore_eos, a penalty, a grammar, sampling)."""
+    ids, best, logprobs = generation.ids, generation.topk.ids, generation.topk.logprobs
+    steps = []
+    for step in range(min(ids.shape[0], best.shape[0])):
+        if best.shape[1] == 0 or int(ids[step]) == int(best[step, 0]):
+            continue
+        chosen = logprobs[step][best[step] == ids[step]]
+        if chosen.size == 0 or float(chosen[0]) < float(logprobs[step, 0]):  # a tie is still greedy
+            steps.append(step)
+    return steps
+
+
 def _verdict(
-    logprobs: LogprobComparison | None, generation: GenerationComparison | None, flips: list[int], offset: int
+    logprobs: LogprobComparison | None,
+    generation: GenerationComparison | None,
+    flips: list[int],
+    offset: int,
+    off_greedy: dict[str, list[int]],
 ) -> Verdict:
     if logprobs is None and generation is None:
         return Verdict(
@@ -186,6 +204,17 @@ def _verdict(
         )
     if (logprobs is None or logprobs.exact) and (generation is None or generation.exact):
         return Verdict(STATUS_MATCH, "logprobs and generation are identical", "identical")
+    step = generation.first_divergent_step if generation is not None else None
+    culprits = [side for side, steps in off_greedy.items() if step is not None and step in steps]
+    if generation is not None and culprits:
+        return Verdict(
+            STATUS_DIVERGED,
+            f"greedy generation differs at step {step} (token {generation.token_a} vs {generation.token_b}) "
+            f"because {' and '.join(culprits)} did not choose its own most likely candidate there: the "
+            "engine request did not decode greedily (a logit bias such as llama.cpp's ignore_eos, a "
+            "penalty, a grammar or sampling), not a numerical difference; fix the request",
+            "engine_not_greedy",
+        )
     if generation is not None and generation.first_divergent_step is not None and not generation.near_tie:
         return Verdict(
             STATUS_DIVERGED,
@@ -296,10 +325,21 @@ def compare_with_engine(
         if tokenizer is None:
             generation = replace(generation, tokens_a=side_a.generated_texts, tokens_b=side_b.generated_texts)
     flips = _prompt_flips(top_a, top_b, threshold) if top_a is not None and top_b is not None else []
+    off_greedy = {
+        name: off_greedy_steps(side.generation)
+        for name, side, capture in zip("AB", sides, captures)
+        if capture is None and side.generation is not None
+    }
+    for name, steps in off_greedy.items():
+        if steps:
+            notes.append(
+                f"{name} (engine) did not choose its own most likely candidate at step(s) "
+                f"{', '.join(map(str, steps[:8]))}: it did not decode greedily there"
+            )
     return Comparison(
         a=side_a.ref,
         b=side_b.ref,
-        verdict=_verdict(logprobs, generation, flips, offset),
+        verdict=_verdict(logprobs, generation, flips, offset, off_greedy),
         tensors=(),
         layers=(),
         unmatched_a=(),

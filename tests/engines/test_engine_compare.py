@@ -131,3 +131,23 @@ def test_cli_compare_engine_json_and_exit_codes(llama_capture: Path, tmp_path: P
     broken = runner.invoke(app, ["compare", str(llama_capture), str(truncated)])
     assert broken.exit_code == 2
     assert broken.output.startswith("EngineResponseError: ") and broken.output.count("\n") == 1
+
+
+def test_an_engine_step_that_is_not_its_own_best_candidate_is_named_not_a_numerical_flip(
+    llama_capture: Path, tmp_path: Path
+) -> None:
+    """llama.cpp's ignore_eos masks EOS with a -inf bias: the engine then picks its runner-up. The flip is
+    the request's, and the verdict says so rather than "not a near-tie"."""
+    n = builders.numbers(llama_capture)
+    step = builders.largest_margin_step(n)
+    response = write(tmp_path, "masked", builders.llamacpp(builders.off_greedy(n, step)))
+    result = compare(llama_capture, response)
+    assert result.generation is not None and result.generation.first_divergent_step == step
+    assert result.verdict.reason == "engine_not_greedy"
+    assert "B did not choose its own most likely candidate" in result.verdict.message
+    assert any(
+        f"B (engine) did not choose its own most likely candidate at step(s) {step}" in w
+        for w in result.warnings
+    )
+    honest = compare(llama_capture, write(tmp_path, "flip", builders.llamacpp(builders.flip(n, step))))
+    assert honest.verdict.reason != "engine_not_greedy"
