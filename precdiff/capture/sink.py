@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from precdiff.capture.op_trace import OpCall
 from precdiff.capture.stats import PendingStats, resolve
 from precdiff.capture.token_axis import token_axis
 from precdiff.config import STATS_FLUSH_EVERY
@@ -32,6 +33,7 @@ class _Pending(NamedTuple):
     token_axis: int | None
     inputs: tuple[str, ...] | None
     stats: PendingStats
+    call: str | None = None  # the op's encoded call (JSON), op outputs only
 
 
 class TensorSink:
@@ -67,13 +69,23 @@ class TensorSink:
         kind = KIND_MODULE_INPUT if role == ROLE_INPUT else KIND_MODULE_OUTPUT
         self._write(name, module, role, kind, tensor, None)
 
-    def op(self, name: str, scope: str, op: str, tensor: torch.Tensor, inputs: tuple[str, ...]) -> None:
-        """An op output with its input references, from :class:`~precdiff.capture.op_trace.OpTracer`."""
+    def op(
+        self,
+        name: str,
+        scope: str,
+        op: str,
+        tensor: torch.Tensor,
+        inputs: tuple[str, ...],
+        call: OpCall | None,
+    ) -> None:
+        """An op output with its input references and call, from :class:`~precdiff.capture.op_trace.OpTracer`."""
         kept = self._kept_scopes.get(scope)
         if kept is None:
             kept = self._kept_scopes[scope] = self.keep_op(scope)
         if kept:
-            self._write(name, scope, ROLE_OUTPUT, KIND_OP_OUTPUT, tensor, inputs)
+            # Encoded now (only for kept ops, once per call): a pending row must not hold the op's tensors.
+            encoded = call.encode() if call is not None else None
+            self._write(name, scope, ROLE_OUTPUT, KIND_OP_OUTPUT, tensor, inputs, encoded)
 
     def _write(
         self,
@@ -83,6 +95,7 @@ class TensorSink:
         kind: str,
         tensor: torch.Tensor,
         inputs: tuple[str, ...] | None,
+        call: str | None = None,
     ) -> None:
         reason = self.writer.accepts(tensor.dtype, tensor.shape)
         if reason is not None:  # e.g. complex rotary tables: recorded, and the capture goes on
@@ -91,7 +104,16 @@ class TensorSink:
         stats = PendingStats(tensor)
         shape = tuple(tensor.shape)
         entry = _Pending(
-            name, module, role, kind, tensor.dtype, shape, token_axis(shape, self.num_tokens), inputs, stats
+            name,
+            module,
+            role,
+            kind,
+            tensor.dtype,
+            shape,
+            token_axis(shape, self.num_tokens),
+            inputs,
+            stats,
+            call,
         )
         if self.summary and not (self.full is not None and self.full(name)):
             self._pending.append(entry)
@@ -112,6 +134,7 @@ class TensorSink:
             kind=entry.kind,
             token_axis=entry.token_axis,
             inputs=entry.inputs,
+            call=entry.call,
         )
 
     def flush(self) -> None:

@@ -7,7 +7,8 @@ switches of capture, and measures with compare's metrics and dtype table.
 from __future__ import annotations
 
 from precdiff.replay.results import AS_EXPECTED, COMPUTES_DIFFERENTLY, ReplayResult
-from precdiff.replay.runner import DEPARTURE_RATIO, ReplayOptions, replay
+from precdiff.replay.runner import ReplayOptions, replay
+from precdiff.replay.verdict import DEPARTURE_RATIO
 
 __all__ = [
     "AS_EXPECTED",
