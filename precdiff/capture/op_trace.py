@@ -151,7 +151,7 @@ class _Producers:
     def set_output(self, tensor: torch.Tensor, name: str, dtype: bool = False) -> None:
         """``tensor`` is the data of ``name`` itself (an op output, a parameter or a buffer)."""
         base: Base | None = None
-        offset = tensor.storage_offset()
+        offset = int(tensor.storage_offset())
         if offset or not tensor.is_contiguous():
             base = (tuple(tensor.stride()), offset, None)
         if dtype:  # parameters and buffers have no index row that would say their dtype

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from precdiff.capture.op_trace import OpCall
+from precdiff.capture.op_call import OpCall
 from precdiff.capture.stats import PendingStats, resolve
 from precdiff.capture.token_axis import token_axis
 from precdiff.config import STATS_FLUSH_EVERY
