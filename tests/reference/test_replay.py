@@ -129,7 +129,8 @@ def test_unknown_input_and_op_level_tensors(runs: dict[str, Path]) -> None:
     )
     with pytest.raises(ReplayError) as error:
         run_replay(run, "model.layers.0.mlp/aten.mm.default#0")
-    assert str(error.value) == (  # a module-level capture has no op outputs (tests/reference/test_op_replay.py)
+    # A module-level capture has no op outputs (op replay: tests/reference/test_op_replay.py).
+    assert str(error.value) == (
         f"{run} has no op output named 'model.layers.0.mlp/aten.mm.default#0'; `precdiff inspect {run} --all` "
         "lists them (e.g. --tensor 'model.layers.0.mlp.down_proj/aten.mm.default#0')"
     )
