@@ -44,6 +44,8 @@ from typing import Any
 
 import torch
 
+CONSTANT = "constant"  # the reference of a tensor made outside the traced forward (op_trace.CONSTANT)
+
 # A constant input up to this many elements is written into the call (masks and ids built before the
 # forward are larger and are not): small enough to keep the index row short.
 INLINE_CONSTANT_ELEMENTS = 64
@@ -99,8 +101,8 @@ def _encode_kwargs(kwargs: dict[str, Any] | None, tensors: list[torch.Tensor] | 
     return out
 
 
-def _encode_input(tensor: torch.Tensor, constant: bool, base: Base | None, steps: tuple[Step, ...]) -> Any:
-    if constant:
+def _encode_input(tensor: torch.Tensor, ref: str, base: Base | None, steps: tuple[Step, ...]) -> Any:
+    if ref == CONSTANT:
         if tensor.device.type == "cpu" and tensor.numel() <= INLINE_CONSTANT_ELEMENTS:
             return {"value": encode_value(tensor.tolist(), None), "dtype": _name(tensor.dtype)}
         return None  # replay says that the capture does not hold the constant's value
@@ -128,7 +130,7 @@ class OpCall:
     Args:
         op: the overload, ``aten.mm.default``.
         args, kwargs: the call as dispatched.
-        found: per tensor input (in reference order): whether it is a constant, its base and view steps.
+        found: per tensor input (in reference order): its reference, its base and its view steps.
     """
 
     __slots__ = ("_text", "args", "found", "kwargs", "op")
@@ -138,7 +140,7 @@ class OpCall:
         op: str,
         args: Any,
         kwargs: Any,
-        found: list[tuple[bool, Base | None, tuple[Step, ...]]],
+        found: list[tuple[str, Base | None, tuple[Step, ...]]],
     ) -> None:
         self.op, self.args, self.kwargs, self.found = op, args, kwargs, found
         self._text: str | None = None

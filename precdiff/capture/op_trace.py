@@ -40,10 +40,9 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 
 from precdiff.capture.names import flatten_tensors, occurrence_name
-from precdiff.capture.op_call import Base, OpCall, Step
+from precdiff.capture.op_call import CONSTANT, Base, OpCall, Step
 
 ROOT = "<root>"
-CONSTANT = "constant"
 PARAMETER_PREFIX = "parameter "
 BUFFER_PREFIX = "buffer "
 
@@ -267,8 +266,8 @@ class OpTracer(TorchDispatchMode):
         call = None
         if producers is not None:
             found = [producers.lookup(t) for t in _tensor_args(args, kwargs)]
-            inputs = tuple(ref for ref, _, _ in found)
-            call = OpCall(op, args, kwargs, [(ref == CONSTANT, base, steps) for ref, base, steps in found])
+            inputs = tuple(entry[0] for entry in found)
+            call = OpCall(op, args, kwargs, found)
         # The sink's statistics and copies run with the dispatch modes off: through this mode, each of
         # their ops would pay the Python dispatch round trip only to be passed through.
         with _disable_current_modes():
