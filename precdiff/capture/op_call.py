@@ -32,8 +32,9 @@ Why the chain of view ops and not the input's strides: the producer's data is st
 ops are functions of the logical values, so replaying them on the producer's values (in the
 producer's layout) rebuilds exactly the tensor the op received, strides included.
 
-Cost: nothing is encoded at the op; :class:`OpCall` keeps references to the arguments and the
-sink encodes it once, only for a kept op, before the op's tensors are released.
+Cost: nothing is encoded at the op; :class:`OpCall` keeps references to the arguments, and the sink
+encodes it once, only for a kept op stored in full (replay needs the op's output), before the op's
+tensors are released. Summary rows (``--summary`` outside ``--focus``) never encode their call.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ Base = tuple[tuple[int, ...] | None, int, str | None]
 # (view op, its arguments after the base, its keyword arguments, output item or None)
 Step = tuple[str, tuple[Any, ...] | None, dict[str, Any] | None, int | None]
 
+# One encoder for every call: json.dumps with options builds a new one each time.
+_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _NAMES: dict[Any, str] = {}  # dtype / memory format / layout -> name, cached (str() costs µs)
 
 
@@ -70,15 +73,17 @@ def encode_value(value: Any, tensors: list[torch.Tensor] | None) -> Any:
     kind = type(value)
     if kind is int or kind is bool or kind is str or value is None:
         return value
-    if kind is float:
-        return value if math.isfinite(value) else {"float": repr(value)}
     if kind is list or kind is tuple:
+        if all(type(item) is int for item in value):  # shapes, dims: the common case, no recursion
+            return value if kind is list else list(value)
         return [encode_value(item, tensors) for item in value]
     if isinstance(value, torch.Tensor):
         if tensors is None:
             return {"unreplayable": "Tensor"}
         tensors.append(value)
         return {"t": len(tensors) - 1}
+    if kind is float:
+        return value if math.isfinite(value) else {"float": repr(value)}
     if kind is torch.dtype:
         return {"dtype": _name(value)}
     if kind is torch.device:
@@ -91,8 +96,10 @@ def encode_value(value: Any, tensors: list[torch.Tensor] | None) -> Any:
 
 
 def _encode_kwargs(kwargs: dict[str, Any] | None, tensors: list[torch.Tensor] | None) -> dict[str, Any]:
+    if not kwargs:
+        return {}
     out = {}
-    for key, value in (kwargs or {}).items():
+    for key, value in kwargs.items():
         if type(value) in (list, tuple) and any(isinstance(v, torch.Tensor) for v in value):
             # The references list only direct keyword tensors: a tensor list keyword is not referenced.
             out[key] = {"unreplayable": "tensor list keyword"}
@@ -155,5 +162,5 @@ class OpCall:
                 _encode_input(tensor, *entry) for tensor, entry in zip(tensors, self.found, strict=False)
             ]
             document = {"op": self.op, "args": args, "kwargs": kwargs, "inputs": inputs}
-            self._text = json.dumps(document, separators=(",", ":"), allow_nan=False)
+            self._text = _JSON.encode(document)
         return self._text

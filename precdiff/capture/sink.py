@@ -83,9 +83,7 @@ class TensorSink:
         if kept is None:
             kept = self._kept_scopes[scope] = self.keep_op(scope)
         if kept:
-            # Encoded now (only for kept ops, once per call): a pending row must not hold the op's tensors.
-            encoded = call.encode() if call is not None else None
-            self._write(name, scope, ROLE_OUTPUT, KIND_OP_OUTPUT, tensor, inputs, encoded)
+            self._write(name, scope, ROLE_OUTPUT, KIND_OP_OUTPUT, tensor, inputs, call)
 
     def _write(
         self,
@@ -95,7 +93,7 @@ class TensorSink:
         kind: str,
         tensor: torch.Tensor,
         inputs: tuple[str, ...] | None,
-        call: str | None = None,
+        call: OpCall | None = None,
     ) -> None:
         reason = self.writer.accepts(tensor.dtype, tensor.shape)
         if reason is not None:  # e.g. complex rotary tables: recorded, and the capture goes on
@@ -120,6 +118,10 @@ class TensorSink:
             if len(self._pending) >= self.flush_every:
                 self.flush()
             return
+        if call is not None:
+            # Only for an op stored in full (replay needs its output): a summary row's call is never
+            # encoded, so summary captures pay nothing for it; encoded now, while its tensors are alive.
+            entry = entry._replace(call=call.encode())
         self._emit(entry, resolve([stats])[0], to_storage(tensor))  # synchronous device-to-host copy
 
     def _emit(self, entry: _Pending, stats: list[float], data: np.ndarray | None) -> None:

@@ -1,4 +1,4 @@
-"""Replay one captured module call in isolation (``precdiff replay``), and write a reproducer.
+"""Replay one captured module call or aten op in isolation (``precdiff replay``), and write a reproducer.
 
 Stage edges: replay reads captures (store), loads models and reuses the float64 mode and kernel
 switches of capture, and measures with compare's metrics and dtype table.

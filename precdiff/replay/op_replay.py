@@ -129,15 +129,10 @@ def _check_stored(cap: Capture, info: TensorInfo, call_name: str) -> None:
         )
     summary = [r for r in [*refs, info.name] if not infos[r].stored]
     if summary:
-        which = (
-            "its output"
-            if summary == [info.name]
-            else f"{summary[0]!r}" + (f" and {len(summary) - 1} more" if len(summary) > 1 else "")
-        )
+        focus = _focus(summary)
         raise ReplayError(
-            f"{which} of {call_name} is held as statistics only in {cap.path} (--summary); replay needs the "
-            f"producers of its inputs and its output in full: capture again with --focus '{_focus(summary)}' / "
-            f"focus=(...,) or without --summary"
+            f"{call_name} needs {', '.join(summary)} in full, which {cap.path} holds as statistics only "
+            f"(--summary); capture again with --focus '{focus}' / focus=('{focus}',) to store them"
         )
 
 
@@ -216,8 +211,8 @@ def replay_op(run: str | os.PathLike[str], options: ReplayOptions) -> tuple[Repl
             raise ReplayError(f"{cap.path} has no manifest (interrupted capture): the run's dtype is unknown")
         manifest = cap.manifest
         info, call_name, path = _op_info(cap, options.tensor)
-        call = _load_call(cap, info, call_name)
         _check_stored(cap, info, call_name)
+        call = _load_call(cap, info, call_name)
         bases, weights = _bases(cap, manifest, info, call, call_name, options.model)
         captured_tensor = _stored(cap, info.name)
     captured_dtype = parse_dtype(manifest.dtype)

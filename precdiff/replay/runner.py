@@ -249,17 +249,21 @@ def replay_call(run: str | os.PathLike[str], options: ReplayOptions) -> tuple[Re
 
 
 def replay(run: str | os.PathLike[str], options: ReplayOptions) -> ReplayResult:
-    """Replay one captured module call in isolation, here and in float64, and judge the captured output.
+    """Replay one captured module call or aten op in isolation, here and in float64, and judge the
+    captured output. An op output (``<module call>/<aten op>#k``) is replayed by
+    :func:`precdiff.replay.op_replay.replay_op` from the call an op-level capture recorded.
 
     Args:
-        run: a capture written with ``--save-inputs`` (``save_inputs=True``).
+        run: a capture written with ``--save-inputs`` (``save_inputs=True``), or at ``--level op``
+            (``level="op"``) for an op, with its inputs' producers stored in full.
         options: the tensor to replay, device, dtype, kernels, model directory, reproducer directory.
 
     Returns:
         A :class:`ReplayResult`; ``bool(result)`` is False when the op computes differently.
 
     Raises:
-        ReplayError: no inputs captured, unknown or input tensor, other weights, op-level tensor.
+        ReplayError: no inputs captured, unknown or input tensor, other weights; for an op: no call
+            recorded, a producer not stored in full, an unreplayable argument, a random op.
         InputError, ModelLoadError, DeviceUnavailableError, CaptureFormatError.
 
     Example:

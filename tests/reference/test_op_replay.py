@@ -207,10 +207,10 @@ def test_summary_capture_names_the_focus_that_stores_the_inputs(faulty: Path, tm
         focus = re.search(r"--focus '([^']+)'", message)
         assert focus is not None
         assert message == (
-            f"'{NORM}/aten.add.Tensor#0' and 1 more of {RSQRT} is held as statistics only in {summary} "
-            "(--summary); replay needs the producers of its inputs and its output in full: capture again "
-            f"with --focus '{focus[1]}' / focus=(...,) or without --summary"
+            f"{RSQRT} needs {NORM}/aten.add.Tensor#0, {RSQRT} in full, which {summary} holds as statistics "
+            f"only (--summary); capture again with --focus '{focus[1]}' / focus=('{focus[1]}',) to store them"
         )
+        assert focus[1] == "^(?:" + re.escape(f"{NORM}/aten.add.Tensor#0") + "|" + re.escape(RSQRT) + ")$"
         focused = _capture(tmp_path / "focus.h5", focus=(focus[1],), include=include)
     result = run(focused, RSQRT)
     assert result.status == COMPUTES_DIFFERENTLY
