@@ -102,16 +102,7 @@ class TensorSink:
         stats = PendingStats(tensor)
         shape = tuple(tensor.shape)
         entry = _Pending(
-            name,
-            module,
-            role,
-            kind,
-            tensor.dtype,
-            shape,
-            token_axis(shape, self.num_tokens),
-            inputs,
-            stats,
-            call,
+            name, module, role, kind, tensor.dtype, shape, token_axis(shape, self.num_tokens), inputs, stats
         )
         if self.summary and not (self.full is not None and self.full(name)):
             self._pending.append(entry)
