@@ -168,9 +168,6 @@ class _Producers:
             return CONSTANT, None, ()
         return entry[1], entry[2], entry[3]
 
-    def get(self, tensor: torch.Tensor) -> str:
-        return self.lookup(tensor)[0]
-
 
 def _tensor_args(args: Any, kwargs: Any) -> Iterator[torch.Tensor]:
     for arg in args:
