@@ -45,7 +45,7 @@ from typing import Any
 
 import torch
 
-CONSTANT = "constant"  # the reference of a tensor made outside the traced forward (op_trace.CONSTANT)
+CONSTANT = "constant"  # the reference of a tensor made outside the traced forward (docs/format.md)
 
 # A constant input up to this many elements is written into the call (masks and ids built before the
 # forward are larger and are not): small enough to keep the index row short.

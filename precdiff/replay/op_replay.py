@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from precdiff.capture.models import parse_dtype
-from precdiff.capture.op_trace import BUFFER_PREFIX, CONSTANT, PARAMETER_PREFIX
+from precdiff.capture.op_call import CONSTANT
+from precdiff.capture.op_trace import BUFFER_PREFIX, PARAMETER_PREFIX
 from precdiff.capture.runner import kernel_mode
 from precdiff.compare.tolerances import manifest_dtype_code
 from precdiff.config import CaptureOptions
