@@ -6,8 +6,9 @@ switches of capture, and measures with compare's metrics and dtype table.
 
 from __future__ import annotations
 
+from precdiff.replay.options import ReplayOptions
 from precdiff.replay.results import AS_EXPECTED, COMPUTES_DIFFERENTLY, ReplayResult
-from precdiff.replay.runner import ReplayOptions, replay
+from precdiff.replay.runner import replay
 from precdiff.replay.verdict import DEPARTURE_RATIO
 
 __all__ = [

@@ -35,8 +35,8 @@ from precdiff.config import CaptureOptions
 from precdiff.devices import resolve_device
 from precdiff.errors import ReplayError
 from precdiff.replay import aten_call
+from precdiff.replay.options import DTYPE_NAMES, ReplayOptions, load_checked
 from precdiff.replay.results import ReplayResult
-from precdiff.replay.runner import DTYPE_NAMES, ReplayOptions, load_checked
 from precdiff.replay.verdict import Where, judge
 from precdiff.store.format import KIND_OP_OUTPUT
 from precdiff.store.manifest import Manifest
