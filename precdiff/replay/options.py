@@ -26,7 +26,8 @@ class ReplayOptions:
     """What to replay and where. Field names match the CLI options (``--tensor``, ``--device`` …).
 
     Attributes:
-        tensor: the captured output to replay (``model.layers.3.mlp.down_proj``) or its module call.
+        tensor: the captured output to replay (``model.layers.3.mlp.down_proj``), its module call, or an
+            op output of an op-level capture (``model.layers.3.mlp.down_proj/aten.mm.default#0``).
         device: where to replay (``auto`` = this machine's accelerator, else the CPU).
         dtype: the dtype to replay in; ``None`` = the capture's dtype.
         kernels: ``standard`` or ``batch-invariant``.
