@@ -4,6 +4,8 @@ Modes, each the same forward of ``tiny:llama`` (4 layers, hidden 64) on ``--toke
 
 - ``plain``: ``model(ids)``;
 - ``trace``: under the op tracer with input references and a sink that drops everything;
+- ``trace_encode``: the same with a sink that encodes every op's recorded call (what ``replay`` of an
+  op needs; a capture encodes it for kept ops only);
 - ``op_summary``: ``capture --level op --summary`` (statistics, index rows, HDF5 writes);
 - ``module_summary``: ``capture --summary`` (module hooks only), for comparison.
 
@@ -13,6 +15,9 @@ per-op budget: a forward with ~1,300 ops (Llama-8B shape) at a few tens of µs p
 tens of milliseconds.
 
     PYTHONPATH=$PWD python benchmarks/op_tracer_microbench.py --out benchmarks/results/op_tracer_microbench_cpu.json
+
+``--clock cpu`` times this process's CPU time instead of the wall clock (the tracer's own Python cost,
+far less inflated by other processes on a shared host than wall time).
 """
 
 from __future__ import annotations
@@ -39,14 +44,28 @@ from precdiff.config import CaptureOptions
 from precdiff.store import CaptureWriter
 
 
-def median_time(run: Callable[[], None], repeats: int) -> float:
-    run()  # warm-up
-    times = []
+def median_times(
+    runs: dict[str, Callable[[], None]], repeats: int, clock: Callable[[], float]
+) -> dict[str, float]:
+    """Median time of each run; the runs take turns (round robin), so that a change in the host's load
+    during the benchmark weighs on every mode alike."""
+    for run in runs.values():
+        run()  # warm-up
+    times: dict[str, list[float]] = {mode: [] for mode in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for mode, run in runs.items():
+            start = clock()
+            run()
+            times[mode].append(clock() - start)
+    return {mode: statistics.median(values) for mode, values in times.items()}
+
+
+def _encode(*args: object) -> None:
+    """A sink that encodes every op's recorded call (issue 12), where the tracer hands one over."""
+    call = args[5] if len(args) > 5 else None
+    encode = getattr(call, "encode", None)
+    if encode is not None:
+        encode()
 
 
 def main() -> None:
@@ -55,6 +74,9 @@ def main() -> None:
     )
     parser.add_argument("--tokens", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=20)
+    # cpu: this process's CPU time (one thread), which other processes on a shared host inflate far
+    # less than the wall clock; for before/after comparisons of the tracer's own Python cost.
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -82,6 +104,12 @@ def main() -> None:
             model(input_ids=ids, use_cache=False)
         counts["ops"] = tracer.traced_ops
 
+    def trace_encode() -> None:
+        tree = CallTree()
+        tracer = OpTracer(tree, _encode, references=True, model=model)
+        with torch.no_grad(), tree.hooked(model), tracer:
+            model(input_ids=ids, use_cache=False)
+
     def summary(level: str) -> Callable[[], None]:
         options = CaptureOptions(summary=True, level=level)
 
@@ -98,8 +126,15 @@ def main() -> None:
 
         return run
 
-    runs = {"plain": plain, "trace": trace, "op_summary": summary("op"), "module_summary": summary("module")}
-    medians = {mode: median_time(run, args.repeats) for mode, run in runs.items()}
+    runs = {
+        "plain": plain,
+        "trace": trace,
+        "trace_encode": trace_encode,
+        "op_summary": summary("op"),
+        "module_summary": summary("module"),
+    }
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    medians = median_times(runs, args.repeats, clock)
     ops = counts["ops"]
     results = {
         mode: {
@@ -118,6 +153,7 @@ def main() -> None:
         "processor": platform.processor(),
         "torch": torch.__version__,
         "threads": 1,
+        "clock": args.clock,
         "model": "tiny:llama",
         "tokens": args.tokens,
         "ops_per_forward": ops,

@@ -20,7 +20,10 @@ argument, in argument order (positional arguments, then keyword arguments; lists
 flattened in place): the name of the traced op output that produced the data (a skipped view of it
 refers to the same producer), ``parameter <FQN>`` / ``buffer <FQN>`` for the model's own tensors, or
 ``constant`` for a tensor made outside the traced forward (the input ids). Non-tensor arguments
-(scalars, shapes) are not referenced.
+(scalars, shapes) are not referenced; with them, the sink also gets the op's full call
+(:class:`~precdiff.capture.op_call.OpCall`: non-tensor arguments, and for each tensor input the
+producer's layout and the chain of skipped view ops between producer and op), which ``replay`` uses to
+re-run the op.
 """
 
 from __future__ import annotations
@@ -37,14 +40,14 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 
 from precdiff.capture.names import flatten_tensors, occurrence_name
+from precdiff.capture.op_call import CONSTANT, Base, OpCall, Step
 
 ROOT = "<root>"
-CONSTANT = "constant"
 PARAMETER_PREFIX = "parameter "
 BUFFER_PREFIX = "buffer "
 
-# sink(tensor_name, scope, op, tensor, input_references)
-OpSink = Callable[[str, str, str, torch.Tensor, tuple[str, ...]], None]
+# sink(tensor_name, scope, op, tensor, input_references, call); call is None without references
+OpSink = Callable[[str, str, str, torch.Tensor, tuple[str, ...], OpCall | None], None]
 
 _NEVER = frozenset(
     {"_local_scalar_dense", "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided"}
@@ -129,28 +132,41 @@ class CallTree:
 
 
 class _Producers:
-    """Which traced tensor (or parameter) a tensor object holds the data of, by object identity.
+    """Which traced tensor (or parameter) a tensor object holds the data of, by object identity, and
+    how to rebuild it from that producer: the producer's layout and the view ops applied since.
 
     Keyed by ``id()`` with a weak reference to check that the object is still the same one: ids are
     reused once a tensor is freed, and a stale entry must not name the wrong producer.
     """
 
     def __init__(self, model: nn.Module | None) -> None:
-        self._names: dict[int, tuple[weakref.ref[torch.Tensor], str]] = {}
+        self._names: dict[int, tuple[weakref.ref[torch.Tensor], str, Base | None, tuple[Step, ...]]] = {}
         if model is not None:
             for name, param in model.named_parameters(remove_duplicate=False):
-                self.set(param, PARAMETER_PREFIX + name)
+                self.set_output(param, PARAMETER_PREFIX + name, dtype=True)
             for name, buffer in model.named_buffers(remove_duplicate=False):
-                self.set(buffer, BUFFER_PREFIX + name)
+                self.set_output(buffer, BUFFER_PREFIX + name, dtype=True)
 
-    def set(self, tensor: torch.Tensor, name: str) -> None:
-        self._names[id(tensor)] = (weakref.ref(tensor), name)
+    def set_output(self, tensor: torch.Tensor, name: str, dtype: bool = False) -> None:
+        """``tensor`` is the data of ``name`` itself (an op output, a parameter or a buffer)."""
+        base: Base | None = None
+        offset = int(tensor.storage_offset())
+        if offset or not tensor.is_contiguous():
+            base = (tuple(tensor.stride()), offset, None)
+        if dtype:  # parameters and buffers have no index row that would say their dtype
+            base = (base[0] if base else None, offset, str(tensor.dtype).removeprefix("torch."))
+        self._names[id(tensor)] = (weakref.ref(tensor), name, base, ())
 
-    def get(self, tensor: torch.Tensor) -> str:
+    def set_view(self, tensor: torch.Tensor, source: torch.Tensor, step: Step) -> None:
+        """``tensor`` is ``step`` (a skipped view or alias op) applied to ``source``."""
+        name, base, steps = self.lookup(source)
+        self._names[id(tensor)] = (weakref.ref(tensor), name, base, (*steps, step))
+
+    def lookup(self, tensor: torch.Tensor) -> tuple[str, Base | None, tuple[Step, ...]]:
         entry = self._names.get(id(tensor))
         if entry is None or entry[0]() is not tensor:
-            return CONSTANT
-        return entry[1]
+            return CONSTANT, None, ()
+        return entry[1], entry[2], entry[3]
 
 
 def _tensor_args(args: Any, kwargs: Any) -> Iterator[torch.Tensor]:
@@ -194,8 +210,8 @@ class OpTracer(TorchDispatchMode):
         self.inside = False
         self.producers = _Producers(model) if references else None
         self.traced_ops = 0
-        # overload -> its name if traced, else None; cached because str(func) costs microseconds
-        self._decisions: dict[Any, str | None] = {}
+        # overload -> (its name, traced?, a view to follow?), cached because str(func) costs microseconds
+        self._decisions: dict[Any, tuple[str, bool, bool]] = {}
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         if self.inside:
@@ -205,20 +221,35 @@ class OpTracer(TorchDispatchMode):
         self.inside = True
         try:
             out = func(*args, **(kwargs or {}))
-            if func in self._decisions:
-                op = self._decisions[func]
-            else:
-                op = self._decisions[func] = str(func) if traced(func, self.all_ops) else None
-            if op is not None:
+            decision = self._decisions.get(func)
+            if decision is None:
+                is_traced = traced(func, self.all_ops)
+                # Skipped allocations (empty_like) hold no data of their input: not views of it.
+                follow = not is_traced and _packet(func) not in _NEVER
+                decision = self._decisions[func] = (str(func), is_traced, follow)
+            op, is_traced, follow = decision
+            if is_traced:
                 self._record(op, args, kwargs, out)
-            elif self.producers is not None and isinstance(out, torch.Tensor):
-                # A skipped view or alias: its data is its first input's, so it refers to the same producer.
-                first = next(_tensor_args(args, kwargs), None)
-                if first is not None:
-                    self.producers.set(out, self.producers.get(first))
+            elif follow and self.producers is not None:
+                self._view(op, args, kwargs, out)
         finally:
             self.inside = False
         return out
+
+    def _view(self, op: str, args: Any, kwargs: Any, out: Any) -> None:
+        """A skipped view or alias: its data is its first input's, so it refers to the same producer,
+        one view step further."""
+        assert self.producers is not None
+        first = next(_tensor_args(args, kwargs), None)
+        if first is None:
+            return
+        rest = tuple(args[1:]) if args and args[0] is first else None
+        if isinstance(out, torch.Tensor):
+            self.producers.set_view(out, first, (op, rest, kwargs, None))
+        elif isinstance(out, (list, tuple)):  # split, unbind: several views
+            for item, tensor in enumerate(out):
+                if isinstance(tensor, torch.Tensor):
+                    self.producers.set_view(tensor, first, (op, rest, kwargs, item))
 
     def _record(self, op: str, args: Any, kwargs: Any, out: Any) -> None:
         scope = self.tree.scope
@@ -229,15 +260,18 @@ class OpTracer(TorchDispatchMode):
         self.traced_ops += 1
         producers = self.producers
         inputs: tuple[str, ...] = ()
+        call = None
         if producers is not None:
-            inputs = tuple(producers.get(t) for t in _tensor_args(args, kwargs))
+            found = [producers.lookup(t) for t in _tensor_args(args, kwargs)]
+            inputs = tuple(entry[0] for entry in found)
+            call = OpCall(op, args, kwargs, found)
         # The sink's statistics and copies run with the dispatch modes off: through this mode, each of
         # their ops would pay the Python dispatch round trip only to be passed through.
         with _disable_current_modes():
             for tensor_name, tensor in flatten_tensors(name, out):
                 if producers is not None:
-                    producers.set(tensor, tensor_name)
-                self.sink(tensor_name, scope, op, tensor, inputs)
+                    producers.set_output(tensor, tensor_name)
+                self.sink(tensor_name, scope, op, tensor, inputs, call)
 
     @contextmanager
     def paused(self) -> Iterator[None]:

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from precdiff.capture.op_call import OpCall
 from precdiff.capture.stats import PendingStats, resolve
 from precdiff.capture.token_axis import token_axis
 from precdiff.config import STATS_FLUSH_EVERY
@@ -32,6 +33,7 @@ class _Pending(NamedTuple):
     token_axis: int | None
     inputs: tuple[str, ...] | None
     stats: PendingStats
+    call: str | None = None  # the op's encoded call (JSON), op outputs only
 
 
 class TensorSink:
@@ -67,13 +69,21 @@ class TensorSink:
         kind = KIND_MODULE_INPUT if role == ROLE_INPUT else KIND_MODULE_OUTPUT
         self._write(name, module, role, kind, tensor, None)
 
-    def op(self, name: str, scope: str, op: str, tensor: torch.Tensor, inputs: tuple[str, ...]) -> None:
-        """An op output with its input references, from :class:`~precdiff.capture.op_trace.OpTracer`."""
+    def op(
+        self,
+        name: str,
+        scope: str,
+        op: str,
+        tensor: torch.Tensor,
+        inputs: tuple[str, ...],
+        call: OpCall | None,
+    ) -> None:
+        """An op output with its input references and call, from :class:`~precdiff.capture.op_trace.OpTracer`."""
         kept = self._kept_scopes.get(scope)
         if kept is None:
             kept = self._kept_scopes[scope] = self.keep_op(scope)
         if kept:
-            self._write(name, scope, ROLE_OUTPUT, KIND_OP_OUTPUT, tensor, inputs)
+            self._write(name, scope, ROLE_OUTPUT, KIND_OP_OUTPUT, tensor, inputs, call)
 
     def _write(
         self,
@@ -83,6 +93,7 @@ class TensorSink:
         kind: str,
         tensor: torch.Tensor,
         inputs: tuple[str, ...] | None,
+        call: OpCall | None = None,
     ) -> None:
         reason = self.writer.accepts(tensor.dtype, tensor.shape)
         if reason is not None:  # e.g. complex rotary tables: recorded, and the capture goes on
@@ -98,6 +109,10 @@ class TensorSink:
             if len(self._pending) >= self.flush_every:
                 self.flush()
             return
+        if call is not None:
+            # Only for an op stored in full (replay needs its output): a summary row's call is never
+            # encoded, so summary captures pay nothing for it; encoded now, while its tensors are alive.
+            entry = entry._replace(call=call.encode())
         self._emit(entry, resolve([stats])[0], to_storage(tensor))  # synchronous device-to-host copy
 
     def _emit(self, entry: _Pending, stats: list[float], data: np.ndarray | None) -> None:
@@ -112,6 +127,7 @@ class TensorSink:
             kind=entry.kind,
             token_axis=entry.token_axis,
             inputs=entry.inputs,
+            call=entry.call,
         )
 
     def flush(self) -> None:

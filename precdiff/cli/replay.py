@@ -1,4 +1,4 @@
-"""``precdiff replay RUN.h5 --tensor NAME``: re-run one captured module call from its captured inputs."""
+"""``precdiff replay RUN.h5 --tensor NAME``: re-run one captured module call (or aten op) from its captured inputs."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ from precdiff.cli._app import EXIT_DIVERGED, EXIT_OK, command, wrote
 
 @command("replay")
 def replay_command(
-    run: Path = typer.Argument(..., help="Capture written with --save-inputs."),
-    tensor: str = typer.Option(..., "--tensor", help="Captured output (or module call) to replay."),
+    run: Path = typer.Argument(..., help="Capture written with --save-inputs, or with --level op for an op."),
+    tensor: str = typer.Option(
+        ...,
+        "--tensor",
+        help="Captured output, module call, or op output (<module call>/<aten op>#k) to replay.",
+    ),
     device: str | None = typer.Option(None, "--device", help="auto|cpu|cuda[:i]|npu[:i] (default auto)."),
     dtype: str | None = typer.Option(None, "--dtype", help="Dtype to replay in (default: the capture's)."),
     kernels: str | None = typer.Option(
@@ -26,7 +30,7 @@ def replay_command(
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the result as JSON to this file."),
 ) -> int:
-    """Replay one module in isolation here and in float64: does the op compute differently, or its inputs?
+    """Replay one module or aten op in isolation here and in float64: does it compute differently, or its inputs?
 
     Exit code 0: the captured output is what its dtype explains; 1: the op computes differently;
     2: usage or input error.

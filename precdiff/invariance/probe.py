@@ -62,7 +62,9 @@ class _Recorder:
     def module(self, name: str, module: str, role: str, tensor: torch.Tensor) -> None:
         self.record(name, module, None, tensor)
 
-    def op(self, name: str, scope: str, op: str, tensor: torch.Tensor, inputs: tuple[str, ...]) -> None:
+    def op(
+        self, name: str, scope: str, op: str, tensor: torch.Tensor, inputs: tuple[str, ...], call: object
+    ) -> None:
         self.record(name, scope, op, tensor)
 
     def record(self, name: str, scope: str, op: str | None, tensor: torch.Tensor) -> None:

@@ -48,15 +48,8 @@ def resolve_target(cap: Capture, name: str) -> Target:
     """The output tensor ``name`` (or the first output of the module call named ``name``).
 
     Raises:
-        ReplayError: unknown name, an input tensor, or an op-level tensor.
+        ReplayError: unknown name, or an input tensor.
     """
-    if "/" in name:  # <module call>/<aten op>#k (capture --level op)
-        call = name.split("/", 1)[0]
-        raise ReplayError(
-            f"op-level replay needs each op input's value as the op saw it (op captures record the producer, "
-            f"not the views between it and the op) and the op's non-tensor arguments (dims, scalars), which "
-            f"{cap.path} does not hold; replay the op's module call instead: --tensor {call}"
-        )
     infos = {info.name: info for info in cap.tensor_infos()}
     info = infos.get(name)
     if info is None:  # a module name whose outputs are tuples: model.layers.0.self_attn -> ...[0]

@@ -106,7 +106,8 @@ def _save(tensors: dict[str, torch.Tensor], path: Path) -> None:
     os.replace(temporary, path)
 
 
-def _write_text(text: str, path: Path) -> None:
+def write_text(text: str, path: Path) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
     with os.fdopen(handle, "w", encoding="utf-8") as stream:
         stream.write(text)
@@ -148,5 +149,5 @@ def emit_repro(directory: str | os.PathLike[str], result: ReplayResult, replayed
         dtype=result.captured_dtype,
         meta=json.dumps(meta, indent=1),
     )
-    _write_text(script, target / "repro.py")
+    write_text(script, target / "repro.py")
     return target

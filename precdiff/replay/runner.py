@@ -33,54 +33,19 @@ import torch
 from torch import nn
 
 from precdiff.capture.float64 import keep_float64
-from precdiff.capture.models import load_model, parse_dtype
+from precdiff.capture.models import parse_dtype
 from precdiff.capture.names import flatten_tensors
 from precdiff.capture.runner import _attn_implementation, kernel_mode
-from precdiff.compare.metrics import accumulate, rel_l2
-from precdiff.compare.tolerances import less_precise, manifest_dtype_code
-from precdiff.config import KERNEL_MODES, CaptureOptions
+from precdiff.compare.tolerances import manifest_dtype_code
+from precdiff.config import CaptureOptions
 from precdiff.devices import resolve_device
-from precdiff.errors import InputError, ReplayError
+from precdiff.errors import ReplayError
 from precdiff.replay.inputs import CapturedInputs, Target, build_call, load_inputs, resolve_target
-from precdiff.replay.results import AS_EXPECTED, COMPUTES_DIFFERENTLY, ReplayResult
+from precdiff.replay.options import DTYPE_NAMES, ReplayOptions, load_checked
+from precdiff.replay.results import ReplayResult
+from precdiff.replay.verdict import Where, judge
 from precdiff.store.manifest import Manifest
 from precdiff.store.reader import Capture, open_capture
-
-# A correctly rounded call in isolation lands within a few unit roundoffs of the exact result (and
-# within the CPU baseline's error, which covers multi-step modules such as an MLP); 4× that leaves room
-# for kernels that accumulate in another order without calling them wrong.
-DEPARTURE_RATIO = 4.0
-_DTYPE_NAMES = {
-    torch.float64: "float64",
-    torch.float32: "float32",
-    torch.bfloat16: "bfloat16",
-    torch.float16: "float16",
-}
-
-
-@dataclass(frozen=True)
-class ReplayOptions:
-    """What to replay and where. Field names match the CLI options (``--tensor``, ``--device`` …).
-
-    Attributes:
-        tensor: the captured output to replay (``model.layers.3.mlp.down_proj``) or its module call.
-        device: where to replay (``auto`` = this machine's accelerator, else the CPU).
-        dtype: the dtype to replay in; ``None`` = the capture's dtype.
-        kernels: ``standard`` or ``batch-invariant``.
-        model: the model directory (or ``tiny:<arch>``); ``None`` = the source the manifest records.
-        emit_repro: also write a standalone reproducer into this directory (``--emit-repro``).
-    """
-
-    tensor: str
-    device: str = "auto"
-    dtype: str | None = None
-    kernels: str = "standard"
-    model: str | None = None
-    emit_repro: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.kernels not in KERNEL_MODES:
-            raise InputError(f"unknown --kernels {self.kernels!r}; use one of: {', '.join(KERNEL_MODES)}")
 
 
 @dataclass
@@ -104,30 +69,15 @@ def _load_module(
     manifest: Manifest, cap: Capture, target: Target, model: str | None
 ) -> tuple[nn.Module, Any, str | None]:
     """The module of ``target`` in float32 on the CPU, its model config and the weights hash."""
-    source = model or manifest.model.source
-    if not source:
-        raise ReplayError(f"{cap.path} does not record its model; pass it: --model DIR / model='DIR'")
-    attn = manifest.attn_implementation if manifest.kernels != "batch-invariant" else None
-    loaded = load_model(
-        source,
-        dtype=torch.float32,
-        device=torch.device("cpu"),
-        attn_implementation=attn,
-        seed=manifest.seed or 0,
-    )
-    recorded = manifest.model.weights_sha256
-    if recorded is not None and loaded.weights_sha256 is not None and loaded.weights_sha256 != recorded:
-        raise ReplayError(
-            f"the weights of {source} (sha256 {loaded.weights_sha256[:12]}…) are not those {cap.path} was "
-            f"captured with ({recorded[:12]}…); pass the model the capture ran: --model DIR / model='DIR'"
-        )
+    whole, weights = load_checked(manifest, cap, model)
     try:
-        module = loaded.model.get_submodule(target.module)
+        module = whole.get_submodule(target.module)
     except AttributeError:
         raise ReplayError(
-            f"{source} has no module {target.module!r}; pass the model {cap.path} was captured with: --model DIR"
+            f"{model or manifest.model.source} has no module {target.module!r}; pass the model {cap.path} "
+            "was captured with: --model DIR"
         ) from None
-    return module, loaded.model.config, loaded.weights_sha256
+    return module, getattr(whole, "config", None), weights
 
 
 def _copy(module: nn.Module, dtype: torch.dtype, device: torch.device) -> nn.Module:
@@ -188,10 +138,6 @@ def _pick(outputs: dict[str, torch.Tensor], target: Target) -> np.ndarray:
     return outputs[target.tensor].detach().to("cpu", torch.float64).numpy()
 
 
-def _error(reference: np.ndarray, candidate: np.ndarray) -> float:
-    return rel_l2(accumulate(reference, candidate))
-
-
 def replay_call(run: str | os.PathLike[str], options: ReplayOptions) -> tuple[ReplayResult, Replayed]:
     """:func:`replay`, also returning the module and inputs (for the reproducer)."""
     device = resolve_device(options.device)
@@ -217,19 +163,21 @@ def replay_call(run: str | os.PathLike[str], options: ReplayOptions) -> tuple[Re
             here_config._attn_implementation = attention
         here_out = run_call(here_module, inputs, target.call, here_dtype, device, same_dtype)
     here = _pick(here_out, target)
-    baseline_error = _error(reference, here)
+    baseline = None
     if device.type != "cpu" or not same_dtype:
-        baseline = run_call(
+        baseline_out = run_call(
             _copy(module, captured_dtype, cpu), inputs, target.call, captured_dtype, cpu, True
         )
-        baseline_error = _error(reference, _pick(baseline, target))
-    codes = (target.info.dtype, manifest_dtype_code(manifest.dtype))
-    unit = less_precise(*codes).unit_roundoff
-    expected = max(unit, baseline_error)
-    captured_error = _error(reference, captured)
-    here_error = _error(reference, here)
-    ratio = captured_error / expected if expected > 0 else float("inf")
-    pair = accumulate(captured, here)
+        baseline = _pick(baseline_out, target)
+    where = Where(
+        call=target.call,
+        codes=(target.info.dtype, manifest_dtype_code(manifest.dtype)),
+        captured_dtype=DTYPE_NAMES[captured_dtype],
+        device=str(device),
+        here_dtype=DTYPE_NAMES[here_dtype],
+        same_dtype=same_dtype,
+    )
+    verdict = judge(where, reference, here, captured, baseline)
     result = ReplayResult(
         run=str(run),
         tensor=target.tensor,
@@ -238,77 +186,46 @@ def replay_call(run: str | os.PathLike[str], options: ReplayOptions) -> tuple[Re
         module_class=type(module).__name__,
         inputs=inputs.names,
         device=str(device),
-        dtype=_DTYPE_NAMES[here_dtype],
-        captured_dtype=_DTYPE_NAMES[captured_dtype],
+        dtype=DTYPE_NAMES[here_dtype],
+        captured_dtype=DTYPE_NAMES[captured_dtype],
         kernels=options.kernels,
-        captured_vs_reference=captured_error,
-        here_vs_reference=here_error,
-        captured_vs_here=rel_l2(pair),
-        reproduced_bitwise=same_dtype and pair.exact,
-        expected=expected,
-        ratio=ratio,
-        status=COMPUTES_DIFFERENTLY if not ratio <= DEPARTURE_RATIO else AS_EXPECTED,
-        message=_message(
-            target,
-            captured_error,
-            here_error,
-            expected,
-            ratio,
-            _DTYPE_NAMES[captured_dtype],
-            str(device),
-            _DTYPE_NAMES[here_dtype],
-        ),
         weights_sha256=weights,
+        **verdict.__dict__,
     )
     return result, Replayed(reference_module, config, inputs, captured, here_dtype)
 
 
-def _message(
-    target: Target,
-    captured: float,
-    here: float,
-    expected: float,
-    ratio: float,
-    dtype: str,
-    device: str,
-    here_dtype: str,
-) -> str:
-    here_ratio = here / expected if expected > 0 else float("inf")
-    if not ratio <= DEPARTURE_RATIO:
-        reproduced = (
-            f"replayed here ({device}, {here_dtype}) it is {here_ratio:.3g}× too: this device computes it differently"
-            if not here_ratio <= DEPARTURE_RATIO
-            else f"replayed here ({device}, {here_dtype}) it is within {here_ratio:.2g}×: only the captured run computes it differently"
-        )
-        return (
-            f"{target.call} computes differently in the captured run: from its own captured inputs its output is "
-            f"{captured:.2e} from the float64 replay, {ratio:.3g}× what {dtype} rounding explains ({expected:.2e}); "
-            f"the op itself is at fault, not its inputs; {reproduced}"
-        )
-    return (
-        f"{target.call} computes what {dtype} rounding explains from the inputs it received (captured output "
-        f"{captured:.2e} from the float64 replay, {ratio:.2g}× expected); a divergence in its output came in "
-        "through its inputs"
-    )
-
-
 def replay(run: str | os.PathLike[str], options: ReplayOptions) -> ReplayResult:
-    """Replay one captured module call in isolation, here and in float64, and judge the captured output.
+    """Replay one captured module call or aten op in isolation, here and in float64, and judge the
+    captured output. An op output (``<module call>/<aten op>#k``) is replayed by
+    :func:`precdiff.replay.op_replay.replay_op` from the call an op-level capture recorded.
 
     Args:
-        run: a capture written with ``--save-inputs`` (``save_inputs=True``).
+        run: a capture written with ``--save-inputs`` (``save_inputs=True``), or at ``--level op``
+            (``level="op"``) for an op, with its inputs' producers stored in full.
         options: the tensor to replay, device, dtype, kernels, model directory, reproducer directory.
 
     Returns:
         A :class:`ReplayResult`; ``bool(result)`` is False when the op computes differently.
 
     Raises:
-        ReplayError: no inputs captured, unknown or input tensor, other weights, op-level tensor.
+        ReplayError: no inputs captured, unknown or input tensor, other weights; for an op: no call
+            recorded, a producer not stored in full, an unreplayable argument, a random op.
         InputError, ModelLoadError, DeviceUnavailableError, CaptureFormatError.
 
     Example:
         >>> replay("gpu_bf16.h5", ReplayOptions(tensor="model.layers.3.mlp.down_proj"))  # doctest: +SKIP
     """
+    if "/" in options.tensor:  # <module call>/<aten op>#k: an op of an op-level capture
+        from precdiff.replay.op_replay import replay_op
+
+        result, op_replayed = replay_op(run, options)
+        if options.emit_repro is None:
+            return result
+        from precdiff.replay.op_repro import emit_op_repro
+
+        directory = emit_op_repro(options.emit_repro, result, op_replayed)
+        return ReplayResult(**{**result.__dict__, "repro": str(directory)})
     result, replayed = replay_call(run, options)
     if options.emit_repro is None:
         return result

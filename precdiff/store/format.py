@@ -18,7 +18,10 @@ Layout of a capture file (format version 2; version 1 lacks the index fields mar
                                        v2: kind ("module_output"|"module_input"|"op_output"),
                                        token_axis (int64, -1: none), inputs (JSON list of op input
                                        references, "" unless an op), alias_of (reserved, ""),
-                                       placement (reserved, JSON object or "")
+                                       placement (reserved, JSON object or ""),
+                                       call (optional: files before it lack it; JSON object
+                                       of an op's full call for replay, "" unless an op
+                                       output stored in full)
     /tensors/<NNNNNN>                  the data of index row NNNNNN when stored (attrs: name, dtype)
     /sketches/<NNNNNN>                 reserved (v2): a summary sketch of row NNNNNN
     /logprobs/prompt_topk_ids          int64   [seq, k]  top-k next-token ids at each prompt position
@@ -89,6 +92,9 @@ T_TOKEN_AXIS: Final = "token_axis"  # axis of the prompt's tokens, recorded at c
 T_INPUTS: Final = "inputs"  # JSON list of input references (op outputs only), else ""
 T_ALIAS_OF: Final = "alias_of"  # reserved: name of an earlier tensor this one exactly aliases, else ""
 T_PLACEMENT: Final = "placement"  # reserved: JSON {"dim", "rank", "world_size", "full_shape"}, else ""
+# Optional version-2 field, after the others: files written before op replay lack it (read as no call).
+# JSON object of the op's call (docs/format.md "Op calls"); "" for module tensors and summary rows.
+T_CALL: Final = "call"
 NO_TOKEN_AXIS: Final = -1
 V2_FIELDS: Final = (T_KIND, T_TOKEN_AXIS, T_INPUTS, T_ALIAS_OF, T_PLACEMENT)
 PLACEMENT_KEYS: Final = ("dim", "rank", "world_size", "full_shape")
@@ -170,6 +176,7 @@ def index_dtype(version: int = FORMAT_VERSION) -> np.dtype:
             (T_INPUTS, text),
             (T_ALIAS_OF, text),
             (T_PLACEMENT, text),
+            (T_CALL, text),
         ]
     return np.dtype(fields)
 

@@ -251,6 +251,20 @@ class Capture:
                 f"{self.path} has no tensor named {name!r}; `precdiff inspect` lists them"
             ) from None
 
+    def op_call(self, name: str) -> str | None:
+        """The recorded call of op output ``name`` (JSON text, docs/format.md "Op calls"), or ``None``:
+        not an op, or written before calls were recorded (the optional ``call`` index field)."""
+        index = self.tensor_names().index(self.info(name).name)
+        return self._calls[index] or None
+
+    @functools.cached_property
+    def _calls(self) -> list[str]:
+        # Read on first use only: the one field replay needs is not decoded for every row at open.
+        table = self._file.get(fmt.TENSOR_INDEX)
+        if table is None or fmt.T_CALL not in (table.dtype.names or ()):
+            return [""] * len(self._infos)
+        return [_decode(v) for v in table.fields(fmt.T_CALL)[: len(self._infos)]]
+
     def token_axis(self, name: str, num_tokens: int) -> int | None:
         """The axis of tensor ``name`` holding the prompt's ``num_tokens`` tokens, or ``None``.
 

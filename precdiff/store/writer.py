@@ -167,6 +167,7 @@ class CaptureWriter:
         inputs: Sequence[str] | None = None,
         alias_of: str | None = None,
         placement: Mapping[str, object] | None = None,
+        call: str | None = None,
     ) -> None:
         """Append one captured tensor: its index row, and its data when ``data`` is given.
 
@@ -174,7 +175,8 @@ class CaptureWriter:
         storage form (:func:`~precdiff.store.dtypes.to_storage`), ``None`` for a summary-only tensor.
         ``kind`` defaults to the module kind of ``role``; ``token_axis`` is the axis of the prompt's
         tokens (``None``: none); ``inputs`` the op's input references (op outputs only);
-        ``alias_of`` and ``placement`` are the reserved fields of docs/format.md.
+        ``alias_of`` and ``placement`` are the reserved fields of docs/format.md; ``call`` the op's
+        encoded call (JSON text, op outputs only).
         A stored tensor is flushed at once; summary rows are flushed in batches.
         """
         code = dtype_code(dtype)
@@ -216,6 +218,7 @@ class CaptureWriter:
             json.dumps(list(inputs)) if inputs is not None else "",
             alias_of or "",
             json.dumps(dict(placement)) if placement is not None else "",
+            call or "",
         )
         self._rows.append(row)
         self._count += 1

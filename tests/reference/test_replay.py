@@ -129,10 +129,10 @@ def test_unknown_input_and_op_level_tensors(runs: dict[str, Path]) -> None:
     )
     with pytest.raises(ReplayError) as error:
         run_replay(run, "model.layers.0.mlp/aten.mm.default#0")
+    # A module-level capture has no op outputs (op replay: tests/reference/test_op_replay.py).
     assert str(error.value) == (
-        "op-level replay needs each op input's value as the op saw it (op captures record the producer, not "
-        "the views between it and the op) and the op's non-tensor arguments (dims, scalars), which "
-        f"{run} does not hold; replay the op's module call instead: --tensor model.layers.0.mlp"
+        f"{run} has no op output named 'model.layers.0.mlp/aten.mm.default#0'; `precdiff inspect {run} --all` "
+        "lists them (e.g. --tensor 'model.layers.0.mlp.down_proj/aten.mm.default#0')"
     )
 
 
