@@ -192,6 +192,8 @@ class CaptureWriter:
         index = self._count
         if alias_of and data is not None:
             raise ValueError(f"{name}: an alias of {alias_of} stores no data")
+        if sketch is not None and not self.sketch_method:
+            raise ValueError("CaptureWriter.sketch_method must name the sketch function before a sketch")
         check_room(self.partial_path, data.nbytes if data is not None else 0)
         if data is not None:
             if tuple(data.shape) != shape or data.dtype != storage_dtype:
@@ -269,8 +271,6 @@ class CaptureWriter:
         (NaN rows for those without; earlier rows that never had one read as the fill value, NaN)."""
         width = next(s[0].shape[0] for s in self._sketches if s is not None)
         if fmt.SKETCHES not in self._file:
-            if not self.sketch_method:
-                raise ValueError("CaptureWriter.sketch_method must name the sketch function before a sketch")
             sketches = self._file.create_dataset(
                 fmt.SKETCHES,
                 shape=(0, width),
