@@ -8,7 +8,9 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from precdiff.capture.aliases import AliasIndex
 from precdiff.capture.op_call import OpCall
+from precdiff.capture.sketch import ROW_SEED, SIGN_BIT, WIDTH, sketch_and_checksum
 from precdiff.capture.stats import PendingStats, resolve
 from precdiff.capture.token_axis import token_axis
 from precdiff.config import STATS_FLUSH_EVERY
@@ -22,6 +24,20 @@ from precdiff.store.format import (
     ROLE_OUTPUT,
 )
 
+# Recorded with the sketches (docs/format.md): compare estimates only between sketches of one function.
+SKETCH_METHOD = f"countsketch width={WIDTH} row_seed={ROW_SEED:#x} sign_bit={SIGN_BIT}"
+
+# A sketch and checksum still on the tensor's device (capture/sketch.py), copied to the host in a batch.
+DeviceSketch = tuple[torch.Tensor, torch.Tensor]
+
+
+class _Target(NamedTuple):
+    """What an alias needs of the tensor it aliases."""
+
+    name: str
+    stats: PendingStats
+    stored: bool
+
 
 class _Pending(NamedTuple):
     name: str
@@ -33,16 +49,39 @@ class _Pending(NamedTuple):
     token_axis: int | None
     inputs: tuple[str, ...] | None
     stats: PendingStats
-    call: str | None = None  # the op's encoded call (JSON), op outputs only
+    sketch: DeviceSketch | None  # summary captures; None for an alias (it reads its target's)
+    alias_of: str | None
+    call: str | None = None  # the op's encoded call (JSON), op outputs stored in full only
+
+
+def _host_sketches(entries: list[_Pending]) -> list[tuple[np.ndarray, int] | None]:
+    """Copy a batch of device sketches and checksums to the host: two transfers for the batch."""
+    present = [e.sketch for e in entries if e.sketch is not None]
+    if not present:
+        return [None] * len(entries)
+    values = torch.stack([s for s, _ in present]).cpu().numpy()
+    sums = torch.stack([c for _, c in present]).cpu().numpy().view(np.uint64)  # int64 bits mod 2⁶⁴
+    host: list[tuple[np.ndarray, int] | None] = []
+    found = 0
+    for entry in entries:
+        if entry.sketch is None:
+            host.append(None)
+        else:
+            host.append((values[found], int(sums[found])))
+            found += 1
+    return host
 
 
 class TensorSink:
     """Receives hooked tensors in forward order and streams them to the writer.
 
     Statistics are computed on the device. With full tensors, each is copied to the host and written
-    at once; with ``summary`` only, statistics stay on the device and a batch of
-    :data:`~precdiff.config.STATS_FLUSH_EVERY` is copied and written at once (one synchronisation
-    and one index append per batch).
+    at once; with ``summary`` only, statistics (and the summary sketch and checksum of every tensor,
+    capture/sketch.py) stay on the device and a batch of :data:`~precdiff.config.STATS_FLUSH_EVERY`
+    is copied and written at once (one synchronisation and one index append per batch).
+
+    ``dedupe``: a tensor that exactly aliases one captured earlier (capture/aliases.py) is written as
+    a reference to it (``alias_of``) with no data and no sketch of its own.
     """
 
     def __init__(
@@ -53,6 +92,7 @@ class TensorSink:
         device: torch.device,
         num_tokens: int = 0,
         full: Callable[[str], bool] | None = None,
+        dedupe: bool = True,
     ):
         self.writer = writer
         self.summary = summary
@@ -63,6 +103,9 @@ class TensorSink:
         self.flush_every = STATS_FLUSH_EVERY
         self._kept_scopes: dict[str, bool] = {}  # keep_op per module call, memoised (regexes per op cost µs)
         self._pending: list[_Pending] = []
+        self._aliases: AliasIndex[_Target] | None = AliasIndex() if dedupe else None
+        if summary:
+            writer.sketch_method = SKETCH_METHOD
 
     def __call__(self, name: str, module: str, role: str, tensor: torch.Tensor) -> None:
         """A module's output or input (``role``), from :func:`~precdiff.capture.hooks.attach`."""
@@ -99,12 +142,31 @@ class TensorSink:
         if reason is not None:  # e.g. complex rotary tables: recorded, and the capture goes on
             self.writer.skip(name, reason)
             return
-        stats = PendingStats(tensor)
+        in_full = not self.summary or (self.full is not None and self.full(name))
+        target = self._aliases.find(tensor) if self._aliases is not None else None
+        if target is not None and (target.stored or not in_full):  # an alias has no data of its own
+            stats, sketch, alias_of = target.stats, None, target.name
+        else:
+            stats = PendingStats(tensor)
+            sketch = sketch_and_checksum(tensor) if self.summary else None
+            alias_of = None
+            if self._aliases is not None:
+                self._aliases.add(tensor, _Target(name, stats, in_full))
         shape = tuple(tensor.shape)
         entry = _Pending(
-            name, module, role, kind, tensor.dtype, shape, token_axis(shape, self.num_tokens), inputs, stats
+            name,
+            module,
+            role,
+            kind,
+            tensor.dtype,
+            shape,
+            token_axis(shape, self.num_tokens),
+            inputs,
+            stats,
+            sketch,
+            alias_of,
         )
-        if self.summary and not (self.full is not None and self.full(name)):
+        if not in_full or alias_of is not None:
             self._pending.append(entry)
             if len(self._pending) >= self.flush_every:
                 self.flush()
@@ -113,9 +175,17 @@ class TensorSink:
             # Only for an op stored in full (replay needs its output): a summary row's call is never
             # encoded, so summary captures pay nothing for it; encoded now, while its tensors are alive.
             entry = entry._replace(call=call.encode())
-        self._emit(entry, resolve([stats])[0], to_storage(tensor))  # synchronous device-to-host copy
+        self.flush()  # keep forward order: pending summary rows first
+        sketches = _host_sketches([entry])
+        self._emit(entry, resolve([stats])[0], to_storage(tensor), sketches[0])  # synchronous copy
 
-    def _emit(self, entry: _Pending, stats: list[float], data: np.ndarray | None) -> None:
+    def _emit(
+        self,
+        entry: _Pending,
+        stats: list[float],
+        data: np.ndarray | None,
+        sketch: tuple[np.ndarray, int] | None,
+    ) -> None:
         self.writer.write_tensor(
             entry.name,
             module=entry.module,
@@ -128,13 +198,16 @@ class TensorSink:
             token_axis=entry.token_axis,
             inputs=entry.inputs,
             call=entry.call,
+            alias_of=entry.alias_of,
+            sketch=sketch,
         )
 
     def flush(self) -> None:
         if not self._pending:
             return
         values = resolve([entry.stats for entry in self._pending])
-        for entry, row in zip(self._pending, values):
-            self._emit(entry, row, None)
+        sketches = _host_sketches(self._pending)
+        for entry, row, sketch in zip(self._pending, values, sketches):
+            self._emit(entry, row, None, sketch)
         self._pending.clear()
         self.writer.flush_index()

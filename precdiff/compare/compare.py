@@ -7,6 +7,7 @@ at a time), logprobs and generation, then :func:`precdiff.compare.localize.local
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from contextlib import ExitStack
@@ -28,7 +29,6 @@ from precdiff.compare.metrics import (
     max_abs,
     mean_abs,
     merge,
-    norm_ratio_bound,
     rel_l2,
 )
 from precdiff.compare.noise import numerics_identical
@@ -40,11 +40,13 @@ from precdiff.compare.per_token import TokenSums, massive_tokens, token_axis_of
 from precdiff.compare.reference import compare_reference
 from precdiff.compare.results import (
     COMPARED,
+    ESTIMATED,
     SHAPE_MISMATCH,
-    STATS_ONLY,
     Comparison,
     TensorComparison,
+    Verdict,
 )
+from precdiff.compare.summary_pairs import compare_summaries
 from precdiff.compare.tolerances import manifest_dtype_code, noise_floor, pair_tolerance
 from precdiff.errors import InputError
 from precdiff.store.dtypes import FLOAT_CODES
@@ -70,26 +72,6 @@ def infer_layers_path(names: list[str]) -> str | None:
 
 def _is_layer_output(name: str, layer: int | None, layers_path: str | None) -> bool:
     return layer is not None and name in (f"{layers_path}.{layer}", f"{layers_path}.{layer}[0]")
-
-
-def _stats_only(info_a: TensorInfo, info_b: TensorInfo, base: dict[str, Any]) -> TensorComparison:
-    """Compare two summary records: only norms and counts exist, so rel-L2 is a lower bound."""
-    sa, sb = info_a.stats, info_b.stats
-    nan_a, nan_b = int(sa.get("nan_count", 0)), int(sb.get("nan_count", 0))
-    inf_a, inf_b = int(sa.get("inf_count", 0)), int(sb.get("inf_count", 0))
-    return TensorComparison(
-        **base,
-        status=STATS_ONLY,
-        numel=info_a.numel,
-        rel_l2=norm_ratio_bound(sa.get("l2", 0.0), sb.get("l2", 0.0)),
-        nan_a=nan_a,
-        nan_b=nan_b,
-        inf_a=inf_a,
-        inf_b=inf_b,
-        # Different counts prove a mismatch; equal counts may still hide one (positions unknown).
-        nonfinite_mismatch=abs(nan_a - nan_b) + abs(inf_a - inf_b),
-        exact=sa == sb,
-    )
 
 
 def _compare_pair(
@@ -131,7 +113,7 @@ def _compare_pair(
     if info_a.shape != info_b.shape:
         return TensorComparison(**base, status=SHAPE_MISMATCH)
     if not (info_a.stored and info_b.stored):
-        return _stats_only(info_a, info_b, base)
+        return compare_summaries(cap_a, cap_b, info_a, info_b, base)
     sums = PairSums()
     tolerance = Tolerance(rtol, atol)
     per_token = TokenSums(info_a.shape, axis, num_tokens) if axis is not None and base["is_float"] else None
@@ -168,6 +150,30 @@ def _compare_pair(
     )
 
 
+def _as_alias(target: TensorComparison, info: TensorInfo, layers_path: str | None) -> TensorComparison:
+    """The comparison of a tensor that is ``target`` again in both captures, under its own name."""
+    layer = layer_index(info.name, layers_path)
+    return dataclasses.replace(
+        target,
+        name=info.name,
+        module=info.module,
+        role=info.role,
+        layer=layer,
+        layer_output=_is_layer_output(info.name, layer, layers_path),
+        alias_of=target.alias_of or target.name,
+    )
+
+
+def _note_estimate(verdict: Verdict, tensors: dict[str, TensorComparison]) -> Verdict:
+    """Say so in the message when the verdict's numbers are sketch estimates."""
+    named = tensors.get(verdict.tensor or "")
+    if named is None or named.status != ESTIMATED or named.exact:
+        return verdict
+    spread = 100.0 * (named.estimate_rel_std or 0.0)
+    note = f" (rel-L2 estimated from summary sketches, ±{spread:.1f} % relative std)"
+    return dataclasses.replace(verdict, message=verdict.message + note)
+
+
 def _warnings(cap_a: Capture, cap_b: Capture) -> tuple[str, ...]:
     notes = []
     for side, cap in (("A", cap_a), ("B", cap_b)):
@@ -186,12 +192,37 @@ def _warnings(cap_a: Capture, cap_b: Capture) -> tuple[str, ...]:
     return tuple(notes)
 
 
+def _summary_flips(tensors: tuple[TensorComparison, ...]) -> tuple[str, ...]:
+    """A warning when discrete choices differ in tensors compared from summaries only.
+
+    A full comparison discounts a discrete flip (MoE routing) per token (precdiff.compare.flips);
+    summaries hold no per-token values, so the errors after the flip are judged as they are.
+    """
+    layers = sorted(
+        {
+            t.layer
+            for t in tensors
+            if t.status == ESTIMATED and not t.is_float and not t.exact and t.layer is not None
+        }
+    )
+    if not layers:
+        return ()
+    return (
+        f"integer tensors (e.g. MoE router choices) differ in layer(s) {', '.join(map(str, layers))} and were "
+        "compared from summaries, which cannot separate what a flipped choice does from a fault; capture "
+        "those layers in full (--focus / focus=) to tell them apart",
+    )
+
+
 def _top(tensors: tuple[TensorComparison, ...], n: int) -> tuple[str, ...]:
     def key(t: TensorComparison) -> tuple[int, float]:
         err = t.rel_l2 if t.rel_l2 is not None and t.rel_l2 == t.rel_l2 else 0.0
         return (1 if t.nonfinite_mismatch else 0, err)
 
-    ranked = sorted((t for t in tensors if t.rel_l2 is not None), key=key, reverse=True)
+    # An alias is its target again: listing both would show one finding twice.
+    ranked = sorted(
+        (t for t in tensors if t.rel_l2 is not None and t.alias_of is None), key=key, reverse=True
+    )
     return tuple(t.name for t in ranked[:n])
 
 
@@ -270,10 +301,17 @@ def compare(
         run_codes = tuple(
             manifest_dtype_code(c.manifest.dtype) for c in (cap_a, cap_b) if c.manifest is not None
         )
-        tensors = tuple(
-            _compare_pair(cap_a, cap_b, ia, ib, options, layers_path, num_tokens, run_codes, expected_exact)
-            for ia, ib in _progress.iterate(alignment.pairs, "compare: tensors")
-        )
+        done: dict[str, TensorComparison] = {}
+        for ia, ib in _progress.iterate(alignment.pairs, "compare: tensors"):
+            target = done.get(ia.alias_of or "") if ia.alias_of == ib.alias_of else None
+            done[ia.name] = (
+                _as_alias(target, ia, layers_path)
+                if target is not None
+                else _compare_pair(
+                    cap_a, cap_b, ia, ib, options, layers_path, num_tokens, run_codes, expected_exact
+                )
+            )
+        tensors = tuple(done.values())
         tensors = discount_flips(cap_a, cap_b, tensors, num_tokens)
         top_a, top_b = cap_a.prompt_logprobs, cap_b.prompt_logprobs
         gen_a, gen_b = cap_a.generation, cap_b.generation
@@ -294,7 +332,7 @@ def compare(
             num_layers=manifest_a.model.num_layers if manifest_a is not None else None,
             others_exact=others_exact and not alignment.a_only and not alignment.b_only,
         )
-        verdict = located.verdict
+        verdict = _note_estimate(located.verdict, done)
         if not tensors and (logprobs is not None or generation is not None):
             topk = (top_a, top_b) if top_a is not None and top_b is not None else None
             verdict = outputs_verdict(logprobs, generation, topk, run_codes, expected_exact)
@@ -324,7 +362,7 @@ def compare(
             forced=options.force,
             logprobs=logprobs,
             generation=generation,
-            warnings=_warnings(cap_a, cap_b) + one_sided_topk(cap_a, cap_b) + texts.notes,
+            warnings=_warnings(cap_a, cap_b) + one_sided_topk(cap_a, cap_b) + texts.notes + _summary_flips(tensors),
             top=_top(tensors, options.top),
             reference=three_way,
             ops=ops,

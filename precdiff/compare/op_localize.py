@@ -16,8 +16,9 @@ lists the differing runs of the layer. The op with the largest growth (earliest 
 verdict's ``op`` when its growth reaches :data:`~precdiff.compare.localize.MIN_JUMP_GROWTH`, else
 ``None``: the error then rises gradually through the layer and no single op is to blame.
 
-Errors are rel-L2 over the stored values; for ``--summary`` captures the norm-ratio lower bound
-(:func:`~precdiff.compare.metrics.norm_ratio_bound`) stands in, as at module level.
+Errors are rel-L2 over the stored values; for ``--summary`` captures the sketch estimate stands in,
+or without sketches the norm-ratio lower bound, as at module level
+(:mod:`precdiff.compare.summary_pairs`).
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from collections.abc import Callable
 
 from precdiff.compare.formatting import fmt_growth, fmt_rel
 from precdiff.compare.localize import MIN_JUMP_GROWTH
-from precdiff.compare.metrics import PairSums, Tolerance, accumulate, merge, norm_ratio_bound, rel_l2
+from precdiff.compare.metrics import PairSums, Tolerance, accumulate, merge, rel_l2
 from precdiff.compare.op_align import OpAlignment, align_ops, op_infos, op_name
 from precdiff.compare.op_results import OpDrillDown, OpStep
 from precdiff.compare.results import STATUS_DIVERGED, Verdict
+from precdiff.compare.summary_pairs import summary_rel_l2
 from precdiff.compare.tolerances import noise_floor
 from precdiff.store.dtypes import FLOAT_CODES
 from precdiff.store.format import layer_index
@@ -40,7 +42,7 @@ from precdiff.store.reader import Capture, TensorInfo
 
 def _pair_error(cap_a: Capture, cap_b: Capture, a: TensorInfo, b: TensorInfo, block_elements: int) -> float:
     if not (a.stored and b.stored):
-        return norm_ratio_bound(a.stats.get("l2", 0.0), b.stats.get("l2", 0.0))
+        return summary_rel_l2(cap_a, cap_b, a, b)
     sums = PairSums()
     tolerance = Tolerance(0.0, 0.0)
     blocks_b = cap_b.iter_blocks(b.name, block_elements)

@@ -24,6 +24,7 @@ STATUS_DIVERGED = "diverged"
 # TensorComparison.status values.
 COMPARED = "compared"  # values streamed and compared
 STATS_ONLY = "stats_only"  # a side was captured with --summary: only its statistics are compared
+ESTIMATED = "estimated"  # both sides hold summary sketches: rel-L2 and cosine estimated from them
 SHAPE_MISMATCH = "shape_mismatch"  # not comparable element by element
 
 SEVERITY_REFUSE = "refuse"
@@ -56,9 +57,9 @@ class TensorComparison:
     dtype_b: str
     shape_a: tuple[int, ...]
     shape_b: tuple[int, ...]
-    status: str  # COMPARED | STATS_ONLY | SHAPE_MISMATCH
+    status: str  # COMPARED | ESTIMATED | STATS_ONLY | SHAPE_MISMATCH
     numel: int = 0
-    rel_l2: float | None = None  # for STATS_ONLY: the lower bound |‖b‖−‖a‖|/‖a‖
+    rel_l2: float | None = None  # ESTIMATED: from the sketches; STATS_ONLY: the lower bound |‖b‖−‖a‖|/‖a‖
     cosine: float | None = None
     max_abs: float | None = None
     mean_abs: float | None = None
@@ -72,7 +73,8 @@ class TensorComparison:
     rtol: float = 0.0
     atol: float = 0.0
     noise_floor: float = 0.0
-    exact: bool = False  # every element equal (COMPARED) / every statistic equal (STATS_ONLY)
+    exact: bool = False  # every element equal (COMPARED, or ESTIMATED with equal checksums) / every
+    # statistic equal (STATS_ONLY)
     is_float: bool = True
     token_aligned: bool = True  # some axis is the token axis; see precdiff.compare.localize
     layer_output: bool = False  # the tensor named exactly <layers_path>.<i> (or <...>.<i>[0])
@@ -86,6 +88,11 @@ class TensorComparison:
     token_norms: tuple[float, ...] = field(default=(), repr=False)
     massive_tokens: tuple[int, ...] = ()
     rel_l2_robust: float | None = None
+    # ESTIMATED: relative standard deviation of the rel-L2 estimate (0.0 when the checksums are equal).
+    estimate_rel_std: float | None = None
+    # The earlier tensor this one is in both captures (an alias, docs/format.md): its metrics are that
+    # tensor's, and it is not a finding of its own.
+    alias_of: str | None = None
 
     @property
     def flowing_rel_l2(self) -> float | None:
@@ -147,6 +154,8 @@ class TensorComparison:
             "tokens_flipped": self.tokens_flipped,
             "rel_l2_robust": json_float(self.rel_l2_robust),
             "massive_tokens": list(self.massive_tokens),
+            "estimate_rel_std": json_float(self.estimate_rel_std),
+            "alias_of": self.alias_of,
         }
 
 

@@ -115,6 +115,11 @@ def _layer_table(layers: tuple[LayerSummary, ...]) -> Table:
     return table
 
 
+def _estimated(t: TensorComparison, text: str) -> str:
+    """A metric of a sketch-estimated tensor marked as such (``≈``); bitwise-equal ones are exact."""
+    return f"≈{text}" if t.status == "estimated" and not t.exact else text
+
+
 def _tensor_table(title: str, tensors: list[TensorComparison]) -> Table:
     table = Table(title=title)
     for column in (
@@ -133,12 +138,13 @@ def _tensor_table(title: str, tensors: list[TensorComparison]) -> Table:
         table.add_row(
             escape(t.name),
             f"{t.dtype_a}/{t.dtype_b}",
-            _num(t.rel_l2),
-            _num(t.cosine, ".6f"),
+            _estimated(t, _num(t.rel_l2)),
+            _estimated(t, _num(t.cosine, ".6f")),
             _num(t.max_abs),
             _num(t.frac_beyond, ".2%"),
             counts,
-            t.status,
+            ("bitwise equal" if t.status == "estimated" and t.exact else t.status)
+            + (f" (= {t.alias_of})" if t.alias_of else ""),
             style="red" if t.above_floor else None,
         )
     return table
@@ -210,6 +216,15 @@ def print_comparison(comparison: Comparison, console: Console | None = None) -> 
             )
         )
     stats_only = sum(1 for t in comparison.tensors if t.status == "stats_only")
+    estimated = [t for t in comparison.tensors if t.status == "estimated"]
+    if estimated:
+        spread = max(t.estimate_rel_std or 0.0 for t in estimated)
+        equal = sum(1 for t in estimated if t.exact)
+        console.print(
+            f"[yellow]{len(estimated)} tensors compared through summary sketches (--summary): ≈ marks "
+            f"estimated rel-L2 and cosine (relative std {spread:.1%}); {equal} proved bitwise equal by "
+            "their checksums[/yellow]"
+        )
     if stats_only:
         console.print(
             f"[yellow]{stats_only} tensors hold statistics only (--summary): their values were not "

@@ -17,13 +17,16 @@ Layout of a capture file (format version 2; version 1 lacks the index fields mar
                                        stats (float64[7]: min max mean std l2 nan_count inf_count),
                                        v2: kind ("module_output"|"module_input"|"op_output"),
                                        token_axis (int64, -1: none), inputs (JSON list of op input
-                                       references, "" unless an op), alias_of (reserved, ""),
-                                       placement (reserved, JSON object or ""),
-                                       call (optional: files before it lack it; JSON object
-                                       of an op's full call for replay, "" unless an op
-                                       output stored in full)
+                                       references, "" unless an op), alias_of (name of an earlier
+                                       row this one exactly aliases, else ""), placement (reserved,
+                                       JSON object or ""), call (optional: files before it lack
+                                       it; JSON object of an op's full call for replay, "" unless
+                                       an op output stored in full)
     /tensors/<NNNNNN>                  the data of index row NNNNNN when stored (attrs: name, dtype)
-    /sketches/<NNNNNN>                 reserved (v2): a summary sketch of row NNNNNN
+    /sketches                          float64 [rows, width] (optional, attrs: method): row i is the
+                                       summary sketch of index row i; NaN rows and rows past its end
+                                       have none
+    /sketch_checksums                  uint64 [rows] (with /sketches): the exact checksum of row i
     /logprobs/prompt_topk_ids          int64   [seq, k]  top-k next-token ids at each prompt position
     /logprobs/prompt_topk_logprobs     float32 [seq, k]
     /generation/ids                    int64   [steps]   greedy token chosen at each step
@@ -90,7 +93,7 @@ T_STATS: Final = "stats"
 T_KIND: Final = "kind"
 T_TOKEN_AXIS: Final = "token_axis"  # axis of the prompt's tokens, recorded at capture; -1: none
 T_INPUTS: Final = "inputs"  # JSON list of input references (op outputs only), else ""
-T_ALIAS_OF: Final = "alias_of"  # reserved: name of an earlier tensor this one exactly aliases, else ""
+T_ALIAS_OF: Final = "alias_of"  # name of an earlier tensor this one exactly aliases (no data), else ""
 T_PLACEMENT: Final = "placement"  # reserved: JSON {"dim", "rank", "world_size", "full_shape"}, else ""
 # Optional version-2 field, after the others: files written before op replay lack it (read as no call).
 # JSON object of the op's call (docs/format.md "Op calls"); "" for module tensors and summary rows.
@@ -120,7 +123,12 @@ REF_PARAMETER: Final = "parameter "  # + the parameter's fully qualified name
 REF_BUFFER: Final = "buffer "  # + the buffer's fully qualified name
 
 TENSOR_KEY_DIGITS: Final = 6
-SKETCHES_GROUP: Final = "sketches"  # reserved (v2) for summary sketches, one dataset per index row
+# Summary sketches (optional in version 2: files without them read as having none). Row i of both
+# datasets belongs to index row i; they are appended with the index rows, in the same batches.
+SKETCHES: Final = "sketches"  # float64 [rows, width]; a NaN row: that tensor has no sketch
+SKETCH_CHECKSUMS: Final = "sketch_checksums"  # uint64 [rows]: exact checksum of the tensor's bits
+ATTR_SKETCH_METHOD: Final = "method"  # attribute of SKETCHES: the sketch function (must match to compare)
+SKETCH_CHUNK_ROWS: Final = 64  # rows per HDF5 chunk of SKETCHES (128 KiB at width 256)
 
 # Dtype codes (safetensors vocabulary) -> numpy storage dtype. 16-bit floats are stored as their raw
 # bit patterns in uint16 so that bf16 (which HDF5 lacks) and fp16 round-trip bit-exact and bitwise
@@ -146,11 +154,6 @@ CHUNK_BYTES: Final = 1 << 20
 def tensor_key(index: int) -> str:
     """The dataset path of the ``index``-th captured tensor (forward order)."""
     return f"{TENSORS_GROUP}/{index:0{TENSOR_KEY_DIGITS}d}"
-
-
-def sketch_key(index: int) -> str:
-    """The dataset path of the ``index``-th tensor's summary sketch (reserved in version 2)."""
-    return f"{SKETCHES_GROUP}/{index:0{TENSOR_KEY_DIGITS}d}"
 
 
 def index_dtype(version: int = FORMAT_VERSION) -> np.dtype:

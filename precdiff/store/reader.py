@@ -6,6 +6,7 @@ so that comparing captures of any size keeps memory flat.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -22,6 +23,7 @@ from precdiff.errors import CaptureFormatError, IncompatibleCaptureError, InputE
 from precdiff.store import format as fmt
 from precdiff.store.dtypes import from_storage
 from precdiff.store.manifest import Manifest
+from precdiff.store.sketches import SketchTable
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -45,7 +47,9 @@ class TensorInfo:
     kind: str = fmt.KIND_MODULE_OUTPUT
     token_axis: int | None = None  # axis of the prompt's tokens, recorded at capture
     inputs: tuple[str, ...] | None = None  # op input references; None unless an op output
-    alias_of: str | None = None  # reserved (issue 16)
+    # The earlier tensor this one exactly aliases (docs/format.md): ``stored``, ``stats`` and ``key``
+    # are then the target's, so the data, statistics and sketch read are the target's.
+    alias_of: str | None = None
     placement: dict[str, Any] | None = None  # reserved (issue 17): dim, rank, world_size, full_shape
 
     @property
@@ -192,7 +196,7 @@ class Capture:
                     f"{code!r}, which the format does not allow (the file is damaged); capture it again"
                 )
             role = _decode(row[fmt.T_ROLE])
-            infos[name] = TensorInfo(
+            info = TensorInfo(
                 name=name,
                 module=_decode(row[fmt.T_MODULE]),
                 role=role,
@@ -203,7 +207,19 @@ class Capture:
                 key=key,
                 **(_v2_fields(row) if v2 else _v1_fields(role)),
             )
+            infos[name] = self._resolve_alias(info, infos) if info.alias_of else info
         return infos
+
+    def _resolve_alias(self, info: TensorInfo, earlier: dict[str, TensorInfo]) -> TensorInfo:
+        """An alias row read as its target's data, statistics and sketch under its own name."""
+        target = earlier.get(info.alias_of or "")
+        if target is None or (target.dtype, target.shape) != (info.dtype, info.shape):
+            found = "absent" if target is None else f"{target.dtype}{list(target.shape)}"
+            raise CaptureFormatError(
+                f"{self.path}: tensor {info.name!r} ({info.dtype}{list(info.shape)}) is recorded as an alias "
+                f"of {info.alias_of!r}, an earlier tensor that is {found} (the file is damaged); capture it again"
+            )
+        return dataclasses.replace(info, stored=target.stored, stats=target.stats, key=target.key)
 
     # --- metadata -------------------------------------------------------------------------
     @functools.cached_property
@@ -309,11 +325,16 @@ class Capture:
                 block = dataset[row, start : start + step]
                 yield from_storage(block, info.dtype).astype(np.float64).reshape(-1)
 
-    def sketch(self, name: str) -> np.ndarray | None:
-        """The tensor's summary sketch (reserved in format 2, see docs/format.md); ``None`` if absent."""
-        info = self.info(name)
-        key = fmt.sketch_key(int(info.key.rsplit("/", 1)[1]))
-        return np.asarray(self._file[key][()]) if key in self._file else None
+    @functools.cached_property
+    def sketches(self) -> SketchTable | None:
+        """The summary sketches (docs/format.md), read at first use; ``None`` when the file has none."""
+        return SketchTable.read(self._file)
+
+    def sketch(self, name: str) -> tuple[np.ndarray, int] | None:
+        """The tensor's summary sketch (float64 ``[width]``) and exact checksum; ``None`` if it has none.
+        An alias reads its target's."""
+        table = self.sketches
+        return table.row(int(self.info(name).key.rsplit("/", 1)[1])) if table is not None else None
 
     def _dataset(self, info: TensorInfo) -> h5py.Dataset:
         """The tensor's dataset, after checking that it is what the index says."""

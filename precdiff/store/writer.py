@@ -124,6 +124,10 @@ class CaptureWriter:
         self._index_dtype = fmt.index_dtype()
         self._skipped: list[dict[str, str]] = []
         self._rows: list[tuple[object, ...]] = []
+        # Sketch and checksum of each buffered row (None: the row has none), appended with the rows.
+        self._sketches: list[tuple[np.ndarray, int] | None] = []
+        # Set before the first sketch is written: names the sketch function (``/sketches`` attribute).
+        self.sketch_method = ""
         self.index_batch = (
             fmt.INDEX_BATCH
         )  # summary rows buffered before an append (OP_INDEX_BATCH at op level)
@@ -168,6 +172,7 @@ class CaptureWriter:
         alias_of: str | None = None,
         placement: Mapping[str, object] | None = None,
         call: str | None = None,
+        sketch: tuple[np.ndarray, int] | None = None,
     ) -> None:
         """Append one captured tensor: its index row, and its data when ``data`` is given.
 
@@ -175,8 +180,10 @@ class CaptureWriter:
         storage form (:func:`~precdiff.store.dtypes.to_storage`), ``None`` for a summary-only tensor.
         ``kind`` defaults to the module kind of ``role``; ``token_axis`` is the axis of the prompt's
         tokens (``None``: none); ``inputs`` the op's input references (op outputs only);
-        ``alias_of`` and ``placement`` are the reserved fields of docs/format.md; ``call`` the op's
-        encoded call (JSON text, op outputs only).
+        ``alias_of`` names an earlier tensor this one exactly aliases (then ``data`` is ``None``);
+        ``placement`` is the reserved field of docs/format.md; ``call`` the op's encoded call (JSON
+        text, op outputs only); ``sketch`` is the summary sketch (float64 ``[width]``) and the
+        checksum (an integer taken mod 2⁶⁴) of the tensor.
         A stored tensor is flushed at once; summary rows are flushed in batches.
         """
         code = dtype_code(dtype)
@@ -185,6 +192,10 @@ class CaptureWriter:
             raise InputError(f"{name}: tensors of rank {len(shape)} exceed the format's {fmt.MAX_NDIM}")
         storage_dtype = fmt.STORAGE_DTYPES[code]
         index = self._count
+        if alias_of and data is not None:
+            raise ValueError(f"{name}: an alias of {alias_of} stores no data")
+        if sketch is not None and not self.sketch_method:
+            raise ValueError("CaptureWriter.sketch_method must name the sketch function before a sketch")
         check_room(self.partial_path, data.nbytes if data is not None else 0)
         if data is not None:
             if tuple(data.shape) != shape or data.dtype != storage_dtype:
@@ -221,6 +232,7 @@ class CaptureWriter:
             call or "",
         )
         self._rows.append(row)
+        self._sketches.append(sketch)
         self._count += 1
         if data is not None or len(self._rows) >= self.index_batch:
             self.flush_index()
@@ -251,8 +263,47 @@ class CaptureWriter:
         start = table.shape[0]
         table.resize((start + len(self._rows),))
         table[start:] = np.array(self._rows, dtype=self._index_dtype)
+        if any(s is not None for s in self._sketches):
+            self._append_sketches(start)
         self._rows.clear()
+        self._sketches.clear()
         self._file.flush()
+
+    def _append_sketches(self, start: int) -> None:
+        """Write the buffered rows' sketches as rows ``start…`` of :data:`~precdiff.store.format.SKETCHES`
+        (NaN rows for those without; earlier rows that never had one read as the fill value, NaN)."""
+        width = next(s[0].shape[0] for s in self._sketches if s is not None)
+        if fmt.SKETCHES not in self._file:
+            sketches = self._file.create_dataset(
+                fmt.SKETCHES,
+                shape=(0, width),
+                maxshape=(None, width),
+                dtype=np.float64,
+                chunks=(fmt.SKETCH_CHUNK_ROWS, width),
+                fillvalue=np.nan,
+            )
+            sketches.attrs[fmt.ATTR_SKETCH_METHOD] = self.sketch_method
+            self._file.create_dataset(
+                fmt.SKETCH_CHECKSUMS,
+                shape=(0,),
+                maxshape=(None,),
+                dtype=np.uint64,
+                chunks=(fmt.SKETCH_CHUNK_ROWS * 16,),
+            )
+        sketches, checksums = self._file[fmt.SKETCHES], self._file[fmt.SKETCH_CHECKSUMS]
+        if sketches.shape[1] != width:
+            raise ValueError(f"sketch width {width} differs from the file's {sketches.shape[1]}")
+        end = start + len(self._sketches)
+        values = np.full((len(self._sketches), width), np.nan)
+        sums = np.zeros(len(self._sketches), dtype=np.uint64)
+        for i, entry in enumerate(self._sketches):
+            if entry is not None:
+                values[i] = entry[0]
+                sums[i] = entry[1] % (1 << 64)
+        sketches.resize((end, width))
+        checksums.resize((end,))
+        sketches[start:end] = values
+        checksums[start:end] = sums
 
     def write_prompt_logprobs(self, topk_ids: np.ndarray, topk_logprobs: np.ndarray) -> None:
         """Store the top-k next-token ids and logprobs at every prompt position ([seq, k])."""
