@@ -213,10 +213,10 @@ def test_documents_equal_apply_chat_template(
 
 
 def test_named_templates_equal_apply_chat_template(tokdirs: dict[str, Path], tmp_path: Path) -> None:
-    from transformers import AutoTokenizer
+    from precdiff.templates.sides import load_tokenizer
 
     directory = tmp_path / "named"
-    shutil.copytree(tokdirs["qwen2"], directory, ignore=shutil.ignore_patterns("*.jinja"))
+    shutil.copytree(tokdirs["phi3"], directory, ignore=shutil.ignore_patterns("*.jinja"))
     config = json.loads((directory / "tokenizer_config.json").read_text(encoding="utf-8"))
     config["chat_template"] = [
         {"name": "default", "template": NAMED["default"]},
@@ -224,7 +224,8 @@ def test_named_templates_equal_apply_chat_template(tokdirs: dict[str, Path], tmp
         {"name": "rag", "template": NAMED["rag"]},
     ]
     (directory / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
-    tok = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    # AutoTokenizer.from_pretrained(local_files_only=True), cached: the sides below load the same object
+    tok = load_tokenizer(str(directory.resolve()))
     assert isinstance(tok.chat_template, dict) and sorted(tok.chat_template) == ["default", "rag", "tool_use"]
     messages, tools = CONVERSATIONS["tools_dict_arguments"]
     d = str(directory)

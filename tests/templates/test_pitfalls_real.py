@@ -40,7 +40,7 @@ def test_special_tokens_reach_the_template(tokenizers: dict[str, Any], family: s
 def test_special_tokens_wherever_they_live(tokdirs: dict[str, Path], tmp_path: Path, where: str) -> None:
     # Meta's Llama 3.1 template writes {{ bos_token }}: precdiff passes what transformers passes, whether
     # bos/eos are in tokenizer_config.json, in special_tokens_map.json, or nowhere but tokenizer.json.
-    from transformers import AutoTokenizer
+    from precdiff.templates.sides import load_tokenizer
 
     directory = tmp_path / where
     shutil.copytree(
@@ -55,7 +55,8 @@ def test_special_tokens_wherever_they_live(tokdirs: dict[str, Path], tmp_path: P
         (directory / "special_tokens_map.json").write_text(json.dumps(specials), encoding="utf-8")
     config_path.write_text(json.dumps(config), encoding="utf-8")
     template = (directory / "llama-3.1-8b-instruct.jinja").read_text(encoding="utf-8")
-    tok = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    # AutoTokenizer.from_pretrained(local_files_only=True), cached: the side below loads the same object
+    tok = load_tokenizer(str(directory.resolve()))
     text = tok.apply_chat_template(CHAT, chat_template=template, tokenize=False, add_generation_prompt=True)
     ids = tok.apply_chat_template(CHAT, chat_template=template, add_generation_prompt=True, return_dict=False)
     spec = f"{directory}:llama-3.1-8b-instruct.jinja"
