@@ -40,6 +40,15 @@ def tokens(
     b_add_special_tokens: bool = typer.Option(
         False, "--b-add-special-tokens", help="Tokenize side B with add_special_tokens=True."
     ),
+    a_renderer: str | None = typer.Option(
+        None,
+        "--a-renderer",
+        help="Jinja environment of a template side A: transformers (default, as apply_chat_template) or "
+        "plain-jinja2 (as jinja2.Template(source): trim_blocks off, Jinja2's HTML-escaping tojson).",
+    ),
+    b_renderer: str | None = typer.Option(
+        None, "--b-renderer", help="Jinja environment of a template side B (see --a-renderer)."
+    ),
     json_out: Path | None = typer.Option(
         None, "--json", help="Also write the result as JSON (docs/tokens-json.md)."
     ),
@@ -71,6 +80,8 @@ def tokens(
         add_generation_prompt=not no_generation_prompt,
         a_add_special_tokens=a_add_special_tokens or None,
         b_add_special_tokens=b_add_special_tokens or None,
+        a_renderer=a_renderer,
+        b_renderer=b_renderer,
     )
     report.print_result(result)
     if json_out is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,10 @@ from precdiff.templates.diff import (
     render_window,
     text_chunks,
 )
+from precdiff.templates.environment_check import check_renderer
 from precdiff.templates.pitfalls import PitfallContext, SideFacts, recognise
 from precdiff.templates.render import load_messages, load_tools, render_with_template, tokenizer_info
+from precdiff.templates.renderers import DEFAULT_RENDERER, resolve_renderer
 from precdiff.templates.results import AlignmentRow, SideReport, TokenizerInfo, TokensDiff, Verdict
 from precdiff.templates.sandbox import SandboxLimits
 from precdiff.templates.sides import LoadedSide, load_side
@@ -45,13 +47,22 @@ def _resolve(
     add_generation_prompt: bool,
     add_special_tokens: bool | None,
     limits: SandboxLimits | None,
+    renderer: str | None,
 ) -> _Resolved:
-    flag = f"--{side.label.lower()}-kwarg"
+    lower = side.label.lower()
+    flag = f"--{lower}-kwarg"
     if kwargs and side.kind != "template":
         raise InputError(
             f"{flag} was given but side {side.label} ('{side.spec}') is {side.kind} input, not a template; "
             "template kwargs apply only to a tokenizer directory or DIR:TEMPLATE side"
         )
+    if renderer is not None and side.kind != "template":
+        raise InputError(
+            f"--{lower}-renderer / {lower}_renderer= was given but side {side.label} ('{side.spec}') is "
+            f"{side.kind} input, not a template; a renderer applies only to a tokenizer directory, "
+            "DIR:TEMPLATE or GGUF side"
+        )
+    settings = resolve_renderer(renderer, f"--{lower}-renderer / {lower}_renderer=")
     if add_special_tokens is not None and side.kind in ("ids", "capture"):
         raise InputError(
             f"--{side.label.lower()}-add-special-tokens was given but side {side.label} ('{side.spec}') is "
@@ -81,7 +92,10 @@ def _resolve(
             add_special_tokens=ast,
             kwarg_flag=flag,
             limits=limits,
+            renderer=settings,
         )
+        if settings.name != DEFAULT_RENDERER:
+            notes.append(f"rendered by the {settings.name} renderer ({settings.describe()})")
         toggled = render_with_template(
             tokenizer,
             side.template,
@@ -91,6 +105,7 @@ def _resolve(
             kwarg_flag=flag,
             limits=limits,
             tokenize=False,
+            renderer=settings,
         )
         with_prompt, without = (
             (rendering.text, toggled.text)
@@ -150,6 +165,7 @@ def _resolve(
         template_sha256=side.template_sha256,
         template_kwargs=dict(kwargs),
         notes=tuple(notes),
+        renderer=settings.name if side.kind == "template" else None,
     )
     facts = SideFacts(
         label=side.label,  # type: ignore[arg-type]
@@ -170,8 +186,32 @@ def _resolve(
         bos_token_id=side.bos_token_id,
         given_ids_retokenize=retokenized,
         text_decoded=text_origin == "decoded",
+        renderer=report.renderer,
     )
     return _Resolved(report, facts)
+
+
+def _with_renderer_check(
+    facts: SideFacts,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None,
+    limits: SandboxLimits | None,
+) -> SideFacts:
+    """A template side's facts with its render under the other renderer (for ``jinja_environment``)."""
+    if facts.kind != "template" or facts.template is None or facts.text is None or facts.renderer is None:
+        return facts
+    check = check_renderer(
+        facts.tokenizer,
+        facts.template,
+        messages,
+        renderer=facts.renderer,
+        own_text=facts.text,
+        tools=tools,
+        template_kwargs=facts.template_kwargs,
+        add_generation_prompt=bool(facts.add_generation_prompt),
+        limits=limits,
+    )
+    return replace(facts, renderer_check=check)
 
 
 def _verdict(a: SideReport, b: SideReport) -> Verdict:
@@ -212,6 +252,8 @@ def diff_conversation(
     a_add_special_tokens: bool | None = None,
     b_add_special_tokens: bool | None = None,
     limits: SandboxLimits | None = None,
+    a_renderer: str | None = None,
+    b_renderer: str | None = None,
 ) -> TokensDiff:
     """Render ``messages`` on side ``a`` and side ``b`` and diff the results at text and token level.
 
@@ -225,6 +267,9 @@ def diff_conversation(
         a_add_special_tokens, b_add_special_tokens: tokenize that side with ``add_special_tokens=True``;
             ``None``/``False`` tokenizes as ``apply_chat_template`` does (``False``).
         limits: sandbox limits for template rendering.
+        a_renderer, b_renderer: the Jinja environment of a template side: ``"transformers"`` (``None``, as
+            ``apply_chat_template``) or ``"plain-jinja2"`` (as ``jinja2.Template(source)``; see
+            ``renderers.py``).
 
     Returns:
         A :class:`TokensDiff`; ``result.identical`` is true when both sides give the model the same ids.
@@ -245,13 +290,15 @@ def diff_conversation(
         if isinstance(tools, (str, Path))
         else (None if tools is None else [dict(t) for t in tools])
     )
-    side_a, side_b = load_side(a, "A"), load_side(b, "B")
+    side_a, side_b = load_side(a, "A", tool_list is not None), load_side(b, "B", tool_list is not None)
     ra = _resolve(
-        side_a, side_b, chat, tool_list, a_kwargs or {}, add_generation_prompt, a_add_special_tokens, limits
-    )
+        side_a, side_b, chat, tool_list, a_kwargs or {}, add_generation_prompt, a_add_special_tokens, limits,
+        a_renderer,
+    )  # fmt: skip
     rb = _resolve(
-        side_b, side_a, chat, tool_list, b_kwargs or {}, add_generation_prompt, b_add_special_tokens, limits
-    )
+        side_b, side_a, chat, tool_list, b_kwargs or {}, add_generation_prompt, b_add_special_tokens, limits,
+        b_renderer,
+    )  # fmt: skip
     rep_a, rep_b = ra.report, rb.report
     verdict = _verdict(rep_a, rep_b)
     first_char = first_difference(rep_a.text, rep_b.text)
@@ -272,7 +319,10 @@ def diff_conversation(
         alignment = align_tokens(
             rep_a.token_ids, rep_b.token_ids, _piece(ra.facts.tokenizer), _piece(rb.facts.tokenizer)
         )
-    pitfalls = recognise(PitfallContext(ra.facts, rb.facts, chat, chunks))
+    facts_a, facts_b = ra.facts, rb.facts
+    if chunks:
+        facts_a, facts_b = (_with_renderer_check(f, chat, tool_list, limits) for f in (facts_a, facts_b))
+    pitfalls = recognise(PitfallContext(facts_a, facts_b, chat, chunks))
     notes: list[str] = []
     if decoded_only:
         notes.append("the texts differ but tokenize to the same ids (one text was decoded from ids)")

@@ -11,10 +11,21 @@ from typing import Any, Literal
 
 from precdiff.templates.diff import Chunk, make_visible
 
-__all__ = ["Finding", "PitfallContext", "SideFacts", "both", "short", "special_ids"]
+__all__ = ["Finding", "PitfallContext", "RendererCheck", "SideFacts", "both", "short", "special_ids"]
 
 Side = Literal["A", "B", "both"]
 Finding = tuple[Side | None, str]
+
+
+@dataclass(frozen=True)
+class RendererCheck:
+    """A template side rendered again with the other renderer (``environment_check.py``)."""
+
+    renderer: str  # the renderer of the re-render: "plain-jinja2" or "transformers"
+    text: str | None  # None when the template fails under that renderer
+    # The options of that renderer that, switched one at a time, change this template's output
+    # ("trim_blocks", "tojson", "helpers"); empty when only all of them together do.
+    changes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,8 @@ class SideFacts:
     # (sha256 of chat_template.jinja, sha256 of tokenizer_config.json's template, the one this side uses)
     template_conflict: tuple[str, str, str] | None = None
     bos_token_id: int | None = None  # known without a tokenizer (a capture's manifest)
+    renderer: str | None = None  # template sides: the renderer used ("transformers", "plain-jinja2")
+    renderer_check: RendererCheck | None = None  # template sides of differing renders: the other renderer
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Recognise *why* two renders differ: one small detector per pitfall, listed in :data:`PITFALLS`.
 
 Each detector is a module-level function ``(PitfallContext) -> list[Finding]`` (empty when the pitfall
-is absent; ``detect_text.py``, ``detect_tokens.py``); the table gives each its stable ``name``, a title
-and the fix to suggest. Detectors only read the context; they never render again.
+is absent; ``detect_text.py``, ``detect_tokens.py``, ``detect_env.py``); the table gives each its stable ``name``, a title
+and the fix to suggest. Detectors only read the context; they never render again (the one re-render
+they need, a template side under the other Jinja renderer, is done beforehand: ``environment_check.py``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from precdiff.templates.detect_env import jinja_environment, jinja_environment_partial
 from precdiff.templates.detect_text import (
     default_system_prompt,
     generation_prompt,
@@ -82,6 +84,21 @@ PITFALLS: tuple[PitfallRule, ...] = (
         "send tool-call arguments in the same form to both (a JSON object, not a JSON-encoded string)",
         tool_call_serialization,
         supersedes=("whitespace_only",),
+    ),
+    PitfallRule(
+        "jinja_environment",
+        "plain Jinja2 renderer vs transformers' environment",
+        "render the template as transformers does (trim_blocks, lstrip_blocks, its tojson, raise_exception, "
+        "strftime_now), e.g. with apply_chat_template; a plain jinja2.Template is --a-renderer/--b-renderer "
+        "plain-jinja2 here",
+        jinja_environment,
+        supersedes=("whitespace_only", "tool_call_serialization"),
+    ),
+    PitfallRule(
+        "jinja_environment_partial",
+        "plain Jinja2 renderer, plus another difference",
+        "render the template as transformers does, then diff again to see the remaining cause",
+        jinja_environment_partial,
     ),
     PitfallRule(
         "template_revision",

@@ -23,6 +23,7 @@ from typing import Any
 from precdiff.config import parse_key_values
 from precdiff.errors import InputError, PrecdiffError, TemplateError
 from precdiff.templates.bounds import DEFAULT_LIMITS, flat_size
+from precdiff.templates.renderers import TRANSFORMERS, JinjaSettings, resolve_renderer
 from precdiff.templates.results import Rendering, TokenizerInfo
 from precdiff.templates.sandbox import SandboxLimits, render_template, template_variables
 
@@ -156,7 +157,7 @@ def resolve_template(
         if chat_template is not None and chat_template in own:
             return str(own[chat_template])
         if chat_template is None:
-            if tools and "tool_use" in own:
+            if tools is not None and "tool_use" in own:
                 return str(own["tool_use"])
             if "default" in own:
                 return str(own["default"])
@@ -223,8 +224,12 @@ def render_with_template(
     kwarg_flag: str = "template_kwargs=",
     limits: SandboxLimits | None = None,
     tokenize: bool = True,
+    renderer: str | JinjaSettings = TRANSFORMERS,
 ) -> Rendering:
     """Render ``messages`` with the template text ``template`` and tokenize with ``tokenizer``.
+
+    ``renderer`` is the Jinja environment: ``"transformers"`` (``apply_chat_template``'s) or
+    ``"plain-jinja2"`` (a ``jinja2.Template(template)``; see ``renderers.py``).
 
     ``tokenizer`` gives the special-token variables (``bos_token``, ...) and the ids. It may be ``None``
     (no special-token variables, no ids); with ``tokenize=False`` the rendering has no ids either
@@ -235,7 +240,7 @@ def render_with_template(
     listed in ``Rendering.ignored_switches`` (``add_generation_prompt`` when it is true).
 
     Raises:
-        InputError: the conversation is larger than ``limits.max_input_chars``.
+        InputError: the conversation is larger than ``limits.max_input_chars``, or an unknown renderer.
         TemplateError: bad messages, a kwarg the template does not read, or a failing template.
         TemplateSandboxError: the template broke a sandbox rule.
     """
@@ -248,7 +253,8 @@ def render_with_template(
             "precdiff's input limit; shorten it, or raise the limit (Python: "
             "limits=SandboxLimits(max_input_chars=...))"
         )
-    reads = template_variables(template)
+    settings = renderer if isinstance(renderer, JinjaSettings) else resolve_renderer(renderer)
+    reads = template_variables(template, settings)
     unknown = sorted(k for k in kwargs if k not in reads and k not in SWITCHES and k not in _NAMED)
     if unknown:
         readable = ", ".join(sorted(reads)) or "none"
@@ -268,7 +274,7 @@ def render_with_template(
         documents=None if documents is None else _plain(documents),
         add_generation_prompt=gen_prompt,
     )
-    text = render_template(template, context, limits)
+    text = render_template(template, context, limits, settings)
     ids: list[int] = []
     if tokenizer is not None and tokenize:
         ids = [int(i) for i in tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]]

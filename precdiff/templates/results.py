@@ -108,6 +108,7 @@ class SideReport:
     template_sha256: str | None
     template_kwargs: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    renderer: str | None = None  # template sides: "transformers" or "plain-jinja2"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -124,6 +125,7 @@ class SideReport:
             "add_generation_prompt": self.add_generation_prompt,
             "template_sha256": self.template_sha256,
             "template_kwargs": dict(self.template_kwargs),
+            "renderer": self.renderer,
             "notes": list(self.notes),
         }
 

@@ -20,6 +20,14 @@ transformers does not have:
   budget, enforced by a trace function that is active only while a template renders;
 - runaway recursion (a macro calling itself) is reported, not propagated as ``RecursionError``.
 
+A second renderer, ``plain-jinja2`` (``renderers.RENDERERS``), renders the way an engine or script that calls
+``jinja2.Template(source).render(...)`` does: ``trim_blocks`` and ``lstrip_blocks`` off, no
+``loopcontrols`` extension and no ``{% generation %}`` tag, no ``raise_exception`` / ``strftime_now``,
+and Jinja2's own ``tojson`` (``json.dumps`` with ``sort_keys=True`` and ASCII escapes, then ``<``, ``>``,
+``&``, ``'`` escaped as ``\u003c`` …, returning ``Markup``). It runs in the same bounded sandbox with the
+same limits; a template that mutates its input (``messages.append``), which an unsandboxed
+``jinja2.Template`` would allow, fails here as it does in transformers.
+
 Every violation raises :class:`~precdiff.errors.TemplateSandboxError`; every other rendering failure
 (including ``raise_exception`` in the template) raises :class:`~precdiff.errors.TemplateError`.
 """
@@ -36,6 +44,7 @@ from typing import Any
 
 import jinja2
 import jinja2.ext
+import jinja2.filters
 import jinja2.meta
 import jinja2.nodes
 import jinja2.utils
@@ -44,8 +53,14 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from precdiff.errors import TemplateError, TemplateSandboxError
 from precdiff.templates import bounds
 from precdiff.templates.bounds import DEFAULT_LIMITS, Budget, SandboxLimits
+from precdiff.templates.renderers import TRANSFORMERS, JinjaSettings
 
-__all__ = ["SandboxLimits", "compile_template", "render_template", "template_variables"]
+__all__ = [
+    "SandboxLimits",
+    "compile_template",
+    "render_template",
+    "template_variables",
+]
 
 # The filename Jinja gives code compiled from a string; the tracer counts lines only in these frames.
 _TEMPLATE_FILENAME = "<template>"
@@ -232,40 +247,47 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
         )
 
 
-def _build_environment() -> _BoundedSandbox:
+@lru_cache(maxsize=16)
+def _build_environment(settings: JinjaSettings) -> _BoundedSandbox:
+    extensions: list[type[jinja2.ext.Extension]] = (
+        [_GenerationTag, jinja2.ext.loopcontrols] if settings.helpers else []
+    )
     env = _BoundedSandbox(
-        trim_blocks=True,
-        lstrip_blocks=True,
-        extensions=[_GenerationTag, jinja2.ext.loopcontrols],
+        trim_blocks=settings.trim_blocks,
+        lstrip_blocks=settings.trim_blocks,
+        extensions=extensions,
         finalize=_finalize,
     )
     for name in sorted(_SERIALISING - {"tojson"}):
         env.filters[name] = _checked_filter(name, env.filters[name])
-    env.filters["tojson"] = _checked_filter("tojson", _tojson)
+    tojson = _tojson if settings.tojson == "transformers" else jinja2.filters.do_tojson
+    env.filters["tojson"] = _checked_filter("tojson", tojson)
     env.concat = _checked_join  # type: ignore[method-assign]
-    env.globals["raise_exception"] = _raise_exception
-    env.globals["strftime_now"] = _strftime_now
+    if settings.helpers:
+        env.globals["raise_exception"] = _raise_exception
+        env.globals["strftime_now"] = _strftime_now
+    # transformers' dict/namespace in every environment: the sandbox rules do not depend on the renderer.
     env.globals["dict"] = _TemplateDict()
     env.globals["namespace"] = _TemplateNamespace
     env.globals["range"] = _safe_range
     return env
 
 
-_ENV = _build_environment()
-
-
 @lru_cache(maxsize=64)
-def compile_template(source: str) -> jinja2.Template:
-    """Compile a chat template in the sandbox (cached by source text).
+def compile_template(source: str, settings: JinjaSettings = TRANSFORMERS) -> jinja2.Template:
+    """Compile a chat template in the sandbox (cached by source text and settings).
 
     Raises:
         TemplateError: the template has a syntax error (with its line number).
     """
     try:
-        template = _ENV.from_string(source)
+        template = _build_environment(settings).from_string(source)
     except jinja2.TemplateSyntaxError as exc:
+        where = (
+            "" if settings == TRANSFORMERS else f" for the {settings.name} renderer ({settings.describe()})"
+        )
         raise TemplateError(
-            f"chat template has a Jinja syntax error on line {exc.lineno}: {exc.message}; fix the template"
+            f"chat template has a Jinja syntax error{where} on line {exc.lineno}: {exc.message}; fix the template"
         ) from None
     # `~` compiles to str_join/markup_join looked up in the template's own module namespace.
     namespace = template.root_render_func.__globals__
@@ -275,10 +297,10 @@ def compile_template(source: str) -> jinja2.Template:
 
 
 @lru_cache(maxsize=64)
-def template_variables(source: str) -> frozenset[str]:
+def template_variables(source: str, settings: JinjaSettings = TRANSFORMERS) -> frozenset[str]:
     """The variables a template reads from its context (``messages``, ``enable_thinking``, ...)."""
-    compile_template(source)  # raises the syntax error with a clear message first
-    return frozenset(jinja2.meta.find_undeclared_variables(_ENV.parse(source)))
+    compile_template(source, settings)  # raises the syntax error with a clear message first
+    return frozenset(jinja2.meta.find_undeclared_variables(_build_environment(settings).parse(source)))
 
 
 def _generate(template: jinja2.Template, context: dict[str, Any], limits: SandboxLimits) -> Iterator[str]:
@@ -292,13 +314,19 @@ def _generate(template: jinja2.Template, context: dict[str, Any], limits: Sandbo
         yield chunk
 
 
-def render_template(source: str, context: dict[str, Any], limits: SandboxLimits | None = None) -> str:
+def render_template(
+    source: str,
+    context: dict[str, Any],
+    limits: SandboxLimits | None = None,
+    settings: JinjaSettings = TRANSFORMERS,
+) -> str:
     """Render ``source`` with ``context`` inside the bounded sandbox.
 
     Args:
         source: the Jinja chat template text.
         context: the variables (``messages``, ``tools``, ``add_generation_prompt``, special tokens, kwargs).
         limits: resource limits; ``None`` means :data:`DEFAULT_LIMITS`.
+        settings: the renderer's Jinja options (``renderers.TRANSFORMERS``, ``renderers.PLAIN_JINJA2``).
 
     Returns:
         The rendered text.
@@ -307,7 +335,7 @@ def render_template(source: str, context: dict[str, Any], limits: SandboxLimits 
         TemplateSandboxError: the template broke a sandbox rule or a limit.
         TemplateError: the template failed (syntax error, ``raise_exception``, a type error, ...).
     """
-    template = compile_template(source)
+    template = compile_template(source, settings)
     budget = Budget(limits or DEFAULT_LIMITS)
     previous = sys.gettrace()
     bounds.active.append(budget)

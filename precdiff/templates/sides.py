@@ -9,8 +9,12 @@ A SPEC is one of (checked in this order):
                            file name inside DIR such as ``DIR:chat_template.jinja``)
 ``DIR:tokenizer_config``   a tokenizer directory rendered with the ``chat_template`` of its
                            ``tokenizer_config.json`` (its ``default`` one when it lists several)
+``DIR:NAME``               one of the directory's named templates (``tool_use``, ``rag``, ...), as
+                           ``apply_chat_template(chat_template=NAME)``; with several named templates and no
+                           NAME, ``tool_use`` is used when tools are given and ``default`` otherwise
 ``MODEL.gguf``             the tokenizer and the chat template embedded in a GGUF file (read with the
-                           ``gguf`` package and transformers' GGUF loader); ``MODEL.gguf:TEMPLATE`` too
+                           ``gguf`` package and transformers' GGUF loader); ``MODEL.gguf:TEMPLATE`` and
+                           ``MODEL.gguf:NAME`` (``tokenizer.chat_template.NAME``) too
 ``RUN.h5``                 a precdiff capture (HDF5 signature): its stored input ids and text
 ``FILE`` of token ids      a JSON list, ``{"tokens": [...]}`` (vLLM / llama.cpp ``/tokenize``),
                            ``{"input_ids"|"prompt_token_ids"|"token_ids"|"ids": [...]}``, or
@@ -34,12 +38,11 @@ from typing import Any, Literal
 from precdiff.errors import InputError, TemplateError
 from precdiff.store.manifest import Manifest
 from precdiff.templates.render import resolve_template, template_sha256
+from precdiff.templates.side_files import read_side_file
 
 __all__ = ["LoadedSide", "load_side", "load_tokenizer"]
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_IDS_KEYS = ("tokens", "input_ids", "prompt_token_ids", "token_ids", "ids")
-_TEXT_KEYS = ("prompt", "text")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 # Files that hold a vocabulary; without one, transformers builds a tokenizer of the special tokens alone.
 _VOCAB_FILES = (
@@ -51,18 +54,8 @@ _JINJA_TEMPLATE = "chat_template.jinja"
 # How long an error quoted from transformers may be before it is cut at a sentence end.
 _QUOTE_CHARS = 300
 _TEMPLATE_SUFFIXES = (".jinja", ".j2", ".jinja2")
-_INT_BODY = re.compile(r"[\d,\s]+")
-
-
-def _plain_ints(text: str) -> list[int] | None:
-    """Integers separated by whitespace and/or commas, optionally in one pair of brackets."""
-    body = text.strip()
-    if body.startswith("[") and body.endswith("]"):
-        body = body[1:-1]
-    if not body or not _INT_BODY.fullmatch(body):
-        return None
-    tokens = [t for t in re.split(r"[,\s]+", body) if t]
-    return [int(t) for t in tokens] if tokens else None
+# A named template (``tool_use``, ``rag``): what DIR:NAME may give instead of a file.
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -195,7 +188,8 @@ def load_gguf(path: str) -> tuple[Any, dict[str, str]]:
                 field.parts[field.data[0]]
             ).decode("utf-8")
             for name, field in fields.items()
-            if name.startswith("tokenizer.chat_template")
+            # not "tokenizer.chat_templates", the list of names the gguf writer adds
+            if name == "tokenizer.chat_template" or name.startswith("tokenizer.chat_template.")
         }
         tokenizer = AutoTokenizer.from_pretrained(
             str(file.parent), gguf_file=file.name, local_files_only=True, trust_remote_code=False
@@ -208,7 +202,7 @@ def load_gguf(path: str) -> tuple[Any, dict[str, str]]:
 
 
 def _split_template(spec: str, label: str) -> tuple[Path, str] | None:
-    """Split ``DIR:TEMPLATE`` / ``MODEL.gguf:TEMPLATE`` into the source and the template's name or path."""
+    """Split ``DIR:TEMPLATE`` / ``MODEL.gguf:TEMPLATE`` into the source and the template's path or name."""
     for i, char in enumerate(spec):
         if char != ":" or i == 0:
             continue
@@ -218,11 +212,26 @@ def _split_template(spec: str, label: str) -> tuple[Path, str] | None:
                 return source, template
             if source.is_dir() and (source / template).is_file():
                 return source, str(source / template)
-            raise TemplateError(
-                f"side {label}: template file not found: '{template}' (from '{spec}'); pass DIR:TEMPLATE "
-                f"with an existing template file, a file name inside DIR, or DIR:{_CONFIG_TEMPLATE}"
-            )
+            if _NAME.fullmatch(template):
+                return source, template  # a named template, looked up once the tokenizer is loaded
+            raise _not_found(label, template, spec, ())
     return None
+
+
+def _not_found(label: str, template: str, spec: str, names: tuple[str, ...]) -> TemplateError:
+    named = f", or one of its named templates ({', '.join(names)})" if names else ""
+    return TemplateError(
+        f"side {label}: template file not found: '{template}' (from '{spec}'); pass DIR:TEMPLATE "
+        f"with an existing template file, a file name inside DIR, or DIR:{_CONFIG_TEMPLATE}{named}"
+    )
+
+
+def _named(templates: Any, name: str, label: str, spec: str) -> str:
+    """The template called ``name`` among a tokenizer's (or a GGUF's) named templates."""
+    names = tuple(sorted(templates)) if isinstance(templates, dict) else ()
+    if name not in names:
+        raise _not_found(label, name, spec, names)
+    return str(templates[name])
 
 
 def _config_template(directory: Path) -> str | None:
@@ -248,11 +257,15 @@ def _conflict(directory: Path) -> tuple[str, str] | None:
     return None if text == config else (template_sha256(text), template_sha256(config))
 
 
-def _directory_side(spec: str, label: str, directory: Path, template: str | None) -> LoadedSide:
+def _directory_side(spec: str, label: str, directory: Path, template: str | None, tools: bool) -> LoadedSide:
     tokenizer = load_tokenizer(str(directory.resolve()))
     conflict = _conflict(directory)
     if template is None:
-        text, note, used = resolve_template(tokenizer), "the directory's own chat template", _JINJA_TEMPLATE
+        text = resolve_template(tokenizer, tools=[] if tools else None)
+        note, used = "the directory's own chat template", _JINJA_TEMPLATE
+        if isinstance(tokenizer.chat_template, dict):
+            name = next(k for k, v in tokenizer.chat_template.items() if v == text)
+            note, used = f"the directory's chat template named '{name}'", name
     elif template == _CONFIG_TEMPLATE:
         config = _config_template(directory)
         if config is None:
@@ -261,6 +274,9 @@ def _directory_side(spec: str, label: str, directory: Path, template: str | None
                 "directory alone or DIR:TEMPLATE"
             )
         text, note, used = config, "template read from tokenizer_config.json", _CONFIG_TEMPLATE
+    elif not Path(template).is_file():
+        text = _named(getattr(tokenizer, "chat_template", None), template, label, spec)
+        note, used = f"the directory's chat template named '{template}'", template
     else:
         text, note = Path(template).read_text(encoding="utf-8"), f"template read from '{template}'"
         used = (
@@ -273,8 +289,13 @@ def _directory_side(spec: str, label: str, directory: Path, template: str | None
     )
 
 
-def _gguf_side(spec: str, label: str, path: Path, template: str | None) -> LoadedSide:
+def _gguf_side(spec: str, label: str, path: Path, template: str | None, tools: bool) -> LoadedSide:
     tokenizer, templates = load_gguf(str(path.resolve()))
+    if template is not None and not Path(template).is_file():
+        return _template_side(
+            label, spec, tokenizer, path, _named(templates, template, label, spec),
+            f"the chat template '{template}' embedded in the GGUF file (tokenizer.chat_template.{template})",
+        )  # fmt: skip
     if template is not None:
         return _template_side(
             label, spec, tokenizer, path, Path(template).read_text(encoding="utf-8"),
@@ -285,60 +306,15 @@ def _gguf_side(spec: str, label: str, path: Path, template: str | None) -> Loade
             f"side {label}: the GGUF file '{path}' has no embedded chat template (tokenizer.chat_template); "
             f"give one as {path}:TEMPLATE"
         )
+    if tools and "tool_use" in templates:
+        # as apply_chat_template and llama.cpp: the tool_use template when the request has tools
+        return _template_side(
+            label, spec, tokenizer, path, templates["tool_use"],
+            "the chat template 'tool_use' embedded in the GGUF file (the request has tools)",
+        )  # fmt: skip
     return _template_side(
         label, spec, tokenizer, path, templates["default"], "the chat template embedded in the GGUF file"
     )
-
-
-def _parse_ids(value: Any) -> list[int] | None:
-    if isinstance(value, dict):
-        for key in _IDS_KEYS:
-            if key in value:
-                return _parse_ids(value[key])
-        return None
-    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
-        value = value[0]  # a batch of one
-    if isinstance(value, list) and value and all(type(v) is int and v >= 0 for v in value):
-        return [int(v) for v in value]
-    return None
-
-
-def _read_file(path: Path, spec: str, label: str) -> tuple[str, list[int] | None, tuple[str, ...]]:
-    """Return (text, ids, notes) for a text or ids file; exactly one of text/ids is meaningful."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"side {label}: cannot read '{spec}': {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(
-            f"side {label}: '{spec}' is neither UTF-8 text, a token-id file nor a precdiff capture"
-        ) from None
-    plain = _plain_ints(text)
-    if plain is not None:
-        return "", plain, ("token ids read from a plain list",)
-    stripped = text.strip()
-    if stripped[:1] in ("[", "{", '"'):
-        try:
-            data = json.loads(stripped)
-        except json.JSONDecodeError:
-            data = None
-        ids = _parse_ids(data)
-        if ids is not None:
-            return "", ids, ("token ids read from JSON",)
-        if isinstance(data, str):
-            return data, None, ("text unwrapped from a JSON string",)
-        if isinstance(data, dict):
-            for key in _TEXT_KEYS:
-                if isinstance(data.get(key), str):
-                    return data[key], None, (f"text read from the JSON key '{key}'",)
-            if any(key in data for key in _IDS_KEYS):
-                raise InputError(
-                    f"side {label}: '{spec}' has a token-id key but its value is not a list of "
-                    "non-negative integers"
-                )
-    return text, None, ("rendered text read byte-for-byte (a trailing newline counts)",)
 
 
 def _load_capture(path: Path, spec: str, label: str) -> LoadedSide:
@@ -371,8 +347,8 @@ def _load_capture(path: Path, spec: str, label: str) -> LoadedSide:
     )
 
 
-def load_side(spec: str, label: str) -> LoadedSide:
-    """Parse and load one SPEC (see the module docstring).
+def load_side(spec: str, label: str, tools: bool = False) -> LoadedSide:
+    """Parse and load one SPEC (see the module docstring); ``tools``: the conversation has tools.
 
     Raises:
         InputError: the path does not exist or the file cannot be read.
@@ -388,12 +364,12 @@ def load_side(spec: str, label: str) -> LoadedSide:
             )
         source, template = split
         if source.is_dir():
-            return _directory_side(spec, label, source, template)
-        return _gguf_side(spec, label, source, template)
+            return _directory_side(spec, label, source, template, tools)
+        return _gguf_side(spec, label, source, template, tools)
     if path.is_dir():
-        return _directory_side(spec, label, path, None)
+        return _directory_side(spec, label, path, None, tools)
     if path.suffix.lower() == ".gguf":
-        return _gguf_side(spec, label, path, None)
+        return _gguf_side(spec, label, path, None, tools)
     if path.suffix.lower() in _TEMPLATE_SUFFIXES:
         raise TemplateError(
             f"side {label}: '{spec}' is a template file, which needs a tokenizer; pass it as "
@@ -403,7 +379,7 @@ def load_side(spec: str, label: str) -> LoadedSide:
         head = handle.read(len(HDF5_SIGNATURE))
     if head == HDF5_SIGNATURE:
         return _load_capture(path, spec, label)
-    text, ids, notes = _read_file(path, spec, label)
+    text, ids, notes = read_side_file(path, spec, label)
     if ids is not None:
         return LoadedSide(label=label, spec=spec, kind="ids", ids=ids, notes=notes)
     return LoadedSide(label=label, spec=spec, kind="text", text=text, notes=notes)

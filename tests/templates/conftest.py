@@ -1,13 +1,14 @@
 """Fixtures for the templates tests: real tokenizers (vendored under tests/fixtures/tokenizers) and helpers.
 
-Two fixtures are stored gzip-compressed to keep the repository small; they are unpacked once per session
-into a temporary directory, which is then a plain tokenizer directory like any other.
+Most fixtures store their ``tokenizer.json`` xz-compressed (``tokenizer.json.xz``) to keep the repository
+small; they are unpacked once per session into a temporary directory, which is then a plain tokenizer
+directory like any other.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
+import lzma
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ FAMILIES = ("phi3", "qwen2", "falcon", "llama3", "mistral", "deepseek")
 # Families whose directory has its own chat_template.jinja (falcon is a tokenizer-only fixture).
 TEMPLATE_FAMILIES = ("phi3", "qwen2", "llama3", "mistral", "deepseek")
 # Families checked against llama.cpp's reference tokenizations (llamacpp_vectors.json).
-VECTOR_FAMILIES = ("phi3", "qwen2", "falcon")
+VECTOR_FAMILIES = ("phi3", "qwen2", "falcon", "llama3")
 
 
 @pytest.fixture(scope="session")
@@ -30,13 +31,13 @@ def tokdirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for name in FAMILIES:
         src = FIXTURES / name
-        packed = src / "tokenizer.json.gz"
+        packed = src / "tokenizer.json.xz"
         if not packed.exists():
             out[name] = src
             continue
         dst = root / name
-        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.gz"))
-        (dst / "tokenizer.json").write_bytes(gzip.decompress(packed.read_bytes()))
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.xz"))
+        (dst / "tokenizer.json").write_bytes(lzma.decompress(packed.read_bytes()))
         out[name] = dst
     return out
 

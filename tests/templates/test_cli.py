@@ -176,12 +176,15 @@ def _readme_commands() -> list[list[str]]:
     return [c[4:] for c in commands]
 
 
-@pytest.mark.parametrize("expected", ["double_bos", "generation_prompt", "template_revision"])
+EXAMPLE_PITFALLS = ["double_bos", "generation_prompt", "template_revision", "jinja_environment"]
+
+
+@pytest.mark.parametrize("expected", EXAMPLE_PITFALLS)
 def test_example_readme_commands_run_and_name_the_pitfall(
     cli: Cli, expected: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.chdir(ROOT)
-    args = _readme_commands()[["double_bos", "generation_prompt", "template_revision"].index(expected)]
+    args = _readme_commands()[EXAMPLE_PITFALLS.index(expected)]
     args = [str(tmp_path / a) if a.endswith(".json") and a == "tokens-diff.json" else a for a in args]
     result = cli(args)
     assert result.exit_code == 1, result.output

@@ -10,7 +10,7 @@ from tokenizers import Tokenizer
 
 from .conftest import FIXTURES, VECTOR_FAMILIES
 
-# All three llama.cpp-vocabulary fixtures reproduce every llama.cpp reference tokenization.
+# All four llama.cpp-vocabulary fixtures reproduce every llama.cpp reference tokenization.
 KNOWN_DIFFERENCES: dict[str, set[str]] = {}
 
 

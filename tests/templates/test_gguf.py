@@ -33,7 +33,7 @@ def _byte_chars() -> list[str]:
     return [chr(c) for c in chars]
 
 
-def write_gguf(path: Path, template: str | None) -> Path:
+def write_gguf(path: Path, template: str | list[dict[str, str]] | None) -> Path:
     """A vocabulary-only GGUF (qwen2 architecture, byte-level BPE, ChatML specials) with ``template``."""
     gguf = pytest.importorskip("gguf")
     import numpy as np
@@ -70,6 +70,11 @@ def ggufs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "hub": write_gguf(root / "hub.gguf", qwen),
         "old": write_gguf(root / "old.gguf", NO_SWITCH),
         "none": write_gguf(root / "none.gguf", None),
+        # tokenizer.chat_template and tokenizer.chat_template.tool_use
+        "named": write_gguf(
+            root / "named.gguf",
+            [{"name": "default", "template": NO_SWITCH}, {"name": "tool_use", "template": qwen}],
+        ),
     }
 
 
@@ -137,4 +142,25 @@ def test_real_smollm2_gguf_matches_transformers() -> None:
     assert result.a.text == tok.apply_chat_template(CHAT_SYS, tokenize=False, add_generation_prompt=True)
     assert result.a.token_ids == tok.apply_chat_template(
         CHAT_SYS, tokenize=True, add_generation_prompt=True, return_dict=False
+    )
+
+
+def test_gguf_named_templates(ggufs: dict[str, Path]) -> None:
+    from .test_parity import WEATHER
+
+    named = str(ggufs["named"])
+    plain = diff_conversation(CHAT_SYS, named, f"{named}:default")
+    assert plain.identical and plain.a.notes[0] == "the chat template embedded in the GGUF file"
+    # with tools, the tool_use template (as apply_chat_template and llama.cpp choose it)
+    tools = diff_conversation(CHAT_SYS, named, f"{named}:tool_use", tools=[WEATHER])
+    assert tools.identical and "get_weather" in str(tools.a.text)
+    assert (
+        tools.a.notes[0] == "the chat template 'tool_use' embedded in the GGUF file (the request has tools)"
+    )
+    with pytest.raises(TemplateError) as err:
+        load_side(f"{named}:rag", "B")
+    assert str(err.value) == (
+        f"side B: template file not found: 'rag' (from '{named}:rag'); pass DIR:TEMPLATE with an existing "
+        "template file, a file name inside DIR, or DIR:tokenizer_config, or one of its named templates "
+        "(default, tool_use)"
     )

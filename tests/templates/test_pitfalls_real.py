@@ -1,8 +1,9 @@
-"""The failure kinds of issue 11 on the real families (Llama 3 format, Mistral, DeepSeek), each named."""
+"""The failure kinds of issue 11 on the real families (Llama 3, Mistral, DeepSeek), each named."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,35 @@ def test_special_tokens_reach_the_template(tokenizers: dict[str, Any], family: s
     r = render_conversation(tok, chat, template_kwargs=LLAMA3 if family == "llama3" else None)
     assert r.text.startswith(tok.bos_token)
     assert r.token_ids[0] == tok.bos_token_id and r.token_ids[1] != tok.bos_token_id
+
+
+@pytest.mark.parametrize("where", ["tokenizer_config", "special_tokens_map", "tokenizer_json_only"])
+def test_special_tokens_wherever_they_live(tokdirs: dict[str, Path], tmp_path: Path, where: str) -> None:
+    # Meta's Llama 3.1 template writes {{ bos_token }}: precdiff passes what transformers passes, whether
+    # bos/eos are in tokenizer_config.json, in special_tokens_map.json, or nowhere but tokenizer.json.
+    from precdiff.templates.sides import load_tokenizer
+
+    directory = tmp_path / where
+    shutil.copytree(
+        tokdirs["llama3"], directory, ignore=shutil.ignore_patterns("*.xz", "chat_template.jinja")
+    )
+    config_path = directory / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    specials = {k: config.pop(k) for k in ("bos_token", "eos_token")}
+    if where == "tokenizer_config":
+        config.update(specials)
+    elif where == "special_tokens_map":
+        (directory / "special_tokens_map.json").write_text(json.dumps(specials), encoding="utf-8")
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    template = (directory / "llama-3.1-8b-instruct.jinja").read_text(encoding="utf-8")
+    # AutoTokenizer.from_pretrained(local_files_only=True), cached: the side below loads the same object
+    tok = load_tokenizer(str(directory.resolve()))
+    text = tok.apply_chat_template(CHAT, chat_template=template, tokenize=False, add_generation_prompt=True)
+    ids = tok.apply_chat_template(CHAT, chat_template=template, add_generation_prompt=True, return_dict=False)
+    spec = f"{directory}:llama-3.1-8b-instruct.jinja"
+    result = diff_conversation(CHAT, spec, spec)
+    assert (result.a.text, result.a.token_ids) == (text, list(ids))
+    assert text.startswith("<|begin_of_text|>") == (where != "tokenizer_json_only")
 
 
 def test_user_kwarg_add_generation_prompt_wins(tokdirs: dict[str, Path]) -> None:

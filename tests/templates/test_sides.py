@@ -26,14 +26,14 @@ def error_line(result: Any) -> str:
     return str(lines[0])
 
 
-def test_directory_with_only_a_gzipped_tokenizer_is_refused(tmp_path: Path) -> None:
+def test_directory_with_only_a_compressed_tokenizer_is_refused(tmp_path: Path) -> None:
     packed = tmp_path / "falcon"
     shutil.copytree(FIXTURES / "falcon", packed)
     with pytest.raises(TemplateError) as err:
         load_side(str(packed), "A")
     assert str(err.value) == (
         f"'{packed.resolve()}' has no vocabulary file (one of tokenizer.json, tokenizer.model, vocab.json, "
-        "vocab.txt, spiece.model, sentencepiece.bpe.model, tekken.json); it holds tokenizer.json.gz: unpack "
+        "vocab.txt, spiece.model, sentencepiece.bpe.model, tekken.json); it holds tokenizer.json.xz: unpack "
         "it to tokenizer.json first; without one transformers would build a tokenizer of the special tokens "
         "alone"
     )
