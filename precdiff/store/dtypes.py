@@ -93,3 +93,14 @@ def from_storage(array: np.ndarray, code: str) -> np.ndarray:
     if code == "F16":
         return array.view(np.float16)
     return array
+
+
+def to_float64(array: np.ndarray, code: str) -> np.ndarray:
+    """:func:`from_storage` as a flat float64 array: the same values, bit for bit.
+
+    BF16 goes from its bits to float32 in one ufunc pass (``left_shift`` casting to uint32 on the
+    fly) instead of a widening copy plus a shift: the streaming compare decodes every stored value.
+    """
+    if code == "BF16":
+        return np.left_shift(array.reshape(-1), 16, dtype=np.uint32).view(np.float32).astype(np.float64)
+    return from_storage(array, code).astype(np.float64).reshape(-1)
