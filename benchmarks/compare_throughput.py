@@ -161,6 +161,7 @@ def _run_measure(a: Path, b: Path, source: Path | None) -> dict[str, object]:
 def _unpack(rev: str, folder: Path) -> Path:
     """``git archive REV precdiff`` unpacked under ``folder``; returns the folder for PYTHONPATH."""
     root = Path(__file__).resolve().parents[1]
+    folder.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(
         ["git", "-C", str(root), "archive", rev, "precdiff"], capture_output=True, check=True
     )

@@ -79,9 +79,11 @@ class TokenSums:
             tokens = self._tokens(self.offset + start, a_part.size)
             # Fast path: finite per-token sums of a² and (b−a)² prove that every a and b is finite, and
             # then the sums are exactly those of the masked path below (same bincounts, same order).
-            d = b_part - a_part
-            sum_aa = np.bincount(tokens, weights=a_part * a_part, minlength=self.num_tokens)
-            sum_dd = np.bincount(tokens, weights=d * d, minlength=self.num_tokens)
+            # Its NaN/Inf arithmetic is thrown away, so it is not warned about.
+            with np.errstate(over="ignore", invalid="ignore"):
+                d = b_part - a_part
+                sum_aa = np.bincount(tokens, weights=a_part * a_part, minlength=self.num_tokens)
+                sum_dd = np.bincount(tokens, weights=d * d, minlength=self.num_tokens)
             if not (np.isfinite(sum_aa).all() and np.isfinite(sum_dd).all()):
                 sum_aa, sum_dd = self._masked(a_part, b_part, tokens)
             self.sum_aa += sum_aa
