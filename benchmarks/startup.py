@@ -8,7 +8,8 @@ records whether torch or transformers ended up imported by each command.
     python benchmarks/startup.py --repeats 15 --out benchmarks/results/startup_cpu.json
 
 The inputs are two small synthetic captures (17 tensors, ~60 KB of data; B = A plus noise), a
-rendered-text file and a messages file, built in a temporary folder.
+rendered-text file and a messages file, built in a temporary folder. One more row, for contrast, runs
+``tokens`` with a tokenizer directory as a side (the vendored phi3 fixture), which loads transformers.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 _HIDDEN = (1, 8, 64)
 _LOGITS = (1, 8, 1000)
 _LAYERS = 16
+TOKENIZER_DIR = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "tokenizers" / "phi3"
 
 # Appended to the measured command in a second, untimed run: which heavy packages did it import?
 _PROBE = (
@@ -107,6 +109,10 @@ def commands(files: dict[str, Path]) -> dict[str, list[str]]:
         "precdiff tokens (text file vs capture)": [
             "tokens", "--messages", str(files["messages"]), "--a", str(files["text"]), "--b", a,
         ],
+        # Not a file side: a tokenizer directory is loaded with transformers, which imports torch.
+        "precdiff tokens (tokenizer dir vs text file)": [
+            "tokens", "--messages", str(files["messages"]), "--a", str(TOKENIZER_DIR), "--b", str(files["text"]),
+        ],
     }  # fmt: skip
 
 
@@ -168,7 +174,7 @@ def main() -> None:
         "python": platform.python_version(),
         "repeats": args.repeats,
         "load_average_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
-        "target": "precdiff --help median < 0.5 s; no torch/transformers import in these commands",
+        "target": "precdiff --help median < 0.5 s; no torch/transformers import in the commands on files",
         "results": results,
     }
     print(json.dumps(out, indent=2))

@@ -84,7 +84,9 @@ class PairSums:
         return self.n_unequal == 0
 
 
-def _finite_sums(a: F64, b: F64, tolerance: Tolerance, squares: tuple[float, float] | None = None) -> PairSums:
+def _finite_sums(
+    a: F64, b: F64, tolerance: Tolerance, squares: tuple[float, float] | None = None
+) -> PairSums:
     """Sums of two finite blocks. Vectorised; ``np.dot`` (BLAS) does the products.
 
     ``squares``: Σa² and Σb² when the caller has them already (the same ``np.dot``, so the same bits).

@@ -102,5 +102,6 @@ def to_float64(array: np.ndarray, code: str) -> np.ndarray:
     fly) instead of a widening copy plus a shift: the streaming compare decodes every stored value.
     """
     if code == "BF16":
-        return np.left_shift(array.reshape(-1), 16, dtype=np.uint32).view(np.float32).astype(np.float64)
+        bits: np.ndarray = np.left_shift(array.reshape(-1), 16, dtype=np.uint32)
+        return bits.view(np.float32).astype(np.float64)
     return from_storage(array, code).astype(np.float64).reshape(-1)
