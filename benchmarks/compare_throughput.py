@@ -116,6 +116,7 @@ def build(folder: Path, target_bytes: int) -> tuple[Path, Path, int]:
 
 def measure(a: str, b: str) -> None:
     """(Subprocess) compare A and B; print elapsed seconds, peak RSS and a digest of the result as JSON."""
+    import precdiff
     from precdiff.compare.compare import compare
     from precdiff.report.json_report import comparison_to_json
 
@@ -135,16 +136,18 @@ def measure(a: str, b: str) -> None:
                 "tensors": len(result.tensors),
                 "status": result.verdict.status,
                 "result_sha256": hashlib.sha256(document.encode()).hexdigest(),
+                "precdiff_imported_from": str(Path(precdiff.__file__).parent.parent),
             }
         )
     )
 
 
 def _run_measure(a: Path, b: Path, source: Path | None) -> dict[str, object]:
-    """One comparison in a fresh interpreter, importing precdiff from ``source`` (default: this tree)."""
+    """One comparison in a fresh interpreter, importing precdiff from ``source`` (default: this tree,
+    not whichever precdiff is installed)."""
     env = dict(os.environ)
-    if source is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH", "")]))
+    source = source or Path(__file__).resolve().parents[1]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH", "")]))
     load = os.getloadavg()[0]
     run = subprocess.run(
         [sys.executable, __file__, "--measure", str(a), str(b)],
