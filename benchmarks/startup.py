@@ -30,7 +30,8 @@ import numpy as np
 _HIDDEN = (1, 8, 64)
 _LOGITS = (1, 8, 1000)
 _LAYERS = 16
-TOKENIZER_DIR = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "tokenizers" / "phi3"
+ROOT = Path(__file__).resolve().parents[1]
+TOKENIZER_DIR = ROOT / "tests" / "fixtures" / "tokenizers" / "phi3"
 
 # Appended to the measured command in a second, untimed run: which heavy packages did it import?
 _PROBE = (
@@ -116,17 +117,23 @@ def commands(files: dict[str, Path]) -> dict[str, list[str]]:
     }  # fmt: skip
 
 
+# Every subprocess imports precdiff from this tree, not whichever precdiff is installed.
+_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
 def wall_times(argv: list[str], repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, env=_ENV)
         times.append(time.perf_counter() - start)
     return times
 
 
 def heavy_imports(args: list[str]) -> list[str]:
-    run = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, check=False)
+    run = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, check=False, env=_ENV
+    )
     line = next((x for x in run.stderr.splitlines() if x.startswith("HEAVY=")), "HEAVY=?")
     return [m for m in line.removeprefix("HEAVY=").split(",") if m]
 
