@@ -24,7 +24,6 @@ from typer.core import TyperCommand, TyperGroup
 
 from precdiff._version import __version__
 from precdiff.errors import PrecdiffError
-from precdiff.report.progress import show_progress
 
 EXIT_OK = 0
 EXIT_DIVERGED = 1
@@ -151,6 +150,9 @@ def command(name: str | None = None, parent: typer.Typer | None = None, **kwargs
     def decorate(func: F) -> F:
         @functools.wraps(func)
         def wrapper(*args: Any, **kw: Any) -> None:
+            # Imported here, not at the top: rich.progress is not needed to build --help.
+            from precdiff.report.progress import show_progress
+
             try:
                 # Long library calls report progress on stderr unless the command's --quiet is given.
                 with show_progress(quiet=bool(kw.get("quiet", False))):

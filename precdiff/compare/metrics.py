@@ -84,8 +84,14 @@ class PairSums:
         return self.n_unequal == 0
 
 
-def _finite_sums(a: F64, b: F64, tolerance: Tolerance) -> PairSums:
-    """Sums of two finite blocks. Vectorised; ``np.dot`` (BLAS) does the three products."""
+def _finite_sums(
+    a: F64, b: F64, tolerance: Tolerance, squares: tuple[float, float] | None = None
+) -> PairSums:
+    """Sums of two finite blocks. Vectorised; ``np.dot`` (BLAS) does the products.
+
+    ``squares``: Σa² and Σb² when the caller has them already (the same ``np.dot``, so the same bits).
+    """
+    sum_aa, sum_bb = squares if squares is not None else (float(np.dot(a, a)), float(np.dot(b, b)))
     d = np.subtract(b, a)
     sum_dd = float(np.dot(d, d))
     sum_ab = float(np.dot(a, b))
@@ -104,8 +110,8 @@ def _finite_sums(a: F64, b: F64, tolerance: Tolerance) -> PairSums:
     return PairSums(
         n=a.size,
         n_finite=a.size,
-        sum_aa=float(np.dot(a, a)),
-        sum_bb=float(np.dot(b, b)),
+        sum_aa=sum_aa,
+        sum_bb=sum_bb,
         sum_ab=sum_ab,
         sum_dd=sum_dd,
         sum_abs_d=sum_abs,
@@ -146,8 +152,9 @@ def _accumulate_cached(a: F64, b: F64, tolerance: Tolerance) -> PairSums:
     if a.size == 0:
         return PairSums()
     # Fast path: finite squared norms prove there is no NaN/Inf, so no masks are needed.
-    if math.isfinite(float(np.dot(a, a))) and math.isfinite(float(np.dot(b, b))):
-        return _finite_sums(a, b, tolerance)
+    squares = float(np.dot(a, a)), float(np.dot(b, b))
+    if math.isfinite(squares[0]) and math.isfinite(squares[1]):
+        return _finite_sums(a, b, tolerance, squares)
     finite_a, finite_b = np.isfinite(a), np.isfinite(b)
     both = finite_a & finite_b
     nan_a, nan_b = np.isnan(a), np.isnan(b)

@@ -2,46 +2,67 @@
 
 The codes are those of :data:`precdiff.store.format.STORAGE_DTYPES`. 16-bit floats travel as raw
 ``uint16`` bit patterns: exact, half the size of an fp32 upcast, and still bitwise comparable.
+
+Reading (``compare``, ``inspect``) needs only :func:`from_storage` and :data:`FLOAT_CODES`, so torch is
+imported on first use of a torch helper, never by importing this module: a command that reads
+captures must not pay torch's start-up (seconds on a CPU machine).
 """
 
 from __future__ import annotations
 
+import functools
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from precdiff.errors import CaptureFormatError, InputError
 from precdiff.store.format import STORAGE_DTYPES
 
-_TORCH_TO_CODE: dict[torch.dtype, str] = {
-    torch.float64: "F64",
-    torch.float32: "F32",
-    torch.float16: "F16",
-    torch.bfloat16: "BF16",
-    torch.int64: "I64",
-    torch.int32: "I32",
-    torch.int16: "I16",
-    torch.int8: "I8",
-    torch.uint8: "U8",
-    torch.bool: "BOOL",
-}
+if TYPE_CHECKING:
+    import torch
 
 FLOAT_CODES = frozenset({"F64", "F32", "F16", "BF16"})
-STORABLE_DTYPES = frozenset(_TORCH_TO_CODE)
+
+
+@functools.cache
+def _torch_to_code() -> dict[torch.dtype, str]:
+    import torch
+
+    return {
+        torch.float64: "F64",
+        torch.float32: "F32",
+        torch.float16: "F16",
+        torch.bfloat16: "BF16",
+        torch.int64: "I64",
+        torch.int32: "I32",
+        torch.int16: "I16",
+        torch.int8: "I8",
+        torch.uint8: "U8",
+        torch.bool: "BOOL",
+    }
+
+
+def __getattr__(name: str) -> frozenset[torch.dtype]:
+    # STORABLE_DTYPES is a torch-typed constant: built on first access (PEP 562), see the docstring.
+    if name == "STORABLE_DTYPES":
+        return frozenset(_torch_to_code())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def dtype_code(dtype: torch.dtype) -> str:
     """The format's code for a torch dtype (``torch.bfloat16`` -> ``"BF16"``)."""
+    codes = _torch_to_code()
     try:
-        return _TORCH_TO_CODE[dtype]
+        return codes[dtype]
     except KeyError:
         raise InputError(
-            f"cannot store tensors of dtype {dtype}; supported: {', '.join(map(str, _TORCH_TO_CODE))}"
+            f"cannot store tensors of dtype {dtype}; supported: {', '.join(map(str, codes))}"
         ) from None
 
 
 def torch_dtype(code: str) -> torch.dtype:
     """The torch dtype of a format code (``"BF16"`` -> ``torch.bfloat16``)."""
-    for dtype, known in _TORCH_TO_CODE.items():
+    for dtype, known in _torch_to_code().items():
         if known == code:
             return dtype
     raise CaptureFormatError(f"unknown dtype code {code!r} in capture; it was written by a newer precdiff?")
@@ -49,6 +70,8 @@ def torch_dtype(code: str) -> torch.dtype:
 
 def to_storage(tensor: torch.Tensor) -> np.ndarray:
     """A host numpy array holding ``tensor``'s exact bits in its storage dtype (C order)."""
+    import torch
+
     host = tensor.detach().to("cpu").contiguous()
     if host.dtype in (torch.bfloat16, torch.float16):
         return host.view(torch.int16).numpy().view(np.uint16)
@@ -70,3 +93,15 @@ def from_storage(array: np.ndarray, code: str) -> np.ndarray:
     if code == "F16":
         return array.view(np.float16)
     return array
+
+
+def to_float64(array: np.ndarray, code: str) -> np.ndarray:
+    """:func:`from_storage` as a flat float64 array: the same values, bit for bit.
+
+    BF16 goes from its bits to float32 in one ufunc pass (``left_shift`` casting to uint32 on the
+    fly) instead of a widening copy plus a shift: the streaming compare decodes every stored value.
+    """
+    if code == "BF16":
+        bits: np.ndarray = np.left_shift(array.reshape(-1), 16, dtype=np.uint32)
+        return bits.view(np.float32).astype(np.float64)
+    return from_storage(array, code).astype(np.float64).reshape(-1)

@@ -21,7 +21,7 @@ import numpy as np
 
 from precdiff.errors import CaptureFormatError, IncompatibleCaptureError, InputError
 from precdiff.store import format as fmt
-from precdiff.store.dtypes import from_storage
+from precdiff.store.dtypes import from_storage, to_float64
 from precdiff.store.manifest import Manifest
 from precdiff.store.sketches import SketchTable
 
@@ -305,25 +305,32 @@ class Capture:
         info = self.info(name)
         dataset = self._dataset(info)
         if dataset.ndim == 0:
-            yield np.asarray(from_storage(dataset[()], info.dtype), dtype=np.float64).reshape(-1)
+            yield to_float64(np.asarray(dataset[()]), info.dtype)
             return
-        # Rows along axis 0 are contiguous runs; read as many whole rows as fit a block.
+        # Rows along axis 0 are contiguous runs; read as many whole rows as fit a block. Each block is
+        # read straight into one reused buffer of the stored dtype (``read_direct``: no array per read)
+        # and decoded from there into a new float64 array, the block handed out.
         rows = dataset.shape[0]
         row_elements = max(1, int(np.prod(dataset.shape[1:])))
         if row_elements <= block_elements:
             step = max(1, block_elements // row_elements)
+            raw = np.empty((min(step, rows), *dataset.shape[1:]), dtype=dataset.dtype)
             for start in range(0, rows, step):
-                yield from_storage(dataset[start : start + step], info.dtype).astype(np.float64).reshape(-1)
+                count = min(step, rows - start)
+                dataset.read_direct(raw, np.s_[start : start + count], np.s_[:count])
+                yield to_float64(raw[:count], info.dtype)
             return
         # A single row is larger than a block (e.g. [1, seq, vocab] logits): split each row along axis 1
         # (one level down, enough for the [1, seq, …] activations and logits captures hold).
         inner = dataset.shape[1]
         inner_elements = max(1, row_elements // max(1, inner))
         step = max(1, block_elements // inner_elements)
+        raw = np.empty((min(step, inner), *dataset.shape[2:]), dtype=dataset.dtype)
         for row in range(rows):
             for start in range(0, inner, step):
-                block = dataset[row, start : start + step]
-                yield from_storage(block, info.dtype).astype(np.float64).reshape(-1)
+                count = min(step, inner - start)
+                dataset.read_direct(raw, np.s_[row, start : start + count], np.s_[:count])
+                yield to_float64(raw[:count], info.dtype)
 
     @functools.cached_property
     def sketches(self) -> SketchTable | None:
