@@ -8,7 +8,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from precdiff.capture.stats import PendingStats, resolve
+from precdiff.capture.stats import SummaryBatch
 from precdiff.capture.token_axis import token_axis
 from precdiff.config import STATS_FLUSH_EVERY
 from precdiff.store import CaptureWriter
@@ -31,16 +31,15 @@ class _Pending(NamedTuple):
     shape: tuple[int, ...]
     token_axis: int | None
     inputs: tuple[str, ...] | None
-    stats: PendingStats
 
 
 class TensorSink:
     """Receives hooked tensors in forward order and streams them to the writer.
 
-    Statistics are computed on the device. With full tensors, each is copied to the host and written
-    at once; with ``summary`` only, statistics stay on the device and a batch of
+    Summaries are computed on the device. With full tensors, each is copied to the host and written
+    at once; with ``summary`` only, summaries stay on the device and a batch of
     :data:`~precdiff.config.STATS_FLUSH_EVERY` is copied and written at once (one synchronisation
-    and one index append per batch).
+    and one index append per batch), and at the end of each forward (:meth:`flush`).
     """
 
     def __init__(
@@ -61,6 +60,7 @@ class TensorSink:
         self.flush_every = STATS_FLUSH_EVERY
         self._kept_scopes: dict[str, bool] = {}  # keep_op per module call, memoised (regexes per op cost µs)
         self._pending: list[_Pending] = []
+        self._summaries = SummaryBatch()  # in step with _pending
 
     def __call__(self, name: str, module: str, role: str, tensor: torch.Tensor) -> None:
         """A module's output or input (``role``), from :func:`~precdiff.capture.hooks.attach`."""
@@ -88,17 +88,20 @@ class TensorSink:
         if reason is not None:  # e.g. complex rotary tables: recorded, and the capture goes on
             self.writer.skip(name, reason)
             return
-        stats = PendingStats(tensor)
         shape = tuple(tensor.shape)
         entry = _Pending(
-            name, module, role, kind, tensor.dtype, shape, token_axis(shape, self.num_tokens), inputs, stats
+            name, module, role, kind, tensor.dtype, shape, token_axis(shape, self.num_tokens), inputs
         )
         if self.summary and not (self.full is not None and self.full(name)):
             self._pending.append(entry)
+            self._summaries.add(tensor)
             if len(self._pending) >= self.flush_every:
                 self.flush()
             return
-        self._emit(entry, resolve([stats])[0], to_storage(tensor))  # synchronous device-to-host copy
+        self.flush()  # keep the file in forward order
+        single = SummaryBatch(slots=1)
+        single.add(tensor)
+        self._emit(entry, single.resolve()[0].stats, to_storage(tensor))  # synchronous device-to-host copy
 
     def _emit(self, entry: _Pending, stats: list[float], data: np.ndarray | None) -> None:
         self.writer.write_tensor(
@@ -117,8 +120,8 @@ class TensorSink:
     def flush(self) -> None:
         if not self._pending:
             return
-        values = resolve([entry.stats for entry in self._pending])
-        for entry, row in zip(self._pending, values):
-            self._emit(entry, row, None)
+        summaries = self._summaries.resolve()
+        for entry, summary in zip(self._pending, summaries):
+            self._emit(entry, summary.stats, None)
         self._pending.clear()
         self.writer.flush_index()
