@@ -28,7 +28,7 @@ from capture_overhead import LLAMA_8B, build_model
 from precdiff.capture.names import name_filter
 from precdiff.capture.runner import hooked_forward
 from precdiff.capture.sink import TensorSink
-from precdiff.capture.stats import PendingStats, resolve
+from precdiff.capture.stats import SummaryBatch
 from precdiff.config import CaptureOptions
 from precdiff.devices import synchronize
 from precdiff.store import CaptureWriter
@@ -56,7 +56,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     device = torch.device(args.device)
     model = build_model(args.layers, torch.bfloat16, device)
-    ids = torch.randint(0, LLAMA_8B["vocab_size"], (1, args.tokens), generator=torch.Generator().manual_seed(1))
+    ids = torch.randint(
+        0, LLAMA_8B["vocab_size"], (1, args.tokens), generator=torch.Generator().manual_seed(1)
+    )
     ids = ids.to(device)
     keep = name_filter(None, None)
     folder = Path(tempfile.mkdtemp())
@@ -65,7 +67,10 @@ def main() -> None:
         path = folder / "p.h5"
         with CaptureWriter(path) as writer:
             sink = TensorSink(writer, summary=True, device=device, num_tokens=args.tokens)
-            with torch.no_grad(), hooked_forward(model, keep, sink, CaptureOptions(summary=True, level=level)):
+            with (
+                torch.no_grad(),
+                hooked_forward(model, keep, sink, CaptureOptions(summary=True, level=level)),
+            ):
                 model(input_ids=ids, use_cache=False)
             sink.flush()
             writer.finish()
@@ -84,24 +89,24 @@ def main() -> None:
         stats.sort_stats("tottime").print_stats(40)
         stats.sort_stats("cumulative").print_stats(40)
         (args.out / f"profile_{level}.txt").write_text(text.getvalue())
-        print(text.getvalue()[:6000])
+        print(f"profile of the {level}-level capture: {args.out / f'profile_{level}.txt'}")
 
     big = torch.randn(args.tokens, 4096, device=device).to(torch.bfloat16)
     small = torch.randn(8, 64, device=device)
-    pending = [PendingStats(big) for _ in range(64)]
-    lines = [
-        f"PendingStats(2048x4096 bf16) host µs: {host_us(lambda: PendingStats(big), device):.1f}",
-        f"PendingStats(8x64 fp32) host µs: {host_us(lambda: PendingStats(small), device):.1f}",
-        f"resolve(64 pending) host µs per tensor: {host_us(lambda: resolve(pending), device, 20) / 64:.1f}",
-        f"torch.empty(1024) host µs: {host_us(lambda: torch.empty(1024, device=device), device):.1f}",
-        f"x.contiguous().view(-1) host µs: {host_us(lambda: big.contiguous().view(-1), device):.1f}",
-    ]
-    try:
-        from precdiff.capture.sketch import sketch_and_checksum
+    batch = SummaryBatch()
 
-        lines.append(f"sketch_and_checksum(2048x4096 bf16) host µs: {host_us(lambda: sketch_and_checksum(big), device):.1f}")
-    except ImportError as exc:
-        lines.append(f"sketch: {exc}")
+    def queue_then_resolve(tensor: torch.Tensor, count: int) -> None:
+        for _ in range(count):
+            batch.add(tensor)
+        batch.resolve()
+
+    lines = [
+        f"SummaryBatch.add(2048x4096 bf16) host µs: {host_us(lambda: batch.add(big), device):.1f}",
+        f"SummaryBatch.add(8x64 fp32) host µs: {host_us(lambda: batch.add(small), device):.1f}",
+        f"add + resolve per tensor, batches of 64, µs: {host_us(lambda: queue_then_resolve(big, 64), device, 10) / 64:.1f}",
+        f"torch.empty(1024) host µs: {host_us(lambda: torch.empty(1024, device=device), device):.1f}",
+    ]
+    batch.resolve()
     print("\n".join(lines))
     (args.out / "host_steps.txt").write_text("\n".join(lines) + "\n")
 

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from precdiff.capture.background import BackgroundCalls
 from precdiff.capture.stats import SummaryBatch
 from precdiff.capture.token_axis import token_axis
 from precdiff.config import STATS_FLUSH_EVERY
@@ -61,6 +62,7 @@ class TensorSink:
         self._kept_scopes: dict[str, bool] = {}  # keep_op per module call, memoised (regexes per op cost µs)
         self._pending: list[_Pending] = []
         self._summaries = SummaryBatch()  # in step with _pending
+        self._background: BackgroundCalls | None = None  # full tensors: writes overlap the forward
 
     def __call__(self, name: str, module: str, role: str, tensor: torch.Tensor) -> None:
         """A module's output or input (``role``), from :func:`~precdiff.capture.hooks.attach`."""
@@ -86,7 +88,7 @@ class TensorSink:
     ) -> None:
         reason = self.writer.accepts(tensor.dtype, tensor.shape)
         if reason is not None:  # e.g. complex rotary tables: recorded, and the capture goes on
-            self.writer.skip(name, reason)
+            self._call(self.writer.skip, name, reason)
             return
         shape = tuple(tensor.shape)
         entry = _Pending(
@@ -98,13 +100,25 @@ class TensorSink:
             if len(self._pending) >= self.flush_every:
                 self.flush()
             return
-        self.flush()  # keep the file in forward order
+        self._flush_summaries()  # keep the file in forward order
         single = SummaryBatch(slots=1)
         single.add(tensor)
-        self._emit(entry, single.resolve()[0].stats, to_storage(tensor))  # synchronous device-to-host copy
+        stats = single.resolve()[0].stats
+        data = to_storage(tensor)  # synchronous device-to-host copy
+        if self._background is None:
+            self._background = BackgroundCalls()
+        self._emit(entry, stats, data)
+
+    def _call(self, call: Callable[..., object], /, *args: object, **kwargs: object) -> None:
+        """A writer call, on the background thread while it runs (one order for every write)."""
+        if self._background is not None:
+            self._background.submit(call, *args, **kwargs)
+        else:
+            call(*args, **kwargs)
 
     def _emit(self, entry: _Pending, stats: list[float], data: np.ndarray | None) -> None:
-        self.writer.write_tensor(
+        self._call(
+            self.writer.write_tensor,
             entry.name,
             module=entry.module,
             role=entry.role,
@@ -118,10 +132,18 @@ class TensorSink:
         )
 
     def flush(self) -> None:
+        """Write everything queued and wait for the background writes (end of a forward, or a failure:
+        what was computed is kept). Raises the first error of a background write."""
+        self._flush_summaries()
+        if self._background is not None:
+            background, self._background = self._background, None
+            background.close()
+
+    def _flush_summaries(self) -> None:
         if not self._pending:
             return
         summaries = self._summaries.resolve()
         for entry, summary in zip(self._pending, summaries):
             self._emit(entry, summary.stats, None)
         self._pending.clear()
-        self.writer.flush_index()
+        self._call(self.writer.flush_index)
