@@ -55,59 +55,60 @@ def _summary_kernel(  # type: ignore[no-untyped-def]
 ):
     # fmt: on
     pid = tl.program_id(0).to(tl.int64)
-    columns = tl.arange(0, W).to(tl.int64)
+    columns = tl.arange(0, W)
     lanes = tl.arange(0, TR).to(tl.int64)
-    first = tl.load(x_ptr).to(tl.float64)
+    first = tl.load(x_ptr).to(tl.float32)
     shift = tl.where(tl.abs(first) < float("inf"), first, 0.0)  # NaN and ±Inf fail the comparison
     sketch = tl.zeros([W], tl.float64)
-    total = tl.zeros([W], tl.float64)
-    squares = tl.zeros([W], tl.float64)
+    total = tl.zeros([W], tl.float32)  # per-lane sums stay short: float32, as the torch path's chunks
+    squares = tl.zeros([W], tl.float32)
     vmin = tl.full([W], float("inf"), tl.float32)
     vmax = tl.full([W], float("-inf"), tl.float32)
     finite_count = tl.zeros([W], tl.int32)
     nan_count = tl.zeros([W], tl.int32)
     inf_count = tl.zeros([W], tl.int32)
-    check = tl.zeros([W], tl.uint64)
+    check = tl.zeros([TR], tl.uint64)
     for t in range(tiles):
         row = (pid + t * GRID) * TR + lanes  # grid-stride over tiles of TR rows
         mixed = _mix((row + seed).to(tl.uint64, bitcast=True))
-        offset = (mixed & (W - 1)).to(tl.int64)
+        offset = (mixed & (W - 1)).to(tl.int32)
         sign = 1.0 - 2.0 * ((mixed >> SIGN_BIT) & 1).to(tl.float64)
-        source = (columns[None, :] - offset[:, None] + W) % W  # bucket k reads element (k - o_r) mod W
+        # Bucket k reads element (k - o_r) mod W of row r; W is a power of two: a mask, no division.
+        source = (columns[None, :] - offset[:, None]) & (W - 1)
         index = row[:, None] * W + source
         inside = index < n
         x = tl.load(x_ptr + index, mask=inside, other=0)
-        value = x.to(tl.float64)
-        is_nan = value != value
-        is_inf = tl.abs(value) == float("inf")
+        single = x.to(tl.float32)  # exact for bf16 / fp16 / fp32, NaN and ±Inf included
+        is_nan = single != single
+        is_inf = tl.abs(single) == float("inf")
         finite = inside & ~is_nan & ~is_inf
-        sketch += tl.sum(tl.where(finite, value, 0.0) * sign[:, None], axis=0)
-        centred = tl.where(finite, value - shift, 0.0)
+        sketch += tl.sum(tl.where(finite, single, 0.0).to(tl.float64) * sign[:, None], axis=0)
+        centred = tl.where(finite, single - shift, 0.0)
         total += tl.sum(centred, axis=0)
         squares += tl.sum(centred * centred, axis=0)
-        single = x.to(tl.float32)
         vmin = tl.minimum(vmin, tl.min(tl.where(finite, single, float("inf")), axis=0))
         vmax = tl.maximum(vmax, tl.max(tl.where(finite, single, float("-inf")), axis=0))
         finite_count += tl.sum(finite.to(tl.int32), axis=0)
         nan_count += tl.sum((inside & is_nan).to(tl.int32), axis=0)
         inf_count += tl.sum((inside & is_inf).to(tl.int32), axis=0)
+        # Checksum terms bits·(2·mix(r)+1)·(2j+1) mod 2**64, the row factor taken out of the row's sum:
+        # per element only a small product (16-bit values times < 2**9 fit int32).
         if BITS == 16:
-            bits = x.to(tl.int16, bitcast=True).to(tl.int64)  # sign-extended, as capture/sketch.py does
+            term = (x.to(tl.int16, bitcast=True).to(tl.int32) * (source * 2 + 1)).to(tl.int64)
         else:
-            bits = x.to(tl.int32, bitcast=True).to(tl.int64)
-        weight = (mixed[:, None] * 2 + 1) * (source * 2 + 1).to(tl.uint64)
-        term = bits.to(tl.uint64, bitcast=True) * weight
-        check += tl.sum(tl.where(inside, term, tl.zeros([TR, W], tl.uint64)), axis=0)
+            term = x.to(tl.int32, bitcast=True).to(tl.int64) * (source * 2 + 1).to(tl.int64)
+        row_sum = tl.sum(tl.where(inside, term, 0), axis=1)
+        check += row_sum.to(tl.uint64, bitcast=True) * (mixed * 2 + 1)
     base = part_ptr + pid * ROW
     tl.store(base + columns, sketch)
     tl.store(base + W, tl.min(vmin, axis=0).to(tl.float64))
     tl.store(base + W + 1, tl.max(vmax, axis=0).to(tl.float64))
     tl.store(base + W + 2, tl.sum(finite_count, axis=0).to(tl.float64))
-    tl.store(base + W + 3, tl.sum(total, axis=0))
-    tl.store(base + W + 4, tl.sum(squares, axis=0))
+    tl.store(base + W + 3, tl.sum(total, axis=0).to(tl.float64))
+    tl.store(base + W + 4, tl.sum(squares, axis=0).to(tl.float64))
     tl.store(base + W + 5, tl.sum(nan_count, axis=0).to(tl.float64))
     tl.store(base + W + 6, tl.sum(inf_count, axis=0).to(tl.float64))
-    tl.store(base + W + 7, shift)
+    tl.store(base + W + 7, shift.to(tl.float64))
     tl.store(check_ptr + pid, tl.sum(check, axis=0).to(tl.int64, bitcast=True))
 
 

@@ -30,7 +30,7 @@ def test_fused_summary_matches_the_torch_definitions(dtype: torch.dtype, numel: 
     ours = np.asarray(summary.stats)
     reference = tensor_stats_torch(x).cpu().numpy()
     np.testing.assert_array_equal(ours[[0, 1, 5, 6]], reference[[0, 1, 5, 6]])
-    np.testing.assert_allclose(ours[[2, 3, 4]], reference[[2, 3, 4]], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(ours[[2, 3, 4]], reference[[2, 3, 4]], rtol=2e-5, atol=1e-6)
     if numel == 1:
         assert ours[3] == 0.0  # the shifted sums make a single element's std exactly 0
     cpu_sketch, cpu_checksum = sketch_and_checksum(x.cpu())
