@@ -29,7 +29,7 @@ from precdiff.capture.stats_partials import PARTIAL_FIELDS
 from precdiff.kernels.triton_launch import launch_keyed
 
 GRID = 512  # programs per tensor, whatever its size: fixed partial rows per arena slot
-TILE_ROWS = 16  # rows of WIDTH elements a program reads per step
+TILE_ROWS = 8  # rows of WIDTH elements a program reads per step
 SLOTS = 64  # tensors per arena before a device-side reduction is queued (36 MB of device memory)
 ROW = WIDTH + len(PARTIAL_FIELDS)  # one partial row: the sketch, then the statistics partials
 SUPPORTED = (torch.float32, torch.float16, torch.bfloat16)
@@ -59,15 +59,17 @@ def _summary_kernel(  # type: ignore[no-untyped-def]
     lanes = tl.arange(0, TR).to(tl.int64)
     first = tl.load(x_ptr).to(tl.float32)
     shift = tl.where(tl.abs(first) < float("inf"), first, 0.0)  # NaN and ±Inf fail the comparison
-    sketch = tl.zeros([W], tl.float64)
-    total = tl.zeros([W], tl.float32)  # per-lane sums stay short: float32, as the torch path's chunks
-    squares = tl.zeros([W], tl.float32)
-    vmin = tl.full([W], float("inf"), tl.float32)
-    vmax = tl.full([W], float("-inf"), tl.float32)
-    finite_count = tl.zeros([W], tl.int32)
-    nan_count = tl.zeros([W], tl.int32)
-    inf_count = tl.zeros([W], tl.int32)
-    check = tl.zeros([TR], tl.uint64)
+    # Element-wise accumulators over the program's tiles, reduced once at the end: a reduction per
+    # tile (shared memory and barriers) would cost more than reading the tile.
+    sketch = tl.zeros([TR, W], tl.float64)
+    total = tl.zeros([TR, W], tl.float32)  # per-lane sums stay short: float32, as the torch path's chunks
+    squares = tl.zeros([TR, W], tl.float32)
+    vmin = tl.full([TR, W], float("inf"), tl.float32)
+    vmax = tl.full([TR, W], float("-inf"), tl.float32)
+    finite_count = tl.zeros([TR, W], tl.int32)
+    nan_count = tl.zeros([TR, W], tl.int32)
+    inf_count = tl.zeros([TR, W], tl.int32)
+    check = tl.zeros([TR, W], tl.uint64)
     for t in range(tiles):
         row = (pid + t * GRID) * TR + lanes  # grid-stride over tiles of TR rows
         mixed = _mix((row + seed).to(tl.uint64, bitcast=True))
@@ -82,34 +84,32 @@ def _summary_kernel(  # type: ignore[no-untyped-def]
         is_nan = single != single
         is_inf = tl.abs(single) == float("inf")
         finite = inside & ~is_nan & ~is_inf
-        sketch += tl.sum(tl.where(finite, single, 0.0).to(tl.float64) * sign[:, None], axis=0)
+        sketch += tl.where(finite, single, 0.0).to(tl.float64) * sign[:, None]
         centred = tl.where(finite, single - shift, 0.0)
-        total += tl.sum(centred, axis=0)
-        squares += tl.sum(centred * centred, axis=0)
-        vmin = tl.minimum(vmin, tl.min(tl.where(finite, single, float("inf")), axis=0))
-        vmax = tl.maximum(vmax, tl.max(tl.where(finite, single, float("-inf")), axis=0))
-        finite_count += tl.sum(finite.to(tl.int32), axis=0)
-        nan_count += tl.sum((inside & is_nan).to(tl.int32), axis=0)
-        inf_count += tl.sum((inside & is_inf).to(tl.int32), axis=0)
-        # Checksum terms bits·(2·mix(r)+1)·(2j+1) mod 2**64, the row factor taken out of the row's sum:
-        # per element only a small product (16-bit values times < 2**9 fit int32).
+        total += centred
+        squares += centred * centred
+        vmin = tl.minimum(vmin, tl.where(finite, single, float("inf")))
+        vmax = tl.maximum(vmax, tl.where(finite, single, float("-inf")))
+        finite_count += finite.to(tl.int32)
+        nan_count += (inside & is_nan).to(tl.int32)
+        inf_count += (inside & is_inf).to(tl.int32)
         if BITS == 16:
-            term = (x.to(tl.int16, bitcast=True).to(tl.int32) * (source * 2 + 1)).to(tl.int64)
+            bits = x.to(tl.int16, bitcast=True).to(tl.int64)  # sign-extended, as capture/sketch.py does
         else:
-            term = x.to(tl.int32, bitcast=True).to(tl.int64) * (source * 2 + 1).to(tl.int64)
-        row_sum = tl.sum(tl.where(inside, term, 0), axis=1)
-        check += row_sum.to(tl.uint64, bitcast=True) * (mixed * 2 + 1)
+            bits = x.to(tl.int32, bitcast=True).to(tl.int64)
+        weight = (mixed[:, None] * 2 + 1) * (source * 2 + 1).to(tl.uint64)
+        check += tl.where(inside, bits.to(tl.uint64, bitcast=True) * weight, tl.zeros([TR, W], tl.uint64))
     base = part_ptr + pid * ROW
-    tl.store(base + columns, sketch)
-    tl.store(base + W, tl.min(vmin, axis=0).to(tl.float64))
-    tl.store(base + W + 1, tl.max(vmax, axis=0).to(tl.float64))
-    tl.store(base + W + 2, tl.sum(finite_count, axis=0).to(tl.float64))
-    tl.store(base + W + 3, tl.sum(total, axis=0).to(tl.float64))
-    tl.store(base + W + 4, tl.sum(squares, axis=0).to(tl.float64))
-    tl.store(base + W + 5, tl.sum(nan_count, axis=0).to(tl.float64))
-    tl.store(base + W + 6, tl.sum(inf_count, axis=0).to(tl.float64))
+    tl.store(base + columns, tl.sum(sketch, axis=0))
+    tl.store(base + W, tl.min(tl.min(vmin, axis=1), axis=0).to(tl.float64))
+    tl.store(base + W + 1, tl.max(tl.max(vmax, axis=1), axis=0).to(tl.float64))
+    tl.store(base + W + 2, tl.sum(tl.sum(finite_count, axis=1), axis=0).to(tl.float64))
+    tl.store(base + W + 3, tl.sum(tl.sum(total, axis=1), axis=0).to(tl.float64))
+    tl.store(base + W + 4, tl.sum(tl.sum(squares, axis=1), axis=0).to(tl.float64))
+    tl.store(base + W + 5, tl.sum(tl.sum(nan_count, axis=1), axis=0).to(tl.float64))
+    tl.store(base + W + 6, tl.sum(tl.sum(inf_count, axis=1), axis=0).to(tl.float64))
     tl.store(base + W + 7, shift.to(tl.float64))
-    tl.store(check_ptr + pid, tl.sum(check, axis=0).to(tl.int64, bitcast=True))
+    tl.store(check_ptr + pid, tl.sum(tl.sum(check, axis=1), axis=0).to(tl.int64, bitcast=True))
 
 
 _SEED = ROW_SEED - (1 << 64) if ROW_SEED >= 1 << 63 else ROW_SEED
