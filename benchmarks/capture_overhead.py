@@ -5,6 +5,7 @@ vocab 128256) runs a prefill of ``--tokens`` tokens. The three modes run the sam
 
 - ``plain``: ``model(ids)`` under ``torch.no_grad()``;
 - ``summary``: the same under precdiff's hooks, statistics on the device, written to an HDF5 file;
+- ``summary-stats``: ``summary`` without the sketch and checksum (statistics only);
 - ``full``: the same, every tensor copied to the host and written;
 - ``full+fsync``: ``full`` and an ``fsync`` of the file, against ``disk``: the same number of bytes
   written sequentially (16 MiB blocks) and fsynced to the same folder, measured in the same run.
@@ -96,7 +97,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--full-repeats", type=int, default=2)
-    parser.add_argument("--modes", default="plain,summary,full,full+fsync,disk")
+    parser.add_argument("--modes", default="plain,summary,summary-stats,full,full+fsync,disk")
     parser.add_argument("--tmp", default=None, help="folder for the capture files (deleted after each run)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -117,11 +118,11 @@ def main() -> None:
 
     stored_bytes: dict[str, int] = {}
 
-    def captured(summary: bool, fsync: bool = False) -> Callable[[], None]:
+    def captured(summary: bool, fsync: bool = False, sketches: bool = True) -> Callable[[], None]:
         def run() -> None:
             path = folder / "bench.h5"
             with CaptureWriter(path) as writer:
-                sink = TensorSink(writer, summary=summary, device=device)
+                sink = TensorSink(writer, summary=summary, device=device, sketches=sketches)
                 with torch.no_grad(), attach(model, keep, sink):
                     model(input_ids=ids, use_cache=False)
                 sink.flush()
@@ -149,13 +150,14 @@ def main() -> None:
     runs = {
         "plain": plain,
         "summary": captured(True),
+        "summary-stats": captured(True, sketches=False),
         "full": captured(False),
         "full+fsync": captured(False, fsync=True),
         "disk": disk,
     }
     results: dict[str, dict[str, object]] = {}
     for mode in args.modes.split(","):
-        repeats = args.repeats if mode in ("plain", "summary") else args.full_repeats
+        repeats = args.repeats if mode in ("plain", "summary", "summary-stats") else args.full_repeats
         times = timed(runs[mode], device, repeats)
         results[mode] = {"median_s": statistics.median(times), "times_s": times}
     base = float(results["plain"]["median_s"])  # type: ignore[arg-type]

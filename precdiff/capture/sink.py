@@ -51,6 +51,7 @@ class TensorSink:
         device: torch.device,
         num_tokens: int = 0,
         full: Callable[[str], bool] | None = None,
+        sketches: bool = True,
     ):
         self.writer = writer
         self.summary = summary
@@ -61,7 +62,7 @@ class TensorSink:
         self.flush_every = STATS_FLUSH_EVERY
         self._kept_scopes: dict[str, bool] = {}  # keep_op per module call, memoised (regexes per op cost µs)
         self._pending: list[_Pending] = []
-        self._summaries = SummaryBatch()  # in step with _pending
+        self._summaries = SummaryBatch(sketches=sketches)  # in step with _pending
         self._background: BackgroundCalls | None = None  # full tensors: writes overlap the forward
 
     def __call__(self, name: str, module: str, role: str, tensor: torch.Tensor) -> None:

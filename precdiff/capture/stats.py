@@ -54,7 +54,7 @@ class SummaryBatch:
     """Summaries queued on the tensors' devices until :meth:`resolve` copies them to the host.
 
     Args:
-        sketches: also compute the sketch and checksum (the fused CUDA kernel computes them anyway).
+        sketches: also compute the sketch and checksum.
         slots: tensors per device arena of the CUDA kernel before a device-side reduction.
     """
 
@@ -74,7 +74,9 @@ class SummaryBatch:
             if arena is None:
                 from precdiff.capture.summary_triton import SLOTS, FusedSummaries
 
-                arena = self._fused[tensor.device] = FusedSummaries(tensor.device, self._slots or SLOTS)
+                arena = self._fused[tensor.device] = FusedSummaries(
+                    tensor.device, self._slots or SLOTS, sketches=self.sketches
+                )
             self._queued.append((arena, arena.add(tensor)))
             return
         sketch = sketch_and_checksum(tensor) if self.sketches else None

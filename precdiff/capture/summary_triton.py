@@ -29,7 +29,7 @@ from precdiff.capture.stats_partials import PARTIAL_FIELDS
 from precdiff.kernels.triton_launch import launch_keyed
 
 GRID = 512  # programs per tensor, whatever its size: fixed partial rows per arena slot
-TILE_ROWS = 8  # rows of WIDTH elements a program reads per step
+TILE_ROWS = 4  # rows of WIDTH elements a program reads per step: 4 elements per thread and accumulator
 SLOTS = 64  # tensors per arena before a device-side reduction is queued (36 MB of device memory)
 ROW = WIDTH + len(PARTIAL_FIELDS)  # one partial row: the sketch, then the statistics partials
 SUPPORTED = (torch.float32, torch.float16, torch.bfloat16)
@@ -51,7 +51,7 @@ def _mix(z):  # type: ignore[no-untyped-def]
 def _summary_kernel(  # type: ignore[no-untyped-def]
     x_ptr, part_ptr, check_ptr, n, tiles, seed,
     W: tl.constexpr, TR: tl.constexpr, GRID: tl.constexpr, ROW: tl.constexpr,
-    SIGN_BIT: tl.constexpr, BITS: tl.constexpr,
+    SIGN_BIT: tl.constexpr, BITS: tl.constexpr, SKETCH: tl.constexpr,
 ):
     # fmt: on
     pid = tl.program_id(0).to(tl.int64)
@@ -84,7 +84,8 @@ def _summary_kernel(  # type: ignore[no-untyped-def]
         is_nan = single != single
         is_inf = tl.abs(single) == float("inf")
         finite = inside & ~is_nan & ~is_inf
-        sketch += tl.where(finite, single, 0.0).to(tl.float64) * sign[:, None]
+        if SKETCH:
+            sketch += tl.where(finite, single, 0.0).to(tl.float64) * sign[:, None]
         centred = tl.where(finite, single - shift, 0.0)
         total += centred
         squares += centred * centred
@@ -93,12 +94,13 @@ def _summary_kernel(  # type: ignore[no-untyped-def]
         finite_count += finite.to(tl.int32)
         nan_count += (inside & is_nan).to(tl.int32)
         inf_count += (inside & is_inf).to(tl.int32)
-        if BITS == 16:
-            bits = x.to(tl.int16, bitcast=True).to(tl.int64)  # sign-extended, as capture/sketch.py does
-        else:
-            bits = x.to(tl.int32, bitcast=True).to(tl.int64)
-        weight = (mixed[:, None] * 2 + 1) * (source * 2 + 1).to(tl.uint64)
-        check += tl.where(inside, bits.to(tl.uint64, bitcast=True) * weight, tl.zeros([TR, W], tl.uint64))
+        if SKETCH:
+            if BITS == 16:
+                bits = x.to(tl.int16, bitcast=True).to(tl.int64)  # sign-extended, as capture/sketch.py does
+            else:
+                bits = x.to(tl.int32, bitcast=True).to(tl.int64)
+            weight = (mixed[:, None] * 2 + 1) * (source * 2 + 1).to(tl.uint64)
+            check += tl.where(inside, bits.to(tl.uint64, bitcast=True) * weight, tl.zeros([TR, W], tl.uint64))
     base = part_ptr + pid * ROW
     tl.store(base + columns, tl.sum(sketch, axis=0))
     tl.store(base + W, tl.min(tl.min(vmin, axis=1), axis=0).to(tl.float64))
@@ -121,8 +123,9 @@ class FusedSummaries:
     :meth:`add` returns the tensor's position in the next :meth:`collect` result.
     """
 
-    def __init__(self, device: torch.device, slots: int = SLOTS):
+    def __init__(self, device: torch.device, slots: int = SLOTS, *, sketches: bool = True):
         self.device = device
+        self._sketches = sketches  # False: statistics only (the sketch columns and checksums are 0)
         self._slots = slots
         self._parts = torch.empty((slots, GRID, ROW), dtype=torch.float64, device=device)
         self._checks = torch.empty((slots, GRID), dtype=torch.int64, device=device)
@@ -141,11 +144,11 @@ class FusedSummaries:
         tiles = -(-rows // TILE_ROWS)
         parts, checks = self._slot_views[self._used]
         launch_keyed(
-            (x.dtype, x.data_ptr() % 16 == 0, n >= 1 << 31),  # all else Triton specialises on is fixed
+            (x.dtype, x.data_ptr() % 16 == 0, n >= 1 << 31, self._sketches),  # all else Triton specialises on is fixed
             _summary_kernel,
             (GRID,),
             x, parts, checks, n, -(-tiles // GRID), _SEED,
-            WIDTH, TILE_ROWS, GRID, ROW, SIGN_BIT, x.element_size() * 8,
+            WIDTH, TILE_ROWS, GRID, ROW, SIGN_BIT, x.element_size() * 8, self._sketches,
             num_warps=8,
         )  # fmt: skip
         self._used += 1
