@@ -130,7 +130,9 @@ def main() -> None:
             if fsync:
                 with open(path, "rb") as handle:
                     os.fsync(handle.fileno())
-            stored_bytes["summary" if summary else "full"] = path.stat().st_size
+            stored_bytes[("summary" if sketches else "summary-stats") if summary else "full"] = (
+                path.stat().st_size
+            )
             path.unlink()
 
         return run
@@ -164,7 +166,7 @@ def main() -> None:
     for row in results.values():
         row["ratio_to_plain"] = float(row["median_s"]) / base  # type: ignore[arg-type]
     for mode, row in results.items():
-        size = stored_bytes.get("summary" if mode == "summary" else "full")
+        size = stored_bytes.get(mode if mode.startswith("summary") else "full")
         if mode != "plain" and size is not None:
             row["gb_per_s"] = size / float(row["median_s"]) / 1e9  # type: ignore[arg-type]
     if "full+fsync" in results and "disk" in results:
