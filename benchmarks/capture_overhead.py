@@ -5,7 +5,11 @@ vocab 128256) runs a prefill of ``--tokens`` tokens. The three modes run the sam
 
 - ``plain``: ``model(ids)`` under ``torch.no_grad()``;
 - ``summary``: the same under precdiff's hooks, statistics on the device, written to an HDF5 file;
-- ``full``: the same, every tensor copied to the host and written.
+- ``summary-stats``: ``summary`` without the sketch and checksum (statistics only);
+- ``full``: the same, every tensor copied to the host and written;
+- ``full+fsync``: ``full`` and an ``fsync`` of the file, against ``disk``: the same number of bytes
+  written sequentially (16 MiB blocks) and fsynced to the same folder, measured in the same run.
+  ``full+fsync`` / ``disk`` is the share of the machine's sequential write speed the capture reaches.
 
 Each mode is timed ``--repeats`` times after one warm-up (full: ``--full-repeats``); the table gives
 medians and the ratio to ``plain``. Output JSON goes to ``--out``.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -92,7 +97,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--full-repeats", type=int, default=2)
-    parser.add_argument("--modes", default="plain,summary,full")
+    parser.add_argument("--modes", default="plain,summary,summary-stats,full,full+fsync,disk")
     parser.add_argument("--tmp", default=None, help="folder for the capture files (deleted after each run)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -111,28 +116,63 @@ def main() -> None:
         with torch.no_grad():
             model(input_ids=ids, use_cache=False)
 
-    def captured(summary: bool) -> Callable[[], None]:
+    stored_bytes: dict[str, int] = {}
+
+    def captured(summary: bool, fsync: bool = False, sketches: bool = True) -> Callable[[], None]:
         def run() -> None:
             path = folder / "bench.h5"
             with CaptureWriter(path) as writer:
-                sink = TensorSink(writer, summary=summary, device=device)
+                sink = TensorSink(writer, summary=summary, device=device, sketches=sketches)
                 with torch.no_grad(), attach(model, keep, sink):
                     model(input_ids=ids, use_cache=False)
                 sink.flush()
                 writer.finish()
+            if fsync:
+                with open(path, "rb") as handle:
+                    os.fsync(handle.fileno())
+            stored_bytes[("summary" if sketches else "summary-stats") if summary else "full"] = (
+                path.stat().st_size
+            )
             path.unlink()
 
         return run
 
-    runs = {"plain": plain, "summary": captured(True), "full": captured(False)}
+    def disk() -> None:
+        """Sequential write of as many bytes as a full capture stores, then fsync."""
+        block = bytes(16 << 20)
+        path = folder / "disk.bin"
+        total = stored_bytes.get("full", 8 << 30)
+        with open(path, "wb") as handle:
+            for _ in range(max(1, total // len(block))):
+                handle.write(block)
+            handle.flush()
+            os.fsync(handle.fileno())
+        path.unlink()
+
+    runs = {
+        "plain": plain,
+        "summary": captured(True),
+        "summary-stats": captured(True, sketches=False),
+        "full": captured(False),
+        "full+fsync": captured(False, fsync=True),
+        "disk": disk,
+    }
     results: dict[str, dict[str, object]] = {}
     for mode in args.modes.split(","):
-        repeats = args.full_repeats if mode == "full" else args.repeats
+        repeats = args.repeats if mode in ("plain", "summary", "summary-stats") else args.full_repeats
         times = timed(runs[mode], device, repeats)
         results[mode] = {"median_s": statistics.median(times), "times_s": times}
     base = float(results["plain"]["median_s"])  # type: ignore[arg-type]
     for row in results.values():
         row["ratio_to_plain"] = float(row["median_s"]) / base  # type: ignore[arg-type]
+    for mode, row in results.items():
+        size = stored_bytes.get(mode if mode.startswith("summary") else "full")
+        if mode != "plain" and size is not None:
+            row["gb_per_s"] = size / float(row["median_s"]) / 1e9  # type: ignore[arg-type]
+    if "full+fsync" in results and "disk" in results:
+        results["full+fsync"]["share_of_disk_write"] = float(results["disk"]["median_s"]) / float(  # type: ignore[arg-type]
+            results["full+fsync"]["median_s"]  # type: ignore[arg-type]
+        )
     report = {
         "benchmark": "capture_overhead",
         "date": date.today().isoformat(),
@@ -143,6 +183,12 @@ def main() -> None:
         "model": {"shape": "llama-8b", **LLAMA_8B, "num_hidden_layers": args.layers},
         "dtype": args.dtype,
         "tokens": args.tokens,
+        "stored_bytes": stored_bytes,
+        "summary_size_share_of_full": (
+            stored_bytes["summary"] / stored_bytes["full"]
+            if {"summary", "full"} <= stored_bytes.keys()
+            else None
+        ),
         "results": results,
     }
     print(

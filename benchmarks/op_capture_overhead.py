@@ -7,6 +7,7 @@ bf16, a prefill of ``--tokens`` tokens). Modes, each the same forward:
 - ``module``: under module hooks, ``--summary`` statistics streamed to an HDF5 file (``capture --summary``);
 - ``op``: under the op tracer as well (``capture --level op --summary``): every aten op's statistics
   and input references written too;
+- ``module-stats`` / ``op-stats``: the same without the sketch and checksum (statistics only);
 - ``trace``: the op tracer naming every op and resolving its input references, with a sink that
   drops everything: the tracer's own Python cost per op.
 
@@ -56,7 +57,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=32)
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--modes", default="plain,module,op,trace")
+    parser.add_argument("--modes", default="plain,module,op,module-stats,op-stats,trace")
     parser.add_argument("--tmp", default=None, help="folder for the capture files (deleted after each run)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -75,13 +76,15 @@ def main() -> None:
         with torch.no_grad():
             model(input_ids=ids, use_cache=False)
 
-    def captured(level: str) -> Callable[[], None]:
+    def captured(level: str, sketches: bool = True) -> Callable[[], None]:
         options = CaptureOptions(summary=True, level=level)
 
         def run() -> None:
             path = folder / "bench.h5"
             with CaptureWriter(path) as writer:
-                sink = TensorSink(writer, summary=True, device=device, num_tokens=args.tokens)
+                sink = TensorSink(
+                    writer, summary=True, device=device, num_tokens=args.tokens, sketches=sketches
+                )
                 with torch.no_grad(), hooked_forward(model, keep, sink, options):
                     model(input_ids=ids, use_cache=False)
                 sink.flush()
@@ -98,7 +101,14 @@ def main() -> None:
             model(input_ids=ids, use_cache=False)
         ops_per_forward["trace"] = tracer.traced_ops
 
-    runs = {"plain": plain, "module": captured("module"), "op": captured("op"), "trace": trace}
+    runs = {
+        "plain": plain,
+        "module": captured("module"),
+        "op": captured("op"),
+        "module-stats": captured("module", sketches=False),
+        "op-stats": captured("op", sketches=False),
+        "trace": trace,
+    }
     results: dict[str, dict[str, object]] = {}
     for mode in args.modes.split(","):
         times = timed(runs[mode], device, args.repeats)

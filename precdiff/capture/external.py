@@ -9,6 +9,7 @@ file, and removes its hooks when the call returns. ``hooks/sitecustomize.py`` ca
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -129,6 +130,10 @@ class _Session:
                     f"precdiff: the captured forward failed; partial capture in {self.writer.partial_path}",
                     file=sys.stderr,
                 )
+                with contextlib.suppress(
+                    Exception
+                ):  # keep what was computed; the forward's error is the one to report
+                    self.sink.flush()
                 self.writer.abort()
                 return
             self.sink.flush()

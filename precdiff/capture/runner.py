@@ -31,7 +31,6 @@ from precdiff.capture.sink import TensorSink
 from precdiff.config import (
     CAPTURE_LEVELS,
     KERNEL_MODES,
-    OP_STATS_FLUSH_EVERY,
     CaptureInput,
     CaptureOptions,
     check_max_new_tokens,
@@ -75,8 +74,7 @@ def hooked_forward(
     tree = CallTree()
     tracer = OpTracer(tree, sink.op, all_ops=options.all_ops, references=True, model=model)
     sink.keep_op = keep
-    # Thousands of tensors per forward: synchronise and append index rows in large batches.
-    sink.flush_every = OP_STATS_FLUSH_EVERY
+    # Thousands of tensors per forward: append index rows in large batches.
     sink.writer.index_batch = OP_INDEX_BATCH
 
     def module_sink(name: str, module: str, role: str, tensor: torch.Tensor) -> None:

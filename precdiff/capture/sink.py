@@ -9,9 +9,10 @@ import numpy as np
 import torch
 
 from precdiff.capture.aliases import AliasIndex
+from precdiff.capture.background import BackgroundCalls
 from precdiff.capture.op_call import OpCall
-from precdiff.capture.sketch import ROW_SEED, SIGN_BIT, WIDTH, sketch_and_checksum
-from precdiff.capture.stats import PendingStats, resolve
+from precdiff.capture.sketch import ROW_SEED, SIGN_BIT, WIDTH
+from precdiff.capture.stats import Summary, SummaryBatch
 from precdiff.capture.token_axis import token_axis
 from precdiff.config import STATS_FLUSH_EVERY
 from precdiff.store import CaptureWriter
@@ -27,15 +28,21 @@ from precdiff.store.format import (
 # Recorded with the sketches (docs/format.md): compare estimates only between sketches of one function.
 SKETCH_METHOD = f"countsketch width={WIDTH} row_seed={ROW_SEED:#x} sign_bit={SIGN_BIT}"
 
-# A sketch and checksum still on the tensor's device (capture/sketch.py), copied to the host in a batch.
-DeviceSketch = tuple[torch.Tensor, torch.Tensor]
+
+class _Slot:
+    """A tensor's summary, filled when its batch reaches the host; an alias shares its target's."""
+
+    __slots__ = ("summary",)
+
+    def __init__(self) -> None:
+        self.summary: Summary | None = None
 
 
 class _Target(NamedTuple):
     """What an alias needs of the tensor it aliases."""
 
     name: str
-    stats: PendingStats
+    slot: _Slot
     stored: bool
 
 
@@ -48,40 +55,25 @@ class _Pending(NamedTuple):
     shape: tuple[int, ...]
     token_axis: int | None
     inputs: tuple[str, ...] | None
-    stats: PendingStats
-    sketch: DeviceSketch | None  # summary captures; None for an alias (it reads its target's)
+    slot: _Slot
+    queued: bool  # its summary is in the sink's batch; False: an alias reading its target's slot
     alias_of: str | None
     call: str | None = None  # the op's encoded call (JSON), op outputs stored in full only
-
-
-def _host_sketches(entries: list[_Pending]) -> list[tuple[np.ndarray, int] | None]:
-    """Copy a batch of device sketches and checksums to the host: two transfers for the batch."""
-    present = [e.sketch for e in entries if e.sketch is not None]
-    if not present:
-        return [None] * len(entries)
-    values = torch.stack([s for s, _ in present]).cpu().numpy()
-    sums = torch.stack([c for _, c in present]).cpu().numpy().view(np.uint64)  # int64 bits mod 2⁶⁴
-    host: list[tuple[np.ndarray, int] | None] = []
-    found = 0
-    for entry in entries:
-        if entry.sketch is None:
-            host.append(None)
-        else:
-            host.append((values[found], int(sums[found])))
-            found += 1
-    return host
 
 
 class TensorSink:
     """Receives hooked tensors in forward order and streams them to the writer.
 
-    Statistics are computed on the device. With full tensors, each is copied to the host and written
-    at once; with ``summary`` only, statistics (and the summary sketch and checksum of every tensor,
-    capture/sketch.py) stay on the device and a batch of :data:`~precdiff.config.STATS_FLUSH_EVERY`
-    is copied and written at once (one synchronisation and one index append per batch).
+    Summaries (statistics, and in summary captures the sketch and checksum of capture/sketch.py) are
+    computed on the device without waiting for it (capture/stats.py). Summary-only tensors stay
+    there until a batch of :data:`~precdiff.config.STATS_FLUSH_EVERY` is copied and written at once,
+    and at the end of each forward (:meth:`flush`). A tensor stored in full is copied to the host at
+    once and written on a background thread, so the disk works while the forward goes on; call
+    :meth:`flush` before finishing the writer.
 
     ``dedupe``: a tensor that exactly aliases one captured earlier (capture/aliases.py) is written as
-    a reference to it (``alias_of``) with no data and no sketch of its own.
+    a reference to it (``alias_of``) with no data and no sketch of its own. ``sketches``: False
+    leaves the sketch out of summary captures (benchmarks measure its cost).
     """
 
     def __init__(
@@ -93,6 +85,7 @@ class TensorSink:
         num_tokens: int = 0,
         full: Callable[[str], bool] | None = None,
         dedupe: bool = True,
+        sketches: bool = True,
     ):
         self.writer = writer
         self.summary = summary
@@ -103,8 +96,11 @@ class TensorSink:
         self.flush_every = STATS_FLUSH_EVERY
         self._kept_scopes: dict[str, bool] = {}  # keep_op per module call, memoised (regexes per op cost µs)
         self._pending: list[_Pending] = []
+        self._sketches = summary and sketches  # full captures store the data, no sketch
+        self._summaries = SummaryBatch(sketches=self._sketches)  # the queued entries of _pending
         self._aliases: AliasIndex[_Target] | None = AliasIndex() if dedupe else None
-        if summary:
+        self._background: BackgroundCalls | None = None  # full tensors: writes overlap the forward
+        if self._sketches:
             writer.sketch_method = SKETCH_METHOD
 
     def __call__(self, name: str, module: str, role: str, tensor: torch.Tensor) -> None:
@@ -140,74 +136,100 @@ class TensorSink:
     ) -> None:
         reason = self.writer.accepts(tensor.dtype, tensor.shape)
         if reason is not None:  # e.g. complex rotary tables: recorded, and the capture goes on
-            self.writer.skip(name, reason)
+            self._call(self.writer.skip, name, reason)
             return
         in_full = not self.summary or (self.full is not None and self.full(name))
+        shape = tuple(tensor.shape)
+        axis = token_axis(shape, self.num_tokens)
         target = self._aliases.find(tensor) if self._aliases is not None else None
         if target is not None and (target.stored or not in_full):  # an alias has no data of its own
-            stats, sketch, alias_of = target.stats, None, target.name
-        else:
-            stats = PendingStats(tensor)
-            sketch = sketch_and_checksum(tensor) if self.summary else None
-            alias_of = None
-            if self._aliases is not None:
-                self._aliases.add(tensor, _Target(name, stats, in_full))
-        shape = tuple(tensor.shape)
-        entry = _Pending(
-            name,
-            module,
-            role,
-            kind,
-            tensor.dtype,
-            shape,
-            token_axis(shape, self.num_tokens),
-            inputs,
-            stats,
-            sketch,
-            alias_of,
-        )
-        if not in_full or alias_of is not None:
-            self._pending.append(entry)
-            if len(self._pending) >= self.flush_every:
-                self.flush()
+            self._queue(
+                _Pending(
+                    name,
+                    module,
+                    role,
+                    kind,
+                    tensor.dtype,
+                    shape,
+                    axis,
+                    inputs,
+                    target.slot,
+                    False,
+                    target.name,
+                )
+            )
+            return
+        slot = _Slot()
+        if self._aliases is not None:
+            self._aliases.add(tensor, _Target(name, slot, in_full))
+        entry = _Pending(name, module, role, kind, tensor.dtype, shape, axis, inputs, slot, True, None)
+        if not in_full:
+            self._summaries.add(tensor)
+            self._queue(entry)
             return
         if call is not None:
             # Only for an op stored in full (replay needs its output): a summary row's call is never
             # encoded, so summary captures pay nothing for it; encoded now, while its tensors are alive.
             entry = entry._replace(call=call.encode())
-        self.flush()  # keep forward order: pending summary rows first
-        sketches = _host_sketches([entry])
-        self._emit(entry, resolve([stats])[0], to_storage(tensor), sketches[0])  # synchronous copy
+        self._flush_summaries()  # keep forward order: pending summary rows first
+        single = SummaryBatch(sketches=self._sketches, slots=1)
+        single.add(tensor)
+        slot.summary = single.resolve()[0]
+        data = to_storage(tensor)  # synchronous device-to-host copy
+        if self._background is None:
+            self._background = BackgroundCalls()
+        self._emit(entry, data)
 
-    def _emit(
-        self,
-        entry: _Pending,
-        stats: list[float],
-        data: np.ndarray | None,
-        sketch: tuple[np.ndarray, int] | None,
-    ) -> None:
-        self.writer.write_tensor(
+    def _queue(self, entry: _Pending) -> None:
+        self._pending.append(entry)
+        if len(self._pending) >= self.flush_every:
+            self._flush_summaries()
+
+    def _call(self, call: Callable[..., object], /, *args: object, **kwargs: object) -> None:
+        """A writer call, on the background thread while it runs (one order for every write)."""
+        if self._background is not None:
+            self._background.submit(call, *args, **kwargs)
+        else:
+            call(*args, **kwargs)
+
+    def _emit(self, entry: _Pending, data: np.ndarray | None) -> None:
+        summary = entry.slot.summary
+        assert summary is not None, f"{entry.name}: written before its summary reached the host"
+        sketch = None
+        if entry.alias_of is None and summary.sketch is not None and summary.checksum is not None:
+            sketch = (summary.sketch, summary.checksum)
+        self._call(
+            self.writer.write_tensor,
             entry.name,
             module=entry.module,
             role=entry.role,
             dtype=entry.dtype,
             shape=entry.shape,
-            stats=stats,
+            stats=summary.stats,
             data=data,
             kind=entry.kind,
             token_axis=entry.token_axis,
             inputs=entry.inputs,
-            call=entry.call,
             alias_of=entry.alias_of,
+            call=entry.call,
             sketch=sketch,
         )
 
     def flush(self) -> None:
+        """Write everything queued and wait for the background writes (end of a forward, or a failure:
+        what was computed is kept). Raises the first error of a background write."""
+        self._flush_summaries()
+        if self._background is not None:
+            background, self._background = self._background, None
+            background.close()
+
+    def _flush_summaries(self) -> None:
         if not self._pending:
             return
-        values = resolve([entry.stats for entry in self._pending])
-        sketches = _host_sketches(self._pending)
-        for entry, row, sketch in zip(self._pending, values, sketches):
-            self._emit(entry, row, None, sketch)
+        summaries = iter(self._summaries.resolve())
+        for entry in self._pending:
+            if entry.queued:
+                entry.slot.summary = next(summaries)
+            self._emit(entry, None)  # an alias's target came earlier: its slot is filled
         self._pending.clear()
-        self.writer.flush_index()
+        self._call(self.writer.flush_index)

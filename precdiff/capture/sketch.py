@@ -25,8 +25,6 @@ difference of 0.0 cannot prove.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 WIDTH = 256  # a power of two: offsets are the low bits of the row hash
@@ -62,27 +60,14 @@ def _bits(values: torch.Tensor) -> torch.Tensor:
     return values.contiguous().view(view).to(torch.int64)
 
 
-def _cuda_kernel() -> Callable[[torch.Tensor, int, int, int], tuple[torch.Tensor, torch.Tensor]] | None:
-    """The one-pass Triton kernel, or None without Triton (the torch path is correct, only slower)."""
-    try:
-        from precdiff.capture.sketch_triton import sketch_and_checksum_cuda
-    except ImportError:
-        return None
-    return sketch_and_checksum_cuda
-
-
 def sketch_and_checksum(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(float64 sketch ``[WIDTH]``, int64 checksum ``[]``), both on the tensor's device (no sync).
+    """(float64 sketch ``[WIDTH]``, int64 checksum ``[]``), both on the tensor's device (no sync): the
+    definition, in torch ops on any device; capture/summary_triton.py computes the same in one CUDA pass.
 
     NaN/Inf elements are left out of the sketch (compare handles non-finite tensors from their
     counts) but enter the checksum.
     """
     flat = tensor.detach().reshape(-1)
-    if flat.is_cuda and flat.is_floating_point() and flat.numel() > 0:
-        kernel = _cuda_kernel()
-        if kernel is not None:
-            sketches, checksums = kernel(flat, WIDTH, ROW_SEED, SIGN_BIT)
-            return sketches.sum(dim=0), checksums.sum()
     device = flat.device
     columns = torch.arange(WIDTH, device=device, dtype=torch.int64)
     column_weight = columns * 2 + 1

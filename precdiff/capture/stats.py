@@ -1,7 +1,9 @@
-"""Summary statistics of a tensor, computed on its own device.
+"""Summaries of captured tensors, computed on their own device: statistics, sketch and checksum.
 
-Returned as one small float64 tensor (see :data:`STAT_ORDER`) that stays on the device until a batch
-of them is copied to the host at once: one synchronisation per batch instead of per tensor.
+A :class:`SummaryBatch` queues tensors without waiting for the device and copies a whole batch to
+the host at once (:meth:`SummaryBatch.resolve`): one synchronisation per batch instead of per tensor.
+CUDA float tensors take the one-pass Triton kernel (capture/summary_triton.py); other tensors the
+torch reference implementation below, which never synchronises on an accelerator either.
 
 Conventions: min / max / mean / std / l2 are over the *finite* elements (NaN and ±Inf are counted
 separately); a tensor with no finite element has NaN for those five; std is the population std.
@@ -9,88 +11,140 @@ separately); a tensor with no finite element has NaN for those five; std is the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
 
+import numpy as np
 import torch
 
-from precdiff.capture.stats_partials import combine_partials
+from precdiff.capture.sketch import sketch_and_checksum
+from precdiff.capture.stats_partials import finish_partials
 from precdiff.store.format import STAT_NAMES
+
+if TYPE_CHECKING:
+    from precdiff.capture.summary_triton import FusedSummaries
 
 STAT_ORDER = STAT_NAMES  # min, max, mean, std, l2, nan_count, inf_count
 _CHUNK = 1 << 22  # elements per float64 chunk in the torch path (32 MiB)
 
 
-_partials_kernel: Callable[[torch.Tensor], torch.Tensor] | None = None
+class Summary(NamedTuple):
+    """One tensor's summary on the host."""
+
+    stats: list[float]  # STAT_ORDER
+    sketch: np.ndarray | None  # float64 [sketch.WIDTH]; None when sketches were not asked for
+    checksum: int | None  # the exact checksum, 0 <= checksum < 2**64
 
 
-def _one_pass_cuda(tensor: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """The Triton one-pass kernel for CUDA float tensors, or None (no CUDA, no Triton, other dtype)."""
-    global _partials_kernel
-    if (
-        not tensor.is_cuda
-        or tensor.numel() == 0
-        or tensor.dtype not in (torch.float32, torch.float16, torch.bfloat16)
-    ):
-        return None
-    if _partials_kernel is None:
-        try:
-            from precdiff.capture.stats_triton import partials_cuda
-        except ImportError:  # CUDA without Triton: the torch path is correct, only slower
-            return None
-        _partials_kernel = partials_cuda
-    return _partials_kernel
+def _fused_available(tensor: torch.Tensor) -> bool:
+    if not tensor.is_cuda or tensor.numel() == 0:
+        return False
+    try:
+        from precdiff.capture.summary_triton import SUPPORTED
+    except ImportError:  # CUDA without Triton: the torch path is correct, only slower
+        return False
+    return tensor.dtype in SUPPORTED
 
 
-class PendingStats:
-    """Statistics of one tensor still on its device: final values, or kernel partials to combine."""
-
-    __slots__ = ("is_partial", "values")
-
-    def __init__(self, tensor: torch.Tensor):
-        kernel = _one_pass_cuda(tensor)
-        self.is_partial = kernel is not None
-        self.values = kernel(tensor) if kernel is not None else tensor_stats_torch(tensor)
+class _TorchQueued(NamedTuple):
+    stats: torch.Tensor  # float64 [7] on the tensor's device
+    sketch: tuple[torch.Tensor, torch.Tensor] | None  # (sketch, checksum) on the tensor's device
 
 
-def resolve(pending: list[PendingStats]) -> list[list[float]]:
-    """Copy a batch of pending statistics to the host (two transfers at most) and finish them."""
-    results: list[list[float] | None] = [None] * len(pending)
-    finals = [i for i, p in enumerate(pending) if not p.is_partial]
-    partials = [i for i, p in enumerate(pending) if p.is_partial]
-    if finals:
-        rows = torch.stack([pending[i].values for i in finals]).cpu().tolist()
-        for i, row in zip(finals, rows):
-            results[i] = row
-    if partials:
-        blocks = [pending[i].values for i in partials]
-        host = torch.cat(blocks).cpu().numpy()
-        start = 0
-        for i, block in zip(partials, blocks):
-            results[i] = combine_partials(host[start : start + block.shape[0]])
-            start += block.shape[0]
-    return [r for r in results if r is not None]
+class SummaryBatch:
+    """Summaries queued on the tensors' devices until :meth:`resolve` copies them to the host.
+
+    Args:
+        sketches: also compute the sketch and checksum.
+        slots: tensors per device arena of the CUDA kernel before a device-side reduction.
+    """
+
+    def __init__(self, *, sketches: bool = True, slots: int | None = None):
+        self.sketches = sketches
+        self._slots = slots
+        self._fused: dict[torch.device, FusedSummaries] = {}
+        self._queued: list[tuple[FusedSummaries, int] | _TorchQueued] = []
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    def add(self, tensor: torch.Tensor) -> None:
+        """Queue one tensor (no synchronisation)."""
+        if _fused_available(tensor):
+            arena = self._fused.get(tensor.device)
+            if arena is None:
+                from precdiff.capture.summary_triton import SLOTS, FusedSummaries
+
+                arena = self._fused[tensor.device] = FusedSummaries(
+                    tensor.device, self._slots or SLOTS, sketches=self.sketches
+                )
+            self._queued.append((arena, arena.add(tensor)))
+            return
+        sketch = sketch_and_checksum(tensor) if self.sketches else None
+        self._queued.append(_TorchQueued(tensor_stats_torch(tensor), sketch))
+
+    def resolve(self) -> list[Summary]:
+        """Copy everything queued to the host (one transfer per device and kind) and start afresh."""
+        fused = {}
+        for arena in self._fused.values():
+            sketch_rows, partials, checksums = arena.collect()
+            fused[id(arena)] = (sketch_rows, finish_partials(partials), checksums)
+        torch_items = [q for q in self._queued if isinstance(q, _TorchQueued)]
+        torch_stats = iter(_host([q.stats for q in torch_items]))
+        sketched = [q.sketch for q in torch_items if q.sketch is not None]
+        torch_sketches = iter(_host([sketch for sketch, _ in sketched]))
+        torch_checksums = iter(_host([checksum for _, checksum in sketched]))
+        out: list[Summary] = []
+        for queued in self._queued:
+            if isinstance(queued, _TorchQueued):
+                row = [float(v) for v in next(torch_stats)]
+                if queued.sketch is None:
+                    out.append(Summary(row, None, None))
+                else:  # int64 bits of the wrapped sum -> the unsigned checksum
+                    out.append(Summary(row, next(torch_sketches), int(next(torch_checksums)) % (1 << 64)))
+                continue
+            arena, position = queued
+            sketch_rows, stats, checksums = fused[id(arena)]
+            row = [float(v) for v in stats[position]]
+            if self.sketches:
+                out.append(Summary(row, sketch_rows[position], int(checksums[position])))
+            else:
+                out.append(Summary(row, None, None))
+        self._queued.clear()
+        return out
+
+
+def _host(tensors: list[torch.Tensor]) -> np.ndarray:
+    """Stack same-shaped device tensors and copy them to the host in one transfer."""
+    if not tensors:
+        return np.zeros(0)
+    return torch.stack(tensors).cpu().numpy()
 
 
 def tensor_stats(tensor: torch.Tensor) -> list[float]:
     """The seven statistics of one tensor, on the host (one synchronisation)."""
-    return resolve([PendingStats(tensor)])[0]
+    batch = SummaryBatch(sketches=False, slots=1)
+    batch.add(tensor)
+    return batch.resolve()[0].stats
 
 
 def tensor_stats_torch(tensor: torch.Tensor) -> torch.Tensor:
-    """Reference implementation with torch ops (any device, any dtype).
+    """Reference implementation with torch ops (any device, any dtype), as a float64 tensor [7].
 
-    Tensors without NaN/Inf (the usual case, decided with one host check) take a short path of
-    chunked float64 sums shifted by the first element; others take the masked path.
+    Integer and bool tensors, and CPU tensors without NaN/Inf (decided with one check, free on the
+    CPU), take a short path of chunked float64 sums shifted by the first element; other tensors the
+    masked path, so an accelerator tensor never waits for a host decision.
     """
     x = tensor.detach()
-    if x.dtype == torch.bool or not x.is_floating_point():
+    always_finite = x.dtype == torch.bool or not x.is_floating_point()
+    if always_finite:
         x = x.to(torch.float64)
     if x.numel() == 0:
         nan = torch.tensor(float("nan"), dtype=torch.float64, device=x.device)
         zero = torch.zeros((), dtype=torch.float64, device=x.device)
         return torch.stack([nan, nan, nan, nan, nan, zero, zero])
     minimum, maximum = torch.aminmax(x)
-    if bool(torch.isfinite(minimum) & torch.isfinite(maximum)):  # NaN propagates into aminmax
+    # NaN propagates into aminmax, so finite extremes mean a finite tensor.
+    if always_finite or (x.device.type == "cpu" and bool(torch.isfinite(minimum) & torch.isfinite(maximum))):
         flat = x.reshape(-1)
         shift = flat[0].to(torch.float64)
         total = torch.zeros((), dtype=torch.float64, device=x.device)

@@ -1,9 +1,10 @@
-"""The layout of the CUDA statistics kernel's per-program partials, and their combination on the host.
+"""The statistics partials of the CUDA summary kernel, and how the host finishes them.
 
-One place defines the columns: the Triton kernel (capture/stats_triton.py) is launched with each
-column's index taken from :data:`PARTIAL_FIELDS`, and :func:`combine_partials` reads them by name.
-Sums are of ``x − shift`` (``shift`` = the tensor's first finite-or-zero element) so that the float32
-sum of squares does not cancel when |mean| ≫ std.
+capture/summary_triton.py reduces each tensor's per-program partials on the device to one row of
+:data:`PARTIAL_FIELDS`; :func:`finish_partials` turns a batch of such rows into the seven statistics
+in float64, vectorised. Sums are of ``x − shift`` (``shift`` = the tensor's first element, 0 if not
+finite) so that the sum of squares does not cancel when |mean| ≫ std. No torch or Triton here: the
+host side is tested on any machine.
 """
 
 from __future__ import annotations
@@ -20,29 +21,18 @@ PARTIAL_FIELDS = (
     "inf_count",
     "shift",
 )
-COLUMN = {name: index for index, name in enumerate(PARTIAL_FIELDS)}
 
 
-def combine_partials(partials: np.ndarray) -> list[float]:
-    """The seven statistics (store.format.STAT_NAMES order) from partials ``[programs, len(PARTIAL_FIELDS)]``."""
-    p = partials.astype(np.float64)
-    col = {name: p[:, index] for name, index in COLUMN.items()}
-    nan_count, inf_count = float(col["nan_count"].sum()), float(col["inf_count"].sum())
-    count = col["finite_count"].sum()
-    if count == 0:
-        nan = float("nan")
-        return [nan, nan, nan, nan, nan, nan_count, inf_count]
-    shift = col["shift"][0]
-    shifted_sum, shifted_sumsq = col["shifted_sum"].sum(), col["shifted_sumsq"].sum()
-    mean = shift + shifted_sum / count
-    variance = max(shifted_sumsq / count - (shifted_sum / count) ** 2, 0.0)
-    sumsq = shifted_sumsq + 2.0 * shift * shifted_sum + count * shift * shift
-    return [
-        float(col["min"].min()),
-        float(col["max"].max()),
-        float(mean),
-        float(np.sqrt(variance)),
-        float(np.sqrt(max(sumsq, 0.0))),
-        nan_count,
-        inf_count,
-    ]
+def finish_partials(rows: np.ndarray) -> np.ndarray:
+    """The seven statistics (store.format.STAT_NAMES order) of each row ``[k, len(PARTIAL_FIELDS)]``;
+    min / max / mean / std / l2 are NaN for a tensor without a finite element."""
+    rows = np.asarray(rows, dtype=np.float64).reshape(-1, len(PARTIAL_FIELDS))
+    lo, hi, count, total, squares, nans, infs, shift = rows.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_shifted = total / count
+        mean = shift + mean_shifted
+        std = np.sqrt(np.maximum(squares / count - mean_shifted**2, 0.0))
+        l2 = np.sqrt(np.maximum(squares + 2.0 * shift * total + count * shift * shift, 0.0))
+    out = np.stack([lo, hi, mean, std, l2, nans, infs], axis=1)
+    out[count == 0, :5] = np.nan
+    return out

@@ -82,6 +82,19 @@ def launch(kernel: Any, grid: tuple[int, ...], *args: Any, tensors: int, **optio
     _launch(key, kernel, _grid3(grid), device, args, options)
 
 
+def launch_keyed(
+    key: tuple[Any, ...], kernel: Any, grid: tuple[int, ...], *args: Any, **options: Any
+) -> None:
+    """:func:`launch` under the caller's ``key`` instead of every argument's value.
+
+    For kernels whose size arguments are ``do_not_specialize``: ``key`` must then cover everything
+    else Triton specialises on (tensor dtypes and 16-byte alignment, integers past int32, constexpr
+    values), and ``args`` are every parameter in signature order, constexprs included.
+    """
+    device = args[0].get_device()
+    _launch((kernel, device, *key, *options.values()), kernel, _grid3(grid), device, args, options)
+
+
 def launch_plan(plan: Plan, *tensors: torch.Tensor) -> None:
     """Launch ``plan`` with these leading tensor arguments (then ``plan.tail``)."""
     key = (plan, *[t.data_ptr() % 16 == 0 for t in tensors])

@@ -49,9 +49,10 @@ def test_integer_and_bool_tensors() -> None:
     assert (b["min"], b["max"], b["l2"]) == (0.0, 1.0, math.sqrt(2.0))
 
 
-def test_combine_partials_matches_direct_statistics() -> None:
-    """The host side of the CUDA kernel: per-program partials (shifted sums) combined in float64."""
-    from precdiff.capture.stats_partials import combine_partials
+def test_finish_partials_matches_direct_statistics() -> None:
+    """The host side of the CUDA kernel: per-program partials (shifted sums), reduced across programs
+    as the device does (min, max, sums), finished in float64."""
+    from precdiff.capture.stats_partials import finish_partials
 
     values = np.random.default_rng(0).normal(1000.0, 0.01, size=3000)  # |mean| >> std: cancellation-prone
     values[5], values[17] = np.nan, np.inf
@@ -71,14 +72,18 @@ def test_combine_partials_matches_direct_statistics() -> None:
                 shift,
             ]
         )
-    result = combine_partials(np.asarray(rows))
+    parts = np.asarray(rows)
+    reduced = np.concatenate([[parts[:, 0].min(), parts[:, 1].max()], parts[:, 2:7].sum(axis=0), [shift]])
+    empty = [np.inf, -np.inf, 0, 0, 0, 2, 1, 0]  # a tensor of NaN and Inf only
+    result = finish_partials(np.stack([reduced, empty]))
     finite = values[np.isfinite(values)]
     np.testing.assert_allclose(
-        result[:5],
+        result[0, :5],
         [finite.min(), finite.max(), finite.mean(), finite.std(), np.linalg.norm(finite)],
         rtol=1e-9,
     )
-    assert result[5:] == [1.0, 1.0]
+    assert list(result[0, 5:]) == [1.0, 1.0]
+    assert np.isnan(result[1, :5]).all() and list(result[1, 5:]) == [2.0, 1.0]
 
 
 def test_std_does_not_cancel_when_the_mean_dominates() -> None:

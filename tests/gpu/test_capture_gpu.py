@@ -12,38 +12,57 @@ pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("numel", [1, 1000, 32768, 32769, 5_000_003])
-def test_triton_stats_match_torch(dtype: torch.dtype, numel: int) -> None:
-    from precdiff.capture.stats import combine_partials, tensor_stats_torch
-    from precdiff.capture.stats_triton import partials_cuda
+@pytest.mark.parametrize("numel", [1, 255, 1000, 32768, 32769, 5_000_003])
+def test_fused_summary_matches_the_torch_definitions(dtype: torch.dtype, numel: int) -> None:
+    """Statistics against the torch reference (min, max, counts exact), the checksum bit for bit and
+    the sketch to float64 rounding against capture/sketch.py's torch path on the CPU."""
+    from precdiff.capture.sketch import sketch_and_checksum
+    from precdiff.capture.stats import SummaryBatch, tensor_stats_torch
 
     x = (torch.randn(numel, device="cuda") * 4 + 1).to(dtype)
     if numel > 10:
         x[3] = float("nan")
         x[7] = float("inf")
         x[9] = float("-inf")
-    ours = np.asarray(combine_partials(partials_cuda(x).cpu().numpy()))
+    batch = SummaryBatch()
+    batch.add(x)
+    (summary,) = batch.resolve()
+    ours = np.asarray(summary.stats)
     reference = tensor_stats_torch(x).cpu().numpy()
-    np.testing.assert_array_equal(ours[[0, 1, 5, 6]], reference[[0, 1, 5, 6]])  # min, max, counts: exact
+    np.testing.assert_array_equal(ours[[0, 1, 5, 6]], reference[[0, 1, 5, 6]])
     np.testing.assert_allclose(ours[[2, 3, 4]], reference[[2, 3, 4]], rtol=2e-5, atol=1e-6)
     if numel == 1:
         assert ours[3] == 0.0  # the shifted sums make a single element's std exactly 0
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("numel", [1, 255, 256, 16385, 5_000_003])
-def test_triton_sketch_matches_the_torch_definition(dtype: torch.dtype, numel: int) -> None:
-    """Checksum bit for bit, sketch to float64 rounding, against capture/sketch.py's torch path on the CPU."""
-    from precdiff.capture.sketch import sketch_and_checksum
-
-    x = (torch.randn(numel, device="cuda") * 3).to(dtype)
-    if numel > 10:
-        x[5] = float("nan")
-        x[8] = float("inf")
-    gpu_sketch, gpu_checksum = sketch_and_checksum(x)
     cpu_sketch, cpu_checksum = sketch_and_checksum(x.cpu())
-    assert int(gpu_checksum) == int(cpu_checksum)
-    np.testing.assert_allclose(gpu_sketch.cpu().numpy(), cpu_sketch.numpy(), rtol=1e-12, atol=1e-9)
+    assert summary.checksum == int(cpu_checksum) % (1 << 64)
+    assert summary.sketch is not None
+    np.testing.assert_allclose(summary.sketch, cpu_sketch.numpy(), rtol=1e-12, atol=1e-9)
+
+
+def test_fused_summaries_of_many_tensors_keep_their_order() -> None:
+    """More tensors than an arena has slots, mixed dtypes, sizes, a misaligned and a non-contiguous
+    view and an integer tensor (torch path): each equals its summary computed alone."""
+    from precdiff.capture.stats import SummaryBatch
+    from precdiff.capture.summary_triton import SLOTS
+
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    tensors: list[torch.Tensor] = []
+    for i in range(SLOTS * 2 + 7):
+        dtype = (torch.float32, torch.bfloat16, torch.float16)[i % 3]
+        tensors.append((torch.randn(17 + 131 * i, device="cuda", generator=generator) * (i + 1)).to(dtype))
+    base = torch.randn(4097, device="cuda", generator=generator).to(torch.bfloat16)
+    tensors += [base[1:], base[:4096].view(64, 64).t(), torch.arange(1000, device="cuda")]
+    batch = SummaryBatch()
+    for t in tensors:
+        batch.add(t)
+    together = batch.resolve()
+    for t, summary in zip(tensors, together, strict=True):
+        alone = SummaryBatch(slots=1)
+        alone.add(t)
+        (single,) = alone.resolve()
+        assert summary.checksum == single.checksum
+        np.testing.assert_array_equal(summary.stats, single.stats)
+        np.testing.assert_array_equal(summary.sketch, single.sketch)
 
 
 def test_capture_on_cuda_bf16_round_trips(tmp_path: Path) -> None:
