@@ -176,6 +176,8 @@ class TensorSink:
         single.add(tensor)
         slot.summary = single.resolve()[0]
         data = to_storage(tensor)  # synchronous device-to-host copy
+        if tensor.device.type == "cpu":  # no copy was made, and the forward may still change it in place
+            data = data.copy()
         if self._background is None:
             self._background = BackgroundCalls()
         self._emit(entry, data)
