@@ -97,6 +97,37 @@ def rebuild(base: torch.Tensor, spec: Any, cast: Cast, device: torch.device) -> 
     return tensor
 
 
+# Fused attention kernels that exist for one device type only (the CPU flash kernel, CUDA's flash,
+# memory-efficient and cuDNN ones, out-of-tree backends'): elsewhere, and for the float64 reference,
+# their attention output is recomputed by the composite op, which dispatches to what that device has.
+DEVICE_ATTENTION = (
+    "aten._scaled_dot_product_flash_attention_for_cpu.",
+    "aten._scaled_dot_product_flash_attention.",
+    "aten._scaled_dot_product_efficient_attention.",
+    "aten._scaled_dot_product_cudnn_attention.",
+    "aten._scaled_dot_product_fused_attention_overrideable.",
+)
+
+
+def portable_attention(name: str, args: list[Any], kwargs: dict[str, Any]) -> tuple[torch.Tensor]:
+    """A device-specific attention kernel's output (index 0) through ``scaled_dot_product_attention``,
+    its arguments bound by name from the kernel's schema."""
+    names = [argument.name for argument in aten_op(name)._schema.arguments]
+    bound = {**dict(zip(names, args)), **kwargs}
+    query, key, value = bound["query"], bound["key"], bound["value"]
+    output = torch.ops.aten.scaled_dot_product_attention.default(
+        query,
+        key,
+        value,
+        attn_mask=bound.get("attn_mask", bound.get("attn_bias")),
+        dropout_p=float(bound.get("dropout_p", 0.0)),
+        is_causal=bool(bound.get("is_causal", False)),
+        scale=bound.get("scale"),
+        enable_gqa=query.shape[-3] != key.shape[-3],
+    )
+    return (output,)
+
+
 def run_call(call: dict[str, Any], bases: list[torch.Tensor], cast: Cast, device: torch.device) -> Any:
     """The op's output(s), called on the rebuilt inputs on ``device``."""
     inputs = [rebuild(base, spec, cast, device) for base, spec in zip(bases, call["inputs"], strict=True)]
@@ -104,13 +135,25 @@ def run_call(call: dict[str, Any], bases: list[torch.Tensor], cast: Cast, device
     kwargs = decode_kwargs(call["kwargs"], inputs, cast, device)
     try:
         return aten_op(call["op"])(*args, **kwargs)
-    except RuntimeError as exc:
-        raise CallError(f"{call['op']} failed: {str(exc).splitlines()[0]}") from None
+    except (RuntimeError, NotImplementedError) as exc:
+        if not call["op"].startswith(DEVICE_ATTENTION):
+            raise CallError(f"{call['op']} failed: {str(exc).splitlines()[0]}") from None
+    try:  # a fused kernel of another device type (or dtype): the composite op computes the same output
+        return portable_attention(call["op"], args, kwargs)
+    except (RuntimeError, NotImplementedError) as exc:
+        raise CallError(
+            f"{call['op']} (as scaled_dot_product_attention) failed: {str(exc).splitlines()[0]}"
+        ) from None
 
 
 def pick(output: Any, path: list[int]) -> torch.Tensor:
     """The output tensor at ``path`` (indices into nested tuple outputs; ``[]``: the output itself)."""
     for index in path:
+        if isinstance(output, tuple) and index >= len(output):
+            raise CallError(
+                f"output {path} exists only in the captured device's fused kernel; on this device only "
+                "its attention output (index 0) is recomputed"
+            )
         output = output[index]
     if not isinstance(output, torch.Tensor):
         raise CallError(f"the op's output at {path} is not a tensor")
