@@ -110,7 +110,8 @@ def _encode_kwargs(kwargs: dict[str, Any] | None, tensors: list[torch.Tensor] | 
 
 def _encode_input(tensor: torch.Tensor, ref: str, base: Base | None, steps: tuple[Step, ...]) -> Any:
     if ref == CONSTANT:
-        if tensor.device.type == "cpu" and tensor.numel() <= INLINE_CONSTANT_ELEMENTS:
+        # Any device: encoding runs only for ops stored in full, which copy to the host anyway.
+        if tensor.numel() <= INLINE_CONSTANT_ELEMENTS:
             return {"value": encode_value(tensor.tolist(), None), "dtype": _name(tensor.dtype)}
         return None  # replay says that the capture does not hold the constant's value
     entry: dict[str, Any] = {}
