@@ -22,7 +22,7 @@ the producer's own tensor, contiguous. Otherwise an object with any of:
   are laid out this way again before the views, so that every view op sees the strides it saw;
 - ``dtype``: the dtype of a parameter or buffer in the run (replay loads weights in float32);
 - ``value``: a small constant tensor (made outside the traced forward, at most
-  :data:`INLINE_CONSTANT_ELEMENTS` elements, on the CPU) as a nested list, with its ``dtype``;
+  :data:`INLINE_CONSTANT_ELEMENTS` elements, any device) as a nested list, with its ``dtype``;
 - ``views``: the skipped view ops between the producer and the op, in order, each
   ``[op, args, kwargs]`` without the base tensor (``[op, args, kwargs, k]``: item ``k`` of a view op
   returning several views, e.g. ``split``).
