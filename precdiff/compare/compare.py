@@ -362,7 +362,10 @@ def compare(
             forced=options.force,
             logprobs=logprobs,
             generation=generation,
-            warnings=_warnings(cap_a, cap_b) + one_sided_topk(cap_a, cap_b) + texts.notes + _summary_flips(tensors),
+            warnings=_warnings(cap_a, cap_b)
+            + one_sided_topk(cap_a, cap_b)
+            + texts.notes
+            + _summary_flips(tensors),
             top=_top(tensors, options.top),
             reference=three_way,
             ops=ops,

