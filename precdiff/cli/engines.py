@@ -12,7 +12,7 @@ from precdiff.cli._app import EXIT_OK, command
 @command("engine-request")
 def engine_request_command(
     model: str = typer.Argument(
-        ..., help="Model or tokenizer directory (its chat template renders the messages)."
+        ..., help="Model or tokenizer directory, or a GGUF file (its chat template renders the messages)."
     ),
     messages: Path = typer.Option(..., "--messages", help="OpenAI-style message list (JSON)."),
     engine: str = typer.Option(..., "--engine", help="vllm, sglang, llamacpp or openai."),

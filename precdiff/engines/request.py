@@ -9,6 +9,7 @@ for every generated token. Each engine's own flag names are from its API documen
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from precdiff.config import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SEED
@@ -105,7 +106,7 @@ def engine_request(
     """Render ``messages`` with ``model``'s tokenizer and build ``engine``'s greedy logprob request.
 
     Args:
-        model: a local model or tokenizer directory.
+        model: a local model or tokenizer directory, or a GGUF file (its embedded tokenizer and template).
         messages: path of an OpenAI-style message list (JSON).
         engine: ``vllm``, ``sglang``, ``llamacpp`` or ``openai``.
         max_new_tokens: tokens to generate (default: precdiff capture's default).
@@ -125,7 +126,7 @@ def engine_request(
         '/v1/completions'
     """
     from precdiff.templates import load_messages, render_conversation
-    from precdiff.templates.sides import load_tokenizer
+    from precdiff.templates.sides import load_gguf, load_tokenizer
 
     if engine not in ENGINES:
         raise InputError(f"--engine / engine= must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -136,8 +137,14 @@ def engine_request(
             f"--max-new-tokens / max_new_tokens must be ≥ 1 and --top-k / top_k ≥ 2 (a margin needs two "
             f"candidates), got {steps} and {k}"
         )
+    chat_template = None
+    if Path(model).is_file() and Path(model).suffix.lower() == ".gguf":  # its embedded tokenizer and template
+        tokenizer, templates = load_gguf(model)
+        chat_template = templates.get("default")
+    else:
+        tokenizer = load_tokenizer(model)
     rendering = render_conversation(
-        load_tokenizer(model), load_messages(messages), add_generation_prompt=True
+        tokenizer, load_messages(messages), add_generation_prompt=True, chat_template=chat_template
     )
     ids = list(rendering.token_ids)
     route, body = _body(engine, ids, steps, k, DEFAULT_SEED if seed is None else seed, served_name or model)

@@ -4,6 +4,7 @@ transformers' GGUF loader. CI builds a tiny GGUF with the gguf writer; the real 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from precdiff.errors import TemplateError
 from precdiff.templates import diff_conversation
-from precdiff.templates.sides import load_side
+from precdiff.templates.sides import load_gguf, load_side
 
 from .conftest import CHAT, FIXTURES
 
@@ -164,3 +165,19 @@ def test_gguf_named_templates(ggufs: dict[str, Path]) -> None:
         "template file, a file name inside DIR, or DIR:tokenizer_config, or one of its named templates "
         "(default, tool_use)"
     )
+
+
+def test_engine_request_renders_with_the_gguf_embedded_tokenizer_and_template(
+    ggufs: dict[str, Path], tmp_path: Path
+) -> None:
+    from precdiff.engines.request import engine_request
+
+    messages = tmp_path / "chat.json"
+    messages.write_text(json.dumps(CHAT_SYS))
+    request = engine_request(str(ggufs["hub"]), messages=str(messages), engine="llamacpp")
+    assert request.route == "/completion" and request.body["prompt"] == list(request.token_ids)
+    tokenizer, templates = load_gguf(str(ggufs["hub"]))  # the oracle: transformers' own rendering
+    expected = tokenizer.apply_chat_template(
+        CHAT_SYS, chat_template=templates["default"], tokenize=False, add_generation_prompt=True
+    )
+    assert request.text == expected
