@@ -98,6 +98,7 @@ class TensorSink:
         self._pending: list[_Pending] = []
         self._sketches = summary and sketches  # full captures store the data, no sketch
         self._summaries = SummaryBatch(sketches=self._sketches)  # the queued entries of _pending
+        self._single = SummaryBatch(sketches=self._sketches, slots=1)  # a full tensor's, resolved at once
         self._aliases: AliasIndex[_Target] | None = AliasIndex() if dedupe else None
         self._background: BackgroundCalls | None = None  # full tensors: writes overlap the forward
         if self._sketches:
@@ -172,9 +173,8 @@ class TensorSink:
             # encoded, so summary captures pay nothing for it; encoded now, while its tensors are alive.
             entry = entry._replace(call=call.encode())
         self._flush_summaries()  # keep forward order: pending summary rows first
-        single = SummaryBatch(sketches=self._sketches, slots=1)
-        single.add(tensor)
-        slot.summary = single.resolve()[0]
+        self._single.add(tensor)
+        slot.summary = self._single.resolve()[0]
         data = to_storage(tensor)  # synchronous device-to-host copy
         if tensor.device.type == "cpu":  # no copy was made, and the forward may still change it in place
             data = data.copy()

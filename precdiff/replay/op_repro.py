@@ -18,7 +18,7 @@ from pathlib import Path
 from precdiff.errors import InputError
 from precdiff.replay import aten_call
 from precdiff.replay.op_replay import OpReplayed
-from precdiff.replay.repro import write_text
+from precdiff.replay.repro import result_fields, write_text
 from precdiff.replay.results import ReplayResult
 
 _MAIN = r'''
@@ -105,12 +105,7 @@ def emit_op_repro(directory: str | os.PathLike[str], result: ReplayResult, repla
         "call_name": result.call,
         "output": replayed.path,
         "inputs": list(replayed.refs),
-        "run": Path(result.run).name,
-        "dtype": result.captured_dtype,
-        "device": result.device,
-        "replay_dtype": result.dtype,
-        "captured_vs_reference": result.captured_vs_reference,
-        "here_vs_reference": result.here_vs_reference,
+        **result_fields(result),
     }
     temporary = target / "inputs.safetensors.partial"
     save_file(tensors, str(temporary))

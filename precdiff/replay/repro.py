@@ -114,6 +114,18 @@ def write_text(text: str, path: Path) -> None:
     os.replace(temporary, path)
 
 
+def result_fields(result: ReplayResult) -> dict[str, Any]:
+    """What every reproducer's metadata records of the replay: the run, dtypes, device and errors."""
+    return {
+        "run": Path(result.run).name,
+        "dtype": result.captured_dtype,
+        "device": result.device,
+        "replay_dtype": result.dtype,
+        "captured_vs_reference": result.captured_vs_reference,
+        "here_vs_reference": result.here_vs_reference,
+    }
+
+
 def emit_repro(directory: str | os.PathLike[str], result: ReplayResult, replayed: Any) -> Path:
     """Write the reproducer of ``result``'s module call into ``directory`` (created if needed).
 
@@ -132,12 +144,7 @@ def emit_repro(directory: str | os.PathLike[str], result: ReplayResult, replayed
         "kind": kind,
         **params,
         "module": result.call,
-        "run": Path(result.run).name,
-        "dtype": result.captured_dtype,
-        "device": result.device,
-        "replay_dtype": result.dtype,
-        "captured_vs_reference": result.captured_vs_reference,
-        "here_vs_reference": result.here_vs_reference,
+        **result_fields(result),
     }
     _save(_exact_weights(replayed.module), target / "weights.safetensors")
     _save(tensors, target / "inputs.safetensors")

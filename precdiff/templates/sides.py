@@ -141,6 +141,11 @@ def load_tokenizer(directory: str) -> Any:
         TemplateError: the directory has no tokenizer files, or transformers cannot load them.
     """
     path = Path(directory)
+    if path.is_file():
+        raise TemplateError(
+            f"'{path}' is a file, not a tokenizer directory; pass a tokenizer directory, a GGUF file, a "
+            "rendered-text file or a token-id file"
+        )
     if not any((path / name).exists() for name in _TOKENIZER_FILES):
         raise TemplateError(
             f"'{path}' is a directory without tokenizer files ({', '.join(_TOKENIZER_FILES)}); "

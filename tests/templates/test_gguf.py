@@ -181,3 +181,12 @@ def test_engine_request_renders_with_the_gguf_embedded_tokenizer_and_template(
         CHAT_SYS, chat_template=templates["default"], tokenize=False, add_generation_prompt=True
     )
     assert request.text == expected
+
+
+def test_engine_request_on_a_plain_file_names_it_a_file(tmp_path: Path) -> None:
+    from precdiff.engines.request import engine_request
+
+    messages = tmp_path / "chat.json"
+    messages.write_text(json.dumps(CHAT_SYS))
+    with pytest.raises(TemplateError, match="is a file, not a tokenizer directory"):
+        engine_request(str(messages), messages=str(messages), engine="llamacpp")
