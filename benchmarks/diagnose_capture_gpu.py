@@ -61,7 +61,7 @@ def kernel_section(lines: list[str]) -> None:
         for sketches in (True, False):
             arena = FusedSummaries(device, sketches=sketches)
             us = device_us(lambda a=arena, t=x: a.add(t))
-            arena.collect()
+            arena.take(wait=True)
             lines.append(f"kernel {shape} bf16 sketches={sketches}: {us:8.1f} µs  {gb / us * 1e6:7.1f} GB/s")
         us = device_us(lambda t=x: t.sum(dtype=torch.float32))
         lines.append(f"torch sum {shape} bf16:              {us:8.1f} µs  {gb / us * 1e6:7.1f} GB/s")

@@ -11,13 +11,13 @@ separately); a tensor with no finite element has NaN for those five; std is the 
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 
-from precdiff.capture.sketch import sketch_and_checksum
-from precdiff.capture.stats_partials import finish_partials
+from precdiff.capture.sketch import WIDTH, sketch_and_checksum
 from precdiff.store.format import STAT_NAMES
 
 if TYPE_CHECKING:
@@ -46,12 +46,18 @@ def _fused_available(tensor: torch.Tensor) -> bool:
 
 
 class _TorchQueued(NamedTuple):
-    stats: torch.Tensor  # float64 [7] on the tensor's device
-    sketch: tuple[torch.Tensor, torch.Tensor] | None  # (sketch, checksum) on the tensor's device
+    """A torch-path summary: [7 statistics, WIDTH sketch values, checksum bits] in one float64 row,
+    on the host, or on its way there (``done``)."""
+
+    row: torch.Tensor
+    sketched: bool
+    done: torch.cuda.Event | None  # None: the row is on the host already (CPU tensors)
 
 
 class SummaryBatch:
-    """Summaries queued on the tensors' devices until :meth:`resolve` copies them to the host.
+    """Summaries queued on the tensors' devices, returned in :meth:`add` order by :meth:`resolve`
+    (everything, one synchronisation per device) or :meth:`resolve_ready` (the oldest ones whose
+    values already reached the host, without waiting: a capture writes them while the forward runs).
 
     Args:
         sketches: also compute the sketch and checksum.
@@ -62,7 +68,10 @@ class SummaryBatch:
         self.sketches = sketches
         self._slots = slots
         self._fused: dict[torch.device, FusedSummaries] = {}
-        self._queued: list[tuple[FusedSummaries, int] | _TorchQueued] = []
+        # In add order: the arena of a fused summary (its results come out of the arena in order) or
+        # a torch-path row.
+        self._queued: deque[FusedSummaries | _TorchQueued] = deque()
+        self._taken: dict[int, deque[Summary]] = {}  # per arena: results taken, not returned yet
 
     def __len__(self) -> int:
         return len(self._queued)
@@ -77,47 +86,81 @@ class SummaryBatch:
                 arena = self._fused[tensor.device] = FusedSummaries(
                     tensor.device, self._slots or SLOTS, sketches=self.sketches
                 )
-            self._queued.append((arena, arena.add(tensor)))
+                self._taken[id(arena)] = deque()
+            arena.add(tensor)
+            self._queued.append(arena)
             return
-        sketch = sketch_and_checksum(tensor) if self.sketches else None
-        self._queued.append(_TorchQueued(tensor_stats_torch(tensor), sketch))
+        parts = [tensor_stats_torch(tensor)]
+        if self.sketches:
+            sketch, checksum = sketch_and_checksum(tensor)
+            parts += [sketch, checksum.view(torch.float64).reshape(1)]  # the bits travel in a float64
+        row = torch.cat(parts)
+        if row.device.type != "cuda":  # on the host already, or another accelerator: a synchronous copy
+            self._queued.append(_TorchQueued(row.cpu(), self.sketches, None))
+            return
+        host = torch.empty(row.shape, dtype=row.dtype, pin_memory=True)
+        host.copy_(row, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        self._queued.append(_TorchQueued(host, self.sketches, done))
+
+    def resolve_ready(self) -> list[Summary]:
+        """The summaries of the oldest queued tensors whose values are on the host, without waiting."""
+        return self._pop(wait=False)
+
+    def resolve_next(self) -> list[Summary]:
+        """At least the oldest queued summary, waiting only for the batch that holds it; with the
+        batches after it still on their way, the caller can write these meanwhile."""
+        if not self._queued:
+            return []
+        head = self._queued[0]
+        if isinstance(head, _TorchQueued):
+            if head.done is not None:
+                head.done.synchronize()
+        elif not self._taken[id(head)]:
+            head.seal()
+            head.wait_oldest()
+        return self._pop(wait=False)
 
     def resolve(self) -> list[Summary]:
-        """Copy everything queued to the host (one transfer per device and kind) and start afresh."""
-        fused = {}
+        """Every queued summary (waits for the devices) and start afresh."""
+        return self._pop(wait=True)
+
+    def _pop(self, *, wait: bool) -> list[Summary]:
         for arena in self._fused.values():
-            sketch_rows, partials, checksums = arena.collect()
-            fused[id(arena)] = (sketch_rows, finish_partials(partials), checksums)
-        torch_items = [q for q in self._queued if isinstance(q, _TorchQueued)]
-        torch_stats = iter(_host([q.stats for q in torch_items]))
-        sketched = [q.sketch for q in torch_items if q.sketch is not None]
-        torch_sketches = iter(_host([sketch for sketch, _ in sketched]))
-        torch_checksums = iter(_host([checksum for _, checksum in sketched]))
+            sketch_rows, stats, checksums = arena.take(wait=wait)
+            taken = self._taken[id(arena)]
+            for k in range(len(stats)):
+                row = [float(v) for v in stats[k]]
+                if self.sketches:
+                    taken.append(Summary(row, sketch_rows[k], int(checksums[k])))
+                else:
+                    taken.append(Summary(row, None, None))
         out: list[Summary] = []
-        for queued in self._queued:
-            if isinstance(queued, _TorchQueued):
-                row = [float(v) for v in next(torch_stats)]
-                if queued.sketch is None:
-                    out.append(Summary(row, None, None))
-                else:  # int64 bits of the wrapped sum -> the unsigned checksum
-                    out.append(Summary(row, next(torch_sketches), int(next(torch_checksums)) % (1 << 64)))
-                continue
-            arena, position = queued
-            sketch_rows, stats, checksums = fused[id(arena)]
-            row = [float(v) for v in stats[position]]
-            if self.sketches:
-                out.append(Summary(row, sketch_rows[position], int(checksums[position])))
+        while self._queued:
+            head = self._queued[0]
+            if isinstance(head, _TorchQueued):
+                if head.done is not None and not wait and not head.done.query():
+                    break
+                if head.done is not None:
+                    head.done.synchronize()
+                out.append(_torch_summary(head))
             else:
-                out.append(Summary(row, None, None))
-        self._queued.clear()
+                taken = self._taken[id(head)]
+                if not taken:
+                    break  # not on the host yet (wait=True took everything)
+                out.append(taken.popleft())
+            self._queued.popleft()
         return out
 
 
-def _host(tensors: list[torch.Tensor]) -> np.ndarray:
-    """Stack same-shaped device tensors and copy them to the host in one transfer."""
-    if not tensors:
-        return np.zeros(0)
-    return torch.stack(tensors).cpu().numpy()
+def _torch_summary(queued: _TorchQueued) -> Summary:
+    values = queued.row.numpy()
+    stats = [float(v) for v in values[:7]]
+    if not queued.sketched:
+        return Summary(stats, None, None)
+    checksum = int(values[7 + WIDTH :].view(np.int64)[0]) % (1 << 64)  # int64 bits of the wrapped sum
+    return Summary(stats, values[7 : 7 + WIDTH].copy(), checksum)
 
 
 def tensor_stats(tensor: torch.Tensor) -> list[float]:

@@ -319,3 +319,31 @@ def test_bug_in_forward_is_not_a_user_error(tmp_path: Path, monkeypatch: pytest.
         capture("tiny:llama", tmp_path / "f.h5", CaptureInput(input_ids=(1, 2)), CPU)
     assert type(info.value) is RuntimeError
     assert Path(str(tmp_path / "f.h5") + ".partial").exists()
+
+
+def test_summary_rows_written_during_the_forward_equal_rows_written_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sink writes summary rows as soon as their summaries reach the host; the file must be the
+    same as when every row is written at the end of the forward."""
+    import h5py
+
+    from precdiff.capture import sink as sink_module
+    from precdiff.store import format as fmt
+
+    def index_and_sketches(path: Path) -> tuple[object, ...]:
+        with h5py.File(path, "r") as handle:
+            index = handle[fmt.TENSOR_INDEX][()]
+            return (
+                [index[field].tolist() for field in index.dtype.names],
+                handle[fmt.SKETCHES][()].tobytes(),
+                handle[fmt.SKETCH_CHECKSUMS][()].tolist(),
+            )
+
+    options = CaptureOptions(summary=True, max_new_tokens=0)
+    early = capture("tiny:llama", tmp_path / "early.h5", CaptureInput(input_ids=list(range(5, 30))), options)
+    poll_every = sink_module._POLL_EVERY
+    monkeypatch.setattr(sink_module, "_POLL_EVERY", 1 << 30)
+    late = capture("tiny:llama", tmp_path / "late.h5", CaptureInput(input_ids=list(range(5, 30))), options)
+    assert early.tensor_count == late.tensor_count > 2 * poll_every  # rows were written early
+    assert index_and_sketches(early.path) == index_and_sketches(late.path)

@@ -93,3 +93,33 @@ def test_std_does_not_cancel_when_the_mean_dominates() -> None:
     np.testing.assert_allclose(
         [s["mean"], s["std"], s["l2"]], [ref.mean(), ref.std(), np.linalg.norm(ref)], rtol=1e-9
     )
+
+
+def test_summary_batch_returns_host_summaries_early_and_in_order() -> None:
+    """On the CPU every queued summary is on the host at once: resolve_ready returns them all, in
+    add order, equal to one resolve at the end; the sketch and checksum are those of capture/sketch.py."""
+    from precdiff.capture.sketch import sketch_and_checksum
+    from precdiff.capture.stats import SummaryBatch
+
+    generator = torch.Generator().manual_seed(3)
+    tensors = [torch.randn(50 + 7 * i, generator=generator).to(torch.bfloat16) for i in range(20)]
+    tensors.insert(4, torch.arange(10))
+    early = SummaryBatch()
+    got = []
+    for t in tensors[:10]:
+        early.add(t)
+    got += early.resolve_ready()
+    assert len(got) == 10 and early.resolve_ready() == []
+    for t in tensors[10:]:
+        early.add(t)
+    got += early.resolve()
+    at_end = SummaryBatch()
+    for t in tensors:
+        at_end.add(t)
+    expected = at_end.resolve()
+    assert len(got) == len(expected) == len(tensors)
+    for t, mine, theirs in zip(tensors, got, expected, strict=True):
+        assert mine.stats == theirs.stats == tensor_stats(t)
+        sketch, checksum = sketch_and_checksum(t)
+        assert mine.checksum == theirs.checksum == int(checksum) % (1 << 64)
+        np.testing.assert_array_equal(mine.sketch, sketch.numpy())

@@ -12,10 +12,13 @@ pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("numel", [1, 255, 1000, 32768, 32769, 5_000_003])
-def test_fused_summary_matches_the_torch_definitions(dtype: torch.dtype, numel: int) -> None:
+@pytest.mark.parametrize("numel", [1, 255, 1000, 32768, 32769, 5_000_003, 20_000_001])
+@pytest.mark.parametrize("sketches", [True, False])
+def test_fused_summary_matches_the_torch_definitions(dtype: torch.dtype, numel: int, sketches: bool) -> None:
     """Statistics against the torch reference (min, max, counts exact), the checksum bit for bit and
-    the sketch to float64 rounding against capture/sketch.py's torch path on the CPU."""
+    the sketch to float64 rounding against capture/sketch.py's torch path on the CPU; statistics-only
+    summaries (another load pattern) give the same statistics. 20,000,001 elements outgrow the
+    first table of row hashes."""
     from precdiff.capture.sketch import sketch_and_checksum
     from precdiff.capture.stats import SummaryBatch, tensor_stats_torch
 
@@ -24,7 +27,7 @@ def test_fused_summary_matches_the_torch_definitions(dtype: torch.dtype, numel: 
         x[3] = float("nan")
         x[7] = float("inf")
         x[9] = float("-inf")
-    batch = SummaryBatch()
+    batch = SummaryBatch(sketches=sketches)
     batch.add(x)
     (summary,) = batch.resolve()
     ours = np.asarray(summary.stats)
@@ -33,6 +36,9 @@ def test_fused_summary_matches_the_torch_definitions(dtype: torch.dtype, numel: 
     np.testing.assert_allclose(ours[[2, 3, 4]], reference[[2, 3, 4]], rtol=2e-5, atol=1e-6)
     if numel == 1:
         assert ours[3] == 0.0  # the shifted sums make a single element's std exactly 0
+    if not sketches:
+        assert summary.sketch is None and summary.checksum is None
+        return
     cpu_sketch, cpu_checksum = sketch_and_checksum(x.cpu())
     assert summary.checksum == int(cpu_checksum) % (1 << 64)
     assert summary.sketch is not None
@@ -63,6 +69,41 @@ def test_fused_summaries_of_many_tensors_keep_their_order() -> None:
         assert summary.checksum == single.checksum
         np.testing.assert_array_equal(summary.stats, single.stats)
         np.testing.assert_array_equal(summary.sketch, single.sketch)
+
+
+def test_summaries_resolved_while_queueing_equal_those_resolved_at_the_end() -> None:
+    """resolve_ready returns only the oldest summaries already on the host, in order (a CUDA integer
+    tensor, torch path, holds back everything after it until its copy lands), and together with the
+    final resolve gives exactly what one resolve at the end gives."""
+    from precdiff.capture.stats import SummaryBatch
+    from precdiff.capture.summary_triton import SLOTS
+
+    generator = torch.Generator(device="cuda").manual_seed(1)
+    tensors = [
+        torch.randn(1000 + 37 * i, device="cuda", generator=generator).to(torch.bfloat16)
+        for i in range(3 * SLOTS)
+    ]
+    tensors.insert(SLOTS + 5, torch.arange(77, device="cuda"))
+    at_end = SummaryBatch()
+    for t in tensors:
+        at_end.add(t)
+    expected = at_end.resolve()
+    batch = SummaryBatch()
+    got = []
+    for i, t in enumerate(tensors):
+        batch.add(t)
+        if i % 16 == 15:
+            torch.cuda.synchronize()  # whatever was reduced is on the host now
+            ready = batch.resolve_ready()
+            assert len(got) + len(ready) <= i + 1
+            got += ready
+    assert 0 < len(got) < len(tensors)  # some came early, the unreduced tail did not
+    got += batch.resolve()
+    assert batch.resolve() == [] and len(got) == len(tensors)
+    for mine, theirs in zip(got, expected, strict=True):
+        assert mine.checksum == theirs.checksum
+        np.testing.assert_array_equal(mine.stats, theirs.stats)
+        np.testing.assert_array_equal(mine.sketch, theirs.sketch)
 
 
 def test_capture_on_cuda_bf16_round_trips(tmp_path: Path) -> None:
