@@ -43,7 +43,8 @@ from precdiff.store.format import STAT_NAMES
 LAUNCH = {True: (528, 4, 4), False: (1056, 2, 4)}
 SLOTS = 64  # tensors per arena before a device-side reduction is queued (36 MB of device memory)
 ROW = WIDTH + len(PARTIAL_FIELDS)  # one partial row: the sketch, then the statistics partials
-SUPPORTED = (torch.float32, torch.float16, torch.bfloat16)
+INTEGER = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool)
+SUPPORTED = (torch.float32, torch.float16, torch.bfloat16, *INTEGER)
 
 
 # No type annotations on the kernels: Triton resolves annotation names as kernel globals.
@@ -52,7 +53,7 @@ SUPPORTED = (torch.float32, torch.float16, torch.bfloat16)
 def _summary_kernel(  # type: ignore[no-untyped-def]
     x_ptr, mix_ptr, part_ptr, check_ptr, n, rows, tiles,
     W: tl.constexpr, TR: tl.constexpr, GRID: tl.constexpr, ROW: tl.constexpr,
-    SIGN_BIT: tl.constexpr, BITS: tl.constexpr, SKETCH: tl.constexpr,
+    SIGN_BIT: tl.constexpr, BITS: tl.constexpr, SKETCH: tl.constexpr, INT: tl.constexpr, ACC: tl.constexpr,
 ):
     # fmt: on
     # The tile is [W, TR]: bucket k of row r at [k, r]. Triton lays out a tile whose addresses it
@@ -61,15 +62,17 @@ def _summary_kernel(  # type: ignore[no-untyped-def]
     pid = tl.program_id(0).to(tl.int64)
     buckets = tl.arange(0, W)
     lanes = tl.arange(0, TR).to(tl.int64)
-    first = tl.load(x_ptr).to(tl.float32)
+    # ACC: float32 for float tensors (exact for their elements), float64 for integer ones (exact below
+    # 2**53, as the torch path's float64 sums)
+    first = tl.load(x_ptr).to(ACC)
     shift = tl.where(tl.abs(first) < float("inf"), first, 0.0)  # NaN and ±Inf fail the comparison
     # Element-wise accumulators over the program's tiles, reduced once at the end: a reduction per
     # tile (shared memory and barriers) would cost more than reading the tile.
     sketch = tl.zeros([W, TR], tl.float64)
-    total = tl.zeros([W, TR], tl.float32)  # per-lane sums stay short: float32, as the torch path's chunks
-    squares = tl.zeros([W, TR], tl.float32)
-    vmin = tl.full([W, TR], float("inf"), tl.float32)
-    vmax = tl.full([W, TR], float("-inf"), tl.float32)
+    total = tl.zeros([W, TR], ACC)  # per-lane sums stay short: float32 suffices, as the torch path's chunks
+    squares = tl.zeros([W, TR], ACC)
+    vmin = tl.full([W, TR], float("inf"), ACC)
+    vmax = tl.full([W, TR], float("-inf"), ACC)
     nonfinite = tl.zeros([W, TR], tl.int32)  # NaN count + 65536 · ±Inf count (< 65536 per lane, n < 2**36)
     check = tl.zeros([W, TR], tl.uint64)
     for t in range(tiles):
@@ -86,7 +89,7 @@ def _summary_kernel(  # type: ignore[no-untyped-def]
             source = buckets[:, None] + tl.zeros([W, TR], tl.int32)
         inside = live[None, :] & (source < (n - row * W)[None, :])
         x = tl.load(x_ptr + (row * W)[None, :] + source, mask=inside, other=0)
-        single = x.to(tl.float32)  # exact for bf16 / fp16 / fp32, NaN and ±Inf included
+        single = x.to(ACC)  # exact for bf16 / fp16 / fp32, NaN and ±Inf included
         is_nan = single != single
         is_inf = tl.abs(single) == float("inf")
         finite = inside & ~is_nan & ~is_inf
@@ -100,7 +103,9 @@ def _summary_kernel(  # type: ignore[no-untyped-def]
             negative = ((mixed >> SIGN_BIT) & 1) != 0
             signed = tl.where(negative[None, :], -single, single)
             sketch += tl.where(finite, signed, 0.0).to(tl.float64)
-            if BITS == 16:
+            if INT:
+                bits = x.to(tl.int64)  # integers enter the checksum by value, as capture/sketch.py does
+            elif BITS == 16:
                 bits = x.to(tl.int16, bitcast=True).to(tl.int64)  # sign-extended, as capture/sketch.py does
             else:
                 bits = x.to(tl.int32, bitcast=True).to(tl.int64)
@@ -169,6 +174,7 @@ class FusedSummaries:
         if not x.is_contiguous():
             x = x.contiguous()
         n = x.numel()
+        integer = x.dtype in INTEGER
         rows = -(-n // WIDTH)  # rows of WIDTH elements, the last one zero-padded
         tiles = -(-rows // self._tile_rows)
         parts, checks = self._slot_views[self._used]
@@ -178,6 +184,7 @@ class FusedSummaries:
             (self._grid,),
             x, self._row_mixes(rows), parts, checks, n, rows, -(-tiles // self._grid),
             WIDTH, self._tile_rows, self._grid, ROW, SIGN_BIT, x.element_size() * 8, self._sketches,
+            integer, tl.float64 if integer else tl.float32,
             num_warps=self._warps,
         )  # fmt: skip
         self._numels.append(n)

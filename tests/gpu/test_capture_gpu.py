@@ -45,6 +45,39 @@ def test_fused_summary_matches_the_torch_definitions(dtype: torch.dtype, numel: 
     np.testing.assert_allclose(summary.sketch, cpu_sketch.numpy(), rtol=1e-12, atol=1e-9)
 
 
+@pytest.mark.parametrize(
+    "dtype", [torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool]
+)
+@pytest.mark.parametrize("shape", [(), (1,), (2049,), (3, 1000, 7)])
+def test_fused_summary_of_integer_tensors_matches_the_torch_definitions(
+    dtype: torch.dtype, shape: tuple[int, ...]
+) -> None:
+    """Integer and bool tensors (positions, masks, token ids at op level) take the kernel too, with
+    float64 accumulators: statistics, checksum (by value) and sketch as the torch definitions."""
+    from precdiff.capture.sketch import sketch_and_checksum
+    from precdiff.capture.stats import SummaryBatch, tensor_stats_torch
+
+    high = {torch.int64: 1 << 40, torch.int32: 1 << 30, torch.int16: 1 << 14, torch.int8: 100}.get(dtype, 2)
+    generator = torch.Generator(device="cuda").manual_seed(5)
+    if dtype == torch.uint8:
+        x = torch.randint(0, 256, shape, device="cuda", generator=generator).to(dtype)
+    else:
+        x = torch.randint(
+            -high if dtype != torch.bool else 0, high, shape, device="cuda", generator=generator
+        )
+        x = x.to(dtype)
+    batch = SummaryBatch()
+    batch.add(x)
+    (summary,) = batch.resolve()
+    ours, reference = np.asarray(summary.stats), tensor_stats_torch(x).cpu().numpy()
+    np.testing.assert_array_equal(ours[[0, 1, 5, 6]], reference[[0, 1, 5, 6]])
+    np.testing.assert_allclose(ours[[2, 3, 4]], reference[[2, 3, 4]], rtol=1e-12, atol=1e-9)
+    cpu_sketch, cpu_checksum = sketch_and_checksum(x.cpu())
+    assert summary.checksum == int(cpu_checksum) % (1 << 64)
+    assert summary.sketch is not None
+    np.testing.assert_allclose(summary.sketch, cpu_sketch.numpy(), rtol=1e-12, atol=1e-9)
+
+
 def test_fused_summaries_of_many_tensors_keep_their_order() -> None:
     """More tensors than an arena has slots, mixed dtypes, sizes, a misaligned and a non-contiguous
     view and an integer tensor (torch path): each equals its summary computed alone."""
