@@ -202,7 +202,7 @@ class TensorSink:
         if len(self._pending) >= self.flush_every:
             self._flush_summaries()
 
-    def _call(self, call: Callable[..., object], /, *args: object, **kwargs: object) -> None:
+    def _call(self, call: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
         """A writer call, on the background thread while it runs (one order for every write)."""
         if self._background is not None:
             self._background.submit(call, *args, **kwargs)
