@@ -9,7 +9,8 @@ vocab 128256) runs a prefill of ``--tokens`` tokens. The three modes run the sam
 - ``full``: the same, every tensor copied to the host and written;
 - ``full+fsync``: ``full`` and an ``fsync`` of the file, against ``disk``: the same number of bytes
   written sequentially (16 MiB blocks) and fsynced to the same folder, measured in the same run.
-  ``full+fsync`` / ``disk`` is the share of the machine's sequential write speed the capture reaches.
+  ``disk`` / ``full+fsync`` time is the share of the machine's sequential write speed the capture
+  reaches (``share_of_disk_write``; issue #16 asks for ≥ 85 %).
 
 Each mode is timed ``--repeats`` times after one warm-up (full: ``--full-repeats``); the table gives
 medians and the ratio to ``plain``. Output JSON goes to ``--out``.
@@ -198,6 +199,10 @@ def main() -> None:
     print(f"{'mode':<10}{'median s':>12}{'× plain':>10}")
     for mode, row in results.items():
         print(f"{mode:<10}{float(row['median_s']):>12.4f}{float(row['ratio_to_plain']):>10.2f}")  # type: ignore[arg-type]
+    if "full+fsync" in results and "disk" in results:
+        print(
+            f"full+fsync reaches {results['full+fsync']['share_of_disk_write']:.0%} of the disk mode's speed"
+        )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from precdiff.capture.aliases import AliasIndex
 from precdiff.capture.background import BackgroundCalls
+from precdiff.capture.host_copy import HostCopies, Staged
 from precdiff.capture.op_call import OpCall
 from precdiff.capture.sketch import ROW_SEED, SIGN_BIT, WIDTH
 from precdiff.capture.stats import Summary, SummaryBatch
@@ -27,6 +28,9 @@ from precdiff.store.format import (
 
 _POLL_EVERY = 16  # queued rows between two looks for summaries already on the host
 _INDEX_EVERY = 256  # summary rows written between two index appends (each one costs about a ms)
+# Writes queued behind the one in progress when full tensors are staged in pinned buffers (the pool
+# bounds their memory): enough that the writer never waits for the forward between two tensors.
+_STAGED_DEPTH = 16
 
 # Recorded with the sketches (docs/format.md): compare estimates only between sketches of one function.
 SKETCH_METHOD = f"countsketch width={WIDTH} row_seed={ROW_SEED:#x} sign_bit={SIGN_BIT}"
@@ -70,9 +74,10 @@ class TensorSink:
     Summaries (statistics, and in summary captures the sketch and checksum of capture/sketch.py) are
     computed on the device without waiting for it (capture/stats.py). Summary-only tensors stay
     there until a batch of :data:`~precdiff.config.STATS_FLUSH_EVERY` is copied and written at once,
-    and at the end of each forward (:meth:`flush`). A tensor stored in full is copied to the host at
-    once and written on a background thread, so the disk works while the forward goes on; call
-    :meth:`flush` before finishing the writer.
+    and at the end of each forward (:meth:`flush`). A tensor stored in full is written on a background
+    thread, so the disk works while the forward goes on: an accelerator's tensor is copied into a
+    pooled pinned buffer without waiting for the copy (capture/host_copy.py), a CPU tensor is copied at
+    once. Call :meth:`flush` before finishing the writer.
 
     ``dedupe``: a tensor that exactly aliases one captured earlier (capture/aliases.py) is written as
     a reference to it (``alias_of``) with no data and no sketch of its own. ``sketches``: False
@@ -89,6 +94,7 @@ class TensorSink:
         full: Callable[[str], bool] | None = None,
         dedupe: bool = True,
         sketches: bool = True,
+        host_copies: HostCopies | None = None,
     ):
         self.writer = writer
         self.summary = summary
@@ -105,6 +111,9 @@ class TensorSink:
         self._single = SummaryBatch(sketches=self._sketches, slots=1)  # a full tensor's, resolved at once
         self._aliases: AliasIndex[_Target] | None = AliasIndex() if dedupe else None
         self._background: BackgroundCalls | None = None  # full tensors: writes overlap the forward
+        # Device tensors stored in full go through pinned buffers (None: a CPU capture); tests pass
+        # one with plain buffers.
+        self._host = host_copies if host_copies is not None else HostCopies.for_device(device)
         if self._sketches:
             writer.sketch_method = SKETCH_METHOD
         if summary:
@@ -184,11 +193,16 @@ class TensorSink:
         self._flush_summaries()  # keep forward order: pending summary rows first
         self._single.add(tensor)
         slot.summary = self._single.resolve()[0]
-        data = to_storage(tensor)  # synchronous device-to-host copy
-        if tensor.device.type == "cpu":  # no copy was made, and the forward may still change it in place
-            data = data.copy()
         if self._background is None:
-            self._background = BackgroundCalls()
+            # The pool bounds the host memory of staged copies; fresh host copies only the queue does.
+            self._background = BackgroundCalls(depth=_STAGED_DEPTH if self._host is not None else 2)
+        data: np.ndarray | Staged
+        if self._host is not None and self._host.handles(tensor):
+            data = self._host.stage(tensor)
+        else:
+            data = to_storage(tensor)  # synchronous device-to-host copy
+            if tensor.device.type == "cpu":  # no copy was made, and the forward may change it in place
+                data = data.copy()
         self._emit(entry, data)
 
     def _queue(self, entry: _Pending) -> None:
@@ -200,28 +214,25 @@ class TensorSink:
             # runs the forward, instead of all after it (11 of 93 ms at 8B module level, H200).
             self._emit_pending(self._summaries.resolve_ready())
 
-    def _call(self, call: Callable[..., object], /, *args: object, **kwargs: object) -> None:
+    def _call(self, call: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
         """A writer call, on the background thread while it runs (one order for every write)."""
         if self._background is not None:
             self._background.submit(call, *args, **kwargs)
         else:
             call(*args, **kwargs)
 
-    def _emit(self, entry: _Pending, data: np.ndarray | None) -> None:
+    def _emit(self, entry: _Pending, data: np.ndarray | Staged | None) -> None:
         summary = entry.slot.summary
         assert summary is not None, f"{entry.name}: written before its summary reached the host"
         sketch = None
         if entry.alias_of is None and summary.sketch is not None and summary.checksum is not None:
             sketch = (summary.sketch, summary.checksum)
-        self._call(
-            self.writer.write_tensor,
-            entry.name,
+        row: dict[str, Any] = dict(
             module=entry.module,
             role=entry.role,
             dtype=entry.dtype,
             shape=entry.shape,
             stats=summary.stats,
-            data=data,
             kind=entry.kind,
             token_axis=entry.token_axis,
             inputs=entry.inputs,
@@ -229,6 +240,21 @@ class TensorSink:
             call=entry.call,
             sketch=sketch,
         )
+        if isinstance(data, Staged):
+            assert self._background is not None, "a staged copy without the writer thread"
+            # The buffer goes back to the pool once written, and also when the call is skipped after
+            # an earlier error, so that the forward never waits for a buffer that will not come.
+            try:
+                self._background.submit(self._write_staged, entry.name, data, row, after=data.release)
+            except BaseException:  # not queued (an earlier write failed, or an interrupt)
+                data.release()
+                raise
+        else:
+            self._call(self.writer.write_tensor, entry.name, data=data, **row)
+
+    def _write_staged(self, name: str, staged: Staged, row: dict[str, Any]) -> None:
+        """On the writer thread: wait for the device-to-host copy, then write the tensor."""
+        self.writer.write_tensor(name, data=staged.host(), **row)
 
     def flush(self) -> None:
         """Write everything queued and wait for the background writes (end of a forward, or a failure:
@@ -236,7 +262,11 @@ class TensorSink:
         self._flush_summaries()
         if self._background is not None:
             background, self._background = self._background, None
-            background.close()
+            try:
+                background.close()
+            finally:
+                if self._host is not None:
+                    self._host.pool.clear()  # every buffer came back: torch's host allocator keeps them
 
     def _flush_summaries(self) -> None:
         if not self._pending:

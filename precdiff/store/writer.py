@@ -1,8 +1,9 @@
 """Streaming writer of capture files.
 
 Tensors go to disk one at a time and the file is flushed after each, so memory stays bounded and a
-capture killed half-way leaves ``NAME.partial`` holding everything written before the kill. Only
-:meth:`CaptureWriter.finish` sets ``complete`` and renames the file to its final name.
+capture killed half-way leaves ``NAME.partial`` holding everything written before the kill (a
+tensor's index row is written after its data). Only :meth:`CaptureWriter.finish` sets ``complete``
+and renames the file to its final name. Uncompressed tensor bytes bypass HDF5 (store/rawio.py).
 """
 
 from __future__ import annotations
@@ -11,11 +12,6 @@ import contextlib
 import json
 import math
 import os
-
-try:
-    import resource
-except ImportError:  # not on Windows: no file-size limit there
-    resource = None  # type: ignore[assignment]
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,36 +26,12 @@ from precdiff.errors import CaptureError, InputError
 from precdiff.store import format as fmt
 from precdiff.store.dtypes import STORABLE_DTYPES, dtype_code
 from precdiff.store.manifest import Manifest
+from precdiff.store.rawio import RawFile, check_room
 
 _STRING = h5py.string_dtype(encoding="utf-8")
-# Room kept free beyond a tensor's bytes for HDF5's metadata writes. HDF5 can crash the process
-# (SIGSEGV) when a write fails inside a flush, so running out of space must be caught before writing.
-_WRITE_MARGIN = 256 << 10
-
-
-def check_room(path: Path, nbytes: int) -> None:
-    """Refuse a write of ``nbytes`` into ``path`` that the file-size limit (``ulimit -f``) or the free
-    space of its disk cannot take.
-
-    Raises:
-        CaptureError: naming the limit and the fix; the ``.partial`` keeps what was written so far.
-    """
-    needed = nbytes + _WRITE_MARGIN
-    size = path.stat().st_size if path.exists() else 0
-    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource is not None else -1
-    if limit not in (-1, getattr(resource, "RLIM_INFINITY", -1)) and size + needed > limit:
-        raise CaptureError(
-            f"{path} would pass the file-size limit of {limit} bytes (ulimit -f); raise the limit, or "
-            f"capture less with --summary / --include; what was written so far is in {path}"
-        )
-    stats = os.statvfs(path.parent)
-    free = stats.f_bavail * stats.f_frsize
-    if needed > free:
-        raise CaptureError(
-            f"the disk holding {path} has {free} bytes free and the next tensor needs {nbytes}; free "
-            f"space, pick another --out, or capture less with --summary / --include; what was written "
-            f"so far is in {path}"
-        )
+# Uncompressed tensors of at least this size are written with os.pwrite (store/rawio.py); smaller ones
+# through h5py, where the extra dataset-offset lookup and system call would cost more than they save.
+RAW_MIN_BYTES = 64 << 10
 
 
 def chunk_shape(shape: Sequence[int], itemsize: int) -> tuple[int, ...] | None:
@@ -110,12 +82,25 @@ class CaptureWriter:
             )
         self.compression = compression
         self._count = 0
+        self._raw: RawFile | None = None
         try:
             # The default (oldest) file-format version on purpose: "latest" sets superblock consistency
             # flags that make a killed .partial refuse to open until h5clear is run on it.
             self._file = h5py.File(self.partial_path, "w")
         except OSError as exc:
             raise CaptureError(f"cannot create {self.partial_path}: {exc}") from None
+        if RawFile.available():
+            try:
+                self._raw = RawFile(self.partial_path)
+            except OSError as exc:
+                self._file.close()
+                raise CaptureError(f"cannot open {self.partial_path} for writing: {exc}") from None
+        # Raw-written datasets: contiguous, space allocated at creation, no fill value ever written.
+        self._early = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        self._early.set_layout(h5py.h5d.CONTIGUOUS)
+        self._early.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        self._early.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+        self._room_checked = True  # rows buffered since the last disk-room check (summary rows)
         self._file.attrs[fmt.ATTR_FORMAT] = fmt.FORMAT_NAME
         self._file.attrs[fmt.ATTR_FORMAT_VERSION] = fmt.FORMAT_VERSION
         self._file.attrs[fmt.ATTR_COMPLETE] = False
@@ -196,19 +181,16 @@ class CaptureWriter:
             raise ValueError(f"{name}: an alias of {alias_of} stores no data")
         if sketch is not None and not self.sketch_method:
             raise ValueError("CaptureWriter.sketch_method must name the sketch function before a sketch")
-        check_room(self.partial_path, data.nbytes if data is not None else 0)
         if data is not None:
             if tuple(data.shape) != shape or data.dtype != storage_dtype:
                 raise ValueError(f"{name}: data {data.dtype}{data.shape} does not match {code}{shape}")
-            chunks = chunk_shape(shape, storage_dtype.itemsize)
-            dataset = self._file.create_dataset(
-                fmt.tensor_key(index),
-                data=data,
-                chunks=chunks,
-                compression=self.compression if chunks else None,
-            )
+            check_room(self.partial_path, data.nbytes)  # its margin covers the buffered rows too
+            self._room_checked = True
+            dataset = self._store(fmt.tensor_key(index), data)
             dataset.attrs[fmt.T_NAME] = name
             dataset.attrs[fmt.T_DTYPE] = code
+        else:  # summary rows are checked once per index batch (flush_index): stat() costs µs per row
+            self._room_checked = False
         values = [stats[k] for k in fmt.STAT_NAMES] if isinstance(stats, Mapping) else list(stats)
         if kind is None:
             kind = fmt.KIND_MODULE_INPUT if role == fmt.ROLE_INPUT else fmt.KIND_MODULE_OUTPUT
@@ -237,6 +219,25 @@ class CaptureWriter:
         if data is not None or len(self._rows) >= self.index_batch:
             self.flush_index()
 
+    def _store(self, key: str, data: np.ndarray) -> h5py.Dataset:
+        """Create the dataset ``key`` holding ``data`` (docs/format.md, "Tensor data" layouts)."""
+        chunks = chunk_shape(data.shape, data.dtype.itemsize) if self.compression else None
+        if chunks is not None:
+            dataset = self._file.create_dataset(key, data=data, chunks=chunks, compression=self.compression)
+        elif self._raw is None or data.nbytes < RAW_MIN_BYTES:
+            dataset = self._file.create_dataset(key, data=data)
+        else:
+            dataset = self._file.create_dataset(key, shape=data.shape, dtype=data.dtype, dcpl=self._early)
+            offset = dataset.id.get_offset()
+            if offset is None:  # no space allocated (h5py ignores the layout of 0-d datasets)
+                dataset[...] = data
+            else:
+                self._raw.write(data, offset)  # the GIL is released while the bytes are written
+                return dataset
+        if self._raw is not None:
+            self._raw.written(data.nbytes)
+        return dataset
+
     def accepts(self, dtype: torch.dtype, shape: Sequence[int]) -> str | None:
         """``None`` if a tensor of this dtype and shape can be stored, else the reason it cannot."""
         if dtype not in STORABLE_DTYPES:
@@ -259,6 +260,9 @@ class CaptureWriter:
         """Append the buffered index rows to the file and flush it."""
         if not self._rows:
             return
+        if not self._room_checked:
+            check_room(self.partial_path, 0)
+            self._room_checked = True
         table = self._file[fmt.TENSOR_INDEX]
         start = table.shape[0]
         table.resize((start + len(self._rows),))
@@ -334,6 +338,8 @@ class CaptureWriter:
     def finish(self) -> Path:
         """Mark the file complete, close it and rename it to its final name."""
         self.flush_index()
+        if self._raw is not None:  # before `complete`: an early write-back's error fails the capture
+            self._raw.close(wait=True)
         self._file.attrs[fmt.ATTR_COMPLETE] = True
         self._file.flush()
         self._file.close()
@@ -346,8 +352,13 @@ class CaptureWriter:
         Never raises: it runs while another error (often a failed write: disk full, file-size limit)
         is on its way up, and that error is the one to report.
         """
+        if self._raw is not None:
+            with contextlib.suppress(OSError):
+                self._raw.close(wait=False)  # waits for a raw write in progress on the writer thread
         if self._file.id.valid:
-            with contextlib.suppress(RuntimeError, OSError):
+            # CaptureError: no room for the buffered rows, which are then dropped rather than written
+            # into a full disk (see _WRITE_MARGIN)
+            with contextlib.suppress(RuntimeError, OSError, CaptureError):
                 self.flush_index()
             with contextlib.suppress(RuntimeError, OSError):
                 self._file.close()
