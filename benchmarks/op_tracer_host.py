@@ -123,13 +123,18 @@ def measure(tokens: int, repeats: int, modes: tuple[str, ...]) -> dict[str, obje
 def _unpack(rev: str, folder: Path) -> Path:
     """``git archive REV precdiff`` unpacked under ``folder``; returns the folder for PYTHONPATH."""
     folder.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "precdiff"], capture_output=True, check=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "precdiff"], capture_output=True, check=True
+    )
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
     return folder
 
 
 def _run_side(source: Path, tokens: int, repeats: int, modes: tuple[str, ...]) -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")])),
+    }
     command = [sys.executable, __file__, "--measure", "--tokens", str(tokens), "--repeats", str(repeats)]
     command += ["--modes", ",".join(modes)]
     run = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
@@ -155,12 +160,16 @@ def _summary(rounds: list[dict[str, object]], modes: tuple[str, ...]) -> dict[st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tokens", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5, help="forwards per mode in each round (median)")
     parser.add_argument("--rounds", type=int, default=4, help="subprocesses per version, alternating")
     parser.add_argument("--baseline", help="also measure this git revision, alternating with this tree")
-    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated; plain and trace always run")
+    parser.add_argument(
+        "--modes", default=",".join(MODES), help="comma-separated; plain and trace always run"
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -19,8 +19,8 @@ import torch
 
 Payload = TypeVar("Payload")
 # (storage address, storage offset, shape, strides, dtype, device); the data pointer follows from the
-# first three and the dtype's size, so it is not asked for again.
-_Key = tuple[int, int, torch.Size, tuple[int, ...], torch.dtype, torch.device]
+# first two and the dtype's size, so it is not asked for again.
+_Key = tuple[object, ...]
 
 
 def _view_key(tensor: torch.Tensor) -> _Key | None:

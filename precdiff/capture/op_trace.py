@@ -43,14 +43,9 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch._C import _len_torch_dispatch_stack, _pop_torch_dispatch_stack, _push_on_torch_dispatch_stack
 from torch._ops import _len_torch_dispatch_stack_pre_dispatch
-from torch.utils._python_dispatch import (
-    TorchDispatchMode,
-    _disable_current_modes,
-    _len_torch_dispatch_stack,
-    _pop_torch_dispatch_stack,
-    _push_on_torch_dispatch_stack,
-)
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 
 from precdiff.capture.names import flatten_tensors, occurrence_name
 from precdiff.capture.op_call import CONSTANT, Base, OpCall, Step, dtype_name
@@ -107,10 +102,6 @@ class CallTree:
         self.calls: dict[str, _Call] = {ROOT: _Call()}
         self.counts: Counter[str] = Counter()
 
-    @property
-    def scope(self) -> str:
-        return self.stack[-1]
-
     def enter(self, module_name: str) -> None:
         count = self.counts.get(module_name, 0)
         self.counts[module_name] = count + 1
@@ -122,9 +113,6 @@ class CallTree:
     def leave(self) -> None:
         if len(self.stack) > 1:
             self.stack.pop()
-
-    def record_op(self, op_name: str) -> None:
-        self.calls[self.scope].ops.append(op_name)
 
     @contextmanager
     def hooked(self, model: nn.Module) -> Iterator[None]:
@@ -169,7 +157,7 @@ class _Producers:
     def set_output(self, tensor: torch.Tensor, name: str, dtype: bool = False) -> None:
         """``tensor`` is the data of ``name`` itself (an op output, a parameter or a buffer)."""
         base: Base | None = None
-        offset = tensor.storage_offset()
+        offset = int(tensor.storage_offset())
         if offset or not tensor.is_contiguous():
             base = (tuple(tensor.stride()), offset, None)
         if dtype:  # parameters and buffers have no index row that would say their dtype
@@ -179,11 +167,8 @@ class _Producers:
     def set_view(self, tensor: torch.Tensor, source: torch.Tensor, step: Step) -> None:
         """``tensor`` is ``step`` (a skipped view or alias op) applied to ``source``."""
         entry = self._names.get(id(source))
-        if entry is None or entry[0]() is not source:
-            name, base, steps = CONSTANT, None, ()
-        else:
-            name, base, steps = entry[1], entry[2], entry[3]
-        self._names[id(tensor)] = (weakref.ref(tensor), name, base, (*steps, step))
+        found = _UNKNOWN if entry is None or entry[0]() is not source else entry[1:]
+        self._names[id(tensor)] = (weakref.ref(tensor), found[0], found[1], (*found[2], step))
 
     def lookup(self, tensor: torch.Tensor) -> _Found:
         entry = self._names.get(id(tensor))
@@ -282,7 +267,9 @@ class OpTracer(TorchDispatchMode):
         one view step further."""
         assert self.producers is not None
         # Views take their base first; anything else is searched like the references are.
-        first = args[0] if args and isinstance(args[0], torch.Tensor) else next(_tensor_args(args, kwargs), None)
+        first = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        if first is None:
+            first = next(_tensor_args(args, kwargs), None)
         if first is None:
             return
         rest = tuple(args[1:]) if args and args[0] is first else None
@@ -300,7 +287,7 @@ class OpTracer(TorchDispatchMode):
         index = self.counts.get(key, 0)
         self.counts[key] = index + 1
         name = f"{scope}/{op}#{index}"
-        tree.calls[scope].ops.append(name)  # tree.record_op, without the call
+        tree.calls[scope].ops.append(name)
         self.traced_ops += 1
         producers = self.producers
         inputs: tuple[str, ...] = ()
