@@ -64,7 +64,7 @@ _METADATA = frozenset({"detach", "alias", "lift_fresh", "_unsafe_view"})
 
 # What a reference resolves to: (reference, base layout, view steps since the producer).
 _Found = tuple[str, Base | None, tuple[Step, ...]]
-_Entry = tuple["weakref.ref[torch.Tensor]", str, Base | None, tuple[Step, ...]]
+_Entry = tuple["weakref.ref[torch.Tensor]", _Found]  # the tensor, weakly, and what it resolves to
 _UNKNOWN: _Found = (CONSTANT, None, ())
 
 
@@ -162,19 +162,18 @@ class _Producers:
             base = (tuple(tensor.stride()), offset, None)
         if dtype:  # parameters and buffers have no index row that would say their dtype
             base = (base[0] if base else None, offset, dtype_name(tensor.dtype))
-        self._names[id(tensor)] = (weakref.ref(tensor), name, base, ())
+        self._names[id(tensor)] = (weakref.ref(tensor), (name, base, ()))
 
     def set_view(self, tensor: torch.Tensor, source: torch.Tensor, step: Step) -> None:
         """``tensor`` is ``step`` (a skipped view or alias op) applied to ``source``."""
-        entry = self._names.get(id(source))
-        found = _UNKNOWN if entry is None or entry[0]() is not source else entry[1:]
-        self._names[id(tensor)] = (weakref.ref(tensor), found[0], found[1], (*found[2], step))
+        name, base, steps = self.lookup(source)
+        self._names[id(tensor)] = (weakref.ref(tensor), (name, base, (*steps, step)))
 
     def lookup(self, tensor: torch.Tensor) -> _Found:
         entry = self._names.get(id(tensor))
         if entry is None or entry[0]() is not tensor:
             return _UNKNOWN
-        return entry[1], entry[2], entry[3]
+        return entry[1]
 
     def lookup_all(self, args: Any, kwargs: Any) -> list[_Found]:
         """:meth:`lookup` of every tensor argument, in :func:`_tensor_args` order (one loop, no
@@ -184,7 +183,7 @@ class _Producers:
         for arg in args:
             if isinstance(arg, torch.Tensor):
                 entry = names.get(id(arg))
-                found.append(_UNKNOWN if entry is None or entry[0]() is not arg else entry[1:])
+                found.append(_UNKNOWN if entry is None or entry[0]() is not arg else entry[1])
             elif isinstance(arg, (list, tuple)):
                 found += [self.lookup(item) for item in arg if isinstance(item, torch.Tensor)]
         if kwargs:
