@@ -13,29 +13,33 @@ tensors) or without real storage (meta, fake) are never aliases.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import torch
 
 Payload = TypeVar("Payload")
+# (storage address, storage offset, shape, strides, dtype, device); the data pointer follows from the
+# first two and the dtype's size, so it is not asked for again.
 _Key = tuple[object, ...]
 
 
 def _view_key(tensor: torch.Tensor) -> _Key | None:
-    """Everything that makes two tensors the same elements; ``None`` when it cannot be known."""
-    if tensor.numel() == 0 or tensor.device.type == "meta":
+    """Everything that makes two tensors the same elements; ``None`` when it cannot be known.
+
+    Runs for every captured tensor (thousands per op-level forward): a handful of C calls, no Python
+    conversions (``torch.Size`` hashes and compares as the tuple it is).
+    """
+    shape = tensor.shape
+    if 0 in shape or tensor.is_meta:  # no elements, or no memory
         return None
     try:
-        storage = tensor.untyped_storage().data_ptr()
         return (
-            tensor.device,
-            tensor.dtype,
-            storage,
-            tensor.data_ptr(),
+            tensor.untyped_storage().data_ptr(),
             tensor.storage_offset(),
-            tuple(tensor.shape),
-            tuple(tensor.stride()),
+            shape,
+            tensor.stride(),
+            tensor.dtype,
+            tensor.device,
         )
     except (RuntimeError, NotImplementedError):  # no storage: fake, functional or sparse tensors
         return None
@@ -48,8 +52,7 @@ def _version(tensor: torch.Tensor) -> int | None:
         return None
 
 
-@dataclass(frozen=True)
-class _Seen(Generic[Payload]):
+class _Seen(NamedTuple, Generic[Payload]):
     ref: weakref.ReferenceType[torch.Tensor]
     version: int
     payload: Payload
@@ -60,10 +63,17 @@ class AliasIndex(Generic[Payload]):
 
     def __init__(self) -> None:
         self._seen: dict[_Key, _Seen[Payload]] = {}
+        # The tensor last asked about in find(), weakly, with its key: the sink adds that same tensor
+        # next when it is no alias, and nothing in between changes its view (only set_ could).
+        self._last: tuple[weakref.ReferenceType[torch.Tensor], _Key | None] | None = None
 
     def find(self, tensor: torch.Tensor) -> Payload | None:
         """The payload of the earlier tensor that ``tensor`` exactly aliases, else ``None``."""
         key = _view_key(tensor)
+        try:
+            self._last = (weakref.ref(tensor), key)
+        except TypeError:  # a tensor subclass without weak references
+            self._last = None
         seen = self._seen.get(key) if key is not None else None
         if seen is None:
             return None
@@ -78,11 +88,16 @@ class AliasIndex(Generic[Payload]):
 
     def add(self, tensor: torch.Tensor, payload: Payload) -> None:
         """Remember ``tensor`` (weakly) as captured now, with its version at this moment."""
-        key, version = _view_key(tensor), _version(tensor)
+        last, self._last = self._last, None
+        if last is not None and last[0]() is tensor:
+            ref, key = last
+        else:
+            key = _view_key(tensor)
+            try:
+                ref = weakref.ref(tensor)
+            except TypeError:  # a tensor subclass without weak references
+                return
+        version = _version(tensor)
         if key is None or version is None:
-            return
-        try:
-            ref = weakref.ref(tensor)
-        except TypeError:  # a tensor subclass without weak references
             return
         self._seen[key] = _Seen(ref, version, payload)

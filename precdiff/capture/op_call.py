@@ -68,6 +68,11 @@ def _name(value: Any) -> str:
     return name
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """``float32`` for ``torch.float32``, as calls write dtypes (cached)."""
+    return _name(dtype)
+
+
 def encode_value(value: Any, tensors: list[torch.Tensor] | None) -> Any:
     """The JSON form of one argument; tensors are appended to ``tensors`` and become ``{"t": i}``."""
     kind = type(value)

@@ -10,6 +10,12 @@ key, which re-enters this mode) are passed through untraced, and the sink's own 
 mode off (:meth:`OpTracer.paused`). ``#k`` counts calls of that overload within one module call, so
 names repeat across runs exactly when the call sequence does.
 
+**Host time.** At op level on a GPU the forward is bound by this module's Python per op (issue 9), so
+the per-op path keeps to dictionary look-ups and C calls: each overload's name and kind are decided
+once (:class:`OpTracer`'s cache), references are found by ``id()``, and the dispatch modes below are
+switched off for the sink only when there are any (inside ``__torch_dispatch__`` torch has already
+taken this mode off its stack, so usually there are none).
+
 Skipped always, because their outputs read uninitialised memory or are no tensor: ``empty*``
 allocations and ``_local_scalar_dense``. Skipped unless ``all_ops``, because they compute nothing
 (aliases or metadata of a tensor already traced): view ops, ``_unsafe_view``, ``detach``, ``alias``,
@@ -37,10 +43,12 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch._C import _len_torch_dispatch_stack, _pop_torch_dispatch_stack, _push_on_torch_dispatch_stack
+from torch._ops import _len_torch_dispatch_stack_pre_dispatch
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 
 from precdiff.capture.names import flatten_tensors, occurrence_name
-from precdiff.capture.op_call import CONSTANT, Base, OpCall, Step
+from precdiff.capture.op_call import CONSTANT, Base, OpCall, Step, dtype_name
 
 ROOT = "<root>"
 PARAMETER_PREFIX = "parameter "
@@ -53,6 +61,11 @@ _NEVER = frozenset(
     {"_local_scalar_dense", "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided"}
 )
 _METADATA = frozenset({"detach", "alias", "lift_fresh", "_unsafe_view"})
+
+# What a reference resolves to: (reference, base layout, view steps since the producer).
+_Found = tuple[str, Base | None, tuple[Step, ...]]
+_Entry = tuple["weakref.ref[torch.Tensor]", _Found]  # the tensor, weakly, and what it resolves to
+_UNKNOWN: _Found = (CONSTANT, None, ())
 
 
 def _packet(func: Any) -> str:
@@ -89,23 +102,17 @@ class CallTree:
         self.calls: dict[str, _Call] = {ROOT: _Call()}
         self.counts: Counter[str] = Counter()
 
-    @property
-    def scope(self) -> str:
-        return self.stack[-1]
-
     def enter(self, module_name: str) -> None:
-        name = occurrence_name(module_name, self.counts[module_name])
-        self.counts[module_name] += 1
-        self.calls[self.scope].children.append(name)
+        count = self.counts.get(module_name, 0)
+        self.counts[module_name] = count + 1
+        name = occurrence_name(module_name, count)
+        self.calls[self.stack[-1]].children.append(name)
         self.calls[name] = _Call()
         self.stack.append(name)
 
     def leave(self) -> None:
         if len(self.stack) > 1:
             self.stack.pop()
-
-    def record_op(self, op_name: str) -> None:
-        self.calls[self.scope].ops.append(op_name)
 
     @contextmanager
     def hooked(self, model: nn.Module) -> Iterator[None]:
@@ -140,7 +147,7 @@ class _Producers:
     """
 
     def __init__(self, model: nn.Module | None) -> None:
-        self._names: dict[int, tuple[weakref.ref[torch.Tensor], str, Base | None, tuple[Step, ...]]] = {}
+        self._names: dict[int, _Entry] = {}
         if model is not None:
             for name, param in model.named_parameters(remove_duplicate=False):
                 self.set_output(param, PARAMETER_PREFIX + name, dtype=True)
@@ -154,19 +161,34 @@ class _Producers:
         if offset or not tensor.is_contiguous():
             base = (tuple(tensor.stride()), offset, None)
         if dtype:  # parameters and buffers have no index row that would say their dtype
-            base = (base[0] if base else None, offset, str(tensor.dtype).removeprefix("torch."))
-        self._names[id(tensor)] = (weakref.ref(tensor), name, base, ())
+            base = (base[0] if base else None, offset, dtype_name(tensor.dtype))
+        self._names[id(tensor)] = (weakref.ref(tensor), (name, base, ()))
 
     def set_view(self, tensor: torch.Tensor, source: torch.Tensor, step: Step) -> None:
         """``tensor`` is ``step`` (a skipped view or alias op) applied to ``source``."""
         name, base, steps = self.lookup(source)
-        self._names[id(tensor)] = (weakref.ref(tensor), name, base, (*steps, step))
+        self._names[id(tensor)] = (weakref.ref(tensor), (name, base, (*steps, step)))
 
-    def lookup(self, tensor: torch.Tensor) -> tuple[str, Base | None, tuple[Step, ...]]:
+    def lookup(self, tensor: torch.Tensor) -> _Found:
         entry = self._names.get(id(tensor))
         if entry is None or entry[0]() is not tensor:
-            return CONSTANT, None, ()
-        return entry[1], entry[2], entry[3]
+            return _UNKNOWN
+        return entry[1]
+
+    def lookup_all(self, args: Any, kwargs: Any) -> list[_Found]:
+        """:meth:`lookup` of every tensor argument, in :func:`_tensor_args` order (one loop, no
+        generator: this runs for every traced op)."""
+        names = self._names
+        found: list[_Found] = []
+        for arg in args:
+            if isinstance(arg, torch.Tensor):
+                entry = names.get(id(arg))
+                found.append(_UNKNOWN if entry is None or entry[0]() is not arg else entry[1])
+            elif isinstance(arg, (list, tuple)):
+                found += [self.lookup(item) for item in arg if isinstance(item, torch.Tensor)]
+        if kwargs:
+            found += [self.lookup(arg) for arg in kwargs.values() if isinstance(arg, torch.Tensor)]
+        return found
 
 
 def _tensor_args(args: Any, kwargs: Any) -> Iterator[torch.Tensor]:
@@ -210,8 +232,17 @@ class OpTracer(TorchDispatchMode):
         self.inside = False
         self.producers = _Producers(model) if references else None
         self.traced_ops = 0
-        # overload -> (its name, traced?, a view to follow?), cached because str(func) costs microseconds
-        self._decisions: dict[Any, tuple[str, bool, bool]] = {}
+        # id(overload) -> (the overload, kept alive so that its id stays its own; its name; traced?; a
+        # view to follow?). Decided once per overload: str(func) costs microseconds, and OpOverload
+        # hashes in Python, an id in C.
+        self._decisions: dict[int, tuple[Any, str, bool, bool]] = {}
+
+    def _decide(self, func: Any) -> tuple[Any, str, bool, bool]:
+        is_traced = traced(func, self.all_ops)
+        # Skipped allocations (empty_like) hold no data of their input: not views of it.
+        follow = not is_traced and _packet(func) not in _NEVER
+        decision = self._decisions[id(func)] = (func, str(func), is_traced, follow)
+        return decision
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         if self.inside:
@@ -221,17 +252,11 @@ class OpTracer(TorchDispatchMode):
         self.inside = True
         try:
             out = func(*args, **(kwargs or {}))
-            decision = self._decisions.get(func)
-            if decision is None:
-                is_traced = traced(func, self.all_ops)
-                # Skipped allocations (empty_like) hold no data of their input: not views of it.
-                follow = not is_traced and _packet(func) not in _NEVER
-                decision = self._decisions[func] = (str(func), is_traced, follow)
-            op, is_traced, follow = decision
-            if is_traced:
-                self._record(op, args, kwargs, out)
-            elif follow and self.producers is not None:
-                self._view(op, args, kwargs, out)
+            decision = self._decisions.get(id(func)) or self._decide(func)
+            if decision[2]:
+                self._record(decision[1], args, kwargs, out)
+            elif decision[3] and self.producers is not None:
+                self._view(decision[1], args, kwargs, out)
         finally:
             self.inside = False
         return out
@@ -240,7 +265,10 @@ class OpTracer(TorchDispatchMode):
         """A skipped view or alias: its data is its first input's, so it refers to the same producer,
         one view step further."""
         assert self.producers is not None
-        first = next(_tensor_args(args, kwargs), None)
+        # Views take their base first; anything else is searched like the references are.
+        first = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        if first is None:
+            first = next(_tensor_args(args, kwargs), None)
         if first is None:
             return
         rest = tuple(args[1:]) if args and args[0] is first else None
@@ -252,26 +280,43 @@ class OpTracer(TorchDispatchMode):
                     self.producers.set_view(tensor, first, (op, rest, kwargs, item))
 
     def _record(self, op: str, args: Any, kwargs: Any, out: Any) -> None:
-        scope = self.tree.scope
-        index = self.counts[(scope, op)]
-        self.counts[(scope, op)] += 1
+        tree = self.tree
+        scope = tree.stack[-1]
+        key = (scope, op)
+        index = self.counts.get(key, 0)
+        self.counts[key] = index + 1
         name = f"{scope}/{op}#{index}"
-        self.tree.record_op(name)
+        tree.calls[scope].ops.append(name)
         self.traced_ops += 1
         producers = self.producers
         inputs: tuple[str, ...] = ()
         call = None
         if producers is not None:
-            found = [producers.lookup(t) for t in _tensor_args(args, kwargs)]
-            inputs = tuple(entry[0] for entry in found)
+            found = producers.lookup_all(args, kwargs)
+            inputs = tuple([entry[0] for entry in found])
             call = OpCall(op, args, kwargs, found)
-        # The sink's statistics and copies run with the dispatch modes off: through this mode, each of
-        # their ops would pay the Python dispatch round trip only to be passed through.
-        with _disable_current_modes():
-            for tensor_name, tensor in flatten_tensors(name, out):
-                if producers is not None:
-                    producers.set_output(tensor, tensor_name)
-                self.sink(tensor_name, scope, op, tensor, inputs, call)
+        # The sink's statistics and copies run with the dispatch modes off: through a mode, each of
+        # their ops would pay the Python dispatch round trip only to be passed through. Torch took this
+        # mode off the stack while it runs, so there is anything to switch off only under other modes.
+        if _len_torch_dispatch_stack() or _len_torch_dispatch_stack_pre_dispatch():
+            with _disable_current_modes():
+                self._emit(name, scope, op, out, inputs, call)
+        else:
+            self._emit(name, scope, op, out, inputs, call)
+
+    def _emit(
+        self, name: str, scope: str, op: str, out: Any, inputs: tuple[str, ...], call: OpCall | None
+    ) -> None:
+        producers = self.producers
+        if isinstance(out, torch.Tensor):  # flatten_tensors' first case, without its generator
+            if producers is not None:
+                producers.set_output(out, name)
+            self.sink(name, scope, op, out, inputs, call)
+            return
+        for tensor_name, tensor in flatten_tensors(name, out):
+            if producers is not None:
+                producers.set_output(tensor, tensor_name)
+            self.sink(tensor_name, scope, op, tensor, inputs, call)
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -279,7 +324,17 @@ class OpTracer(TorchDispatchMode):
         dispatch modes are off meanwhile, so they do not even pass through this one."""
         previous, self.inside = self.inside, True
         try:
-            with _disable_current_modes():
+            if _len_torch_dispatch_stack_pre_dispatch():
+                with _disable_current_modes():
+                    yield
+                return
+            # What _disable_current_modes does without pre-dispatch modes (its checks are all about
+            # those), for a fraction of its cost: it runs at every module call.
+            modes = [_pop_torch_dispatch_stack(None) for _ in range(_len_torch_dispatch_stack())]
+            try:
                 yield
+            finally:
+                for mode in reversed(modes):
+                    _push_on_torch_dispatch_stack(mode)
         finally:
             self.inside = previous

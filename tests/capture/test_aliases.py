@@ -41,6 +41,18 @@ def test_alias_index_takes_only_the_same_live_unmodified_view() -> None:
     assert index.find(base) is None
 
 
+def test_alias_index_add_after_find_of_another_tensor() -> None:
+    """add() reuses find()'s key only for the tensor find() was asked about."""
+    index: AliasIndex[str] = AliasIndex()
+    asked, added = torch.zeros(8), torch.ones(4)
+    assert index.find(asked) is None
+    index.add(added, "added")
+    assert index.find(added) == "added"
+    assert index.find(asked) is None
+    index.add(asked, "asked")  # the key of the last find() (of ``added``) must not be taken for it
+    assert index.find(asked) == "asked" and index.find(added) == "added"
+
+
 def test_alias_index_never_matches_a_freed_tensor() -> None:
     """A dead earlier tensor is never an alias, even when the new one has its exact address and view."""
     index: AliasIndex[str] = AliasIndex()

@@ -1,0 +1,242 @@
+"""Host time per op of op-level capture, on the CPU, with the op graph of Llama-8B and negligible compute.
+
+The model has Llama-8B's structure (32 layers, 32 query and 8 key/value heads, SDPA, bf16: 1,244 traced
+ops per forward, as on the GPU) but a hidden size of 64 and a vocabulary of 256, run on ``--tokens``
+tokens: the kernels take microseconds, so what the modes add to ``plain`` is the host (Python) time
+that bounds op level on a GPU. Modes, each one forward:
+
+- ``plain``: ``model(ids)``;
+- ``trace``: under the op tracer with input references and a sink that drops everything (the tracer's
+  own cost: dispatch round trip, names, scopes, references, module hooks);
+- ``op-stats`` / ``op``: ``capture --level op --summary`` without / with the sketches (the tracer plus
+  the sink: statistics, alias detection, index rows, HDF5 writes).
+
+``µs/op = (mode − plain) / ops traced``, timed as this process's CPU time (one torch thread), which
+other processes on a shared host inflate far less than the wall clock.
+
+``--baseline REV`` measures another revision side by side: ``git archive REV precdiff`` is unpacked into
+a temporary folder and the two versions run in alternating subprocesses (``--rounds`` each, every round
+the median of ``--repeats`` forwards per mode), so that both see the same machine load; the figures are
+the medians over rounds and their ratio, and the least time of any forward (load only ever adds to a
+forward's time, so on a busy host the minima are the steadier figure).
+
+    PYTHONPATH=$PWD python benchmarks/op_tracer_host.py --baseline main \\
+        --out benchmarks/results/op_tracer_host_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+MODES = ("plain", "trace", "op-stats", "op")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def measure(tokens: int, repeats: int, modes: tuple[str, ...]) -> dict[str, object]:
+    """Median CPU seconds per mode in this process (the precdiff on ``sys.path``)."""
+    import torch
+    import transformers
+
+    import precdiff
+    from precdiff.capture.names import name_filter
+    from precdiff.capture.op_trace import CallTree, OpTracer
+    from precdiff.capture.runner import hooked_forward
+    from precdiff.capture.sink import TensorSink
+    from precdiff.config import CaptureOptions
+    from precdiff.store import CaptureWriter
+
+    torch.set_num_threads(1)
+    config = transformers.LlamaConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=8,
+        vocab_size=256,
+        max_position_embeddings=512,
+        rope_theta=500000.0,
+        tie_word_embeddings=False,
+    )
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
+    ids = torch.arange(5, 5 + tokens).unsqueeze(0)
+    device = torch.device("cpu")
+    folder = Path(tempfile.mkdtemp())
+    ops: dict[str, int] = {}
+
+    def plain() -> None:
+        with torch.no_grad():
+            model(input_ids=ids, use_cache=False)
+
+    def trace() -> None:
+        tree = CallTree()
+        tracer = OpTracer(tree, lambda *_: None, references=True, model=model)
+        with torch.no_grad(), tree.hooked(model), tracer:
+            model(input_ids=ids, use_cache=False)
+        ops["traced"] = tracer.traced_ops
+
+    def captured(sketches: bool) -> Callable[[], None]:
+        def run() -> None:
+            path = folder / "op.h5"
+            with CaptureWriter(path) as writer:
+                sink = TensorSink(writer, summary=True, device=device, num_tokens=tokens, sketches=sketches)
+                options = CaptureOptions(summary=True, level="op")
+                with torch.no_grad(), hooked_forward(model, name_filter(None, None), sink, options):
+                    model(input_ids=ids, use_cache=False)
+                sink.flush()
+                ops["written"] = writer.tensor_count
+                writer.finish()
+            path.unlink()
+
+        return run
+
+    every = {"plain": plain, "trace": trace, "op-stats": captured(False), "op": captured(True)}
+    runs = {mode: every[mode] for mode in modes}
+    for run in runs.values():
+        run()  # warm-up
+    times: dict[str, list[float]] = {mode: [] for mode in runs}
+    for _ in range(repeats):
+        for mode, run in runs.items():  # round robin: a change of load weighs on every mode alike
+            start = time.process_time()
+            run()
+            times[mode].append(time.process_time() - start)
+    return {
+        "precdiff": str(Path(precdiff.__file__).parent),
+        "ops_per_forward": ops["traced"],
+        "tensors_written": ops.get("written"),
+        "median_s": {mode: statistics.median(values) for mode, values in times.items()},
+        # The least time of a mode: load on a shared host only ever adds to a forward's time.
+        "min_s": {mode: min(values) for mode, values in times.items()},
+    }
+
+
+def _unpack(rev: str, folder: Path) -> Path:
+    """``git archive REV precdiff`` unpacked under ``folder``; returns the folder for PYTHONPATH."""
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "precdiff"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
+
+
+def _run_side(source: Path, tokens: int, repeats: int, modes: tuple[str, ...]) -> dict[str, object]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")])),
+    }
+    command = [sys.executable, __file__, "--measure", "--tokens", str(tokens), "--repeats", str(repeats)]
+    command += ["--modes", ",".join(modes)]
+    run = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    result: dict[str, object] = json.loads(run.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _summary(rounds: list[dict[str, object]], modes: tuple[str, ...]) -> dict[str, object]:
+    """Per mode: the median over rounds of each round's median, and the least time of any forward."""
+    ops = int(str(rounds[0]["ops_per_forward"]))
+    summary: dict[str, object] = {"ops_per_forward": ops, "tensors_written": rounds[0]["tensors_written"]}
+    for statistic, pick in (("median", statistics.median), ("min", min)):
+        values = {mode: pick(float(r[f"{statistic}_s"][mode]) for r in rounds) for mode in modes}  # type: ignore[index]
+        plain = values["plain"]
+        summary[f"{statistic}_s"] = values
+        summary[f"{statistic}_us_per_op"] = {
+            mode: (values[mode] - plain) / ops * 1e6 for mode in modes if mode != "plain"
+        }
+        summary[f"{statistic}_ratio_to_plain"] = {mode: values[mode] / plain for mode in modes}
+    summary["rounds"] = rounds
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tokens", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=5, help="forwards per mode in each round (median)")
+    parser.add_argument("--rounds", type=int, default=4, help="subprocesses per version, alternating")
+    parser.add_argument("--baseline", help="also measure this git revision, alternating with this tree")
+    parser.add_argument(
+        "--modes", default=",".join(MODES), help="comma-separated; plain and trace always run"
+    )
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    modes = tuple(mode for mode in MODES if mode in {"plain", "trace", *args.modes.split(",")})
+    if args.measure:
+        print(json.dumps(measure(args.tokens, args.repeats, modes)))
+        return
+    load_before = os.getloadavg()[0]
+    sides: dict[str, list[dict[str, object]]] = {"this": []}
+    with tempfile.TemporaryDirectory(prefix="precdiff-bench-") as tmp:
+        sources = [("this", ROOT)]
+        if args.baseline:
+            sides["baseline"] = []
+            sources.append(("baseline", _unpack(args.baseline, Path(tmp) / "baseline")))
+        for round_index in range(args.rounds):
+            # Alternate which version goes first, so that neither always runs after the other.
+            for label, source in sources[:: 1 if round_index % 2 == 0 else -1]:
+                sides[label].append(_run_side(source, args.tokens, args.repeats, modes))
+    report: dict[str, object] = {
+        "benchmark": "op_tracer_host",
+        "date": date.today().isoformat(),
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "cores": len(os.sched_getaffinity(0)),
+        # Other processes on the host inflate every time here: read the numbers against these.
+        "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]},
+        "model": "llama-8b op graph: 32 layers, 32/8 heads, hidden 64, vocab 256, bf16, sdpa",
+        "tokens": args.tokens,
+        "clock": "process CPU time, 1 torch thread",
+        "this": _summary(sides["this"], modes),
+    }
+    if args.baseline:
+        report["baseline"] = {"revision": args.baseline, **_summary(sides["baseline"], modes)}
+    print(f"op tracer host time: {report['model']}, {args.tokens} tokens")
+    print(f"{'version':<10}{'mode':<10}{'median ms':>11}{'µs/op':>9}{'min ms':>9}{'µs/op':>9}")
+    for label in sides:
+        side = report[label]
+        assert isinstance(side, dict)
+        for mode in modes:
+            cells = ""
+            for statistic in ("median", "min"):
+                per_op = side[f"{statistic}_us_per_op"].get(mode)
+                cells += f"{side[f'{statistic}_s'][mode] * 1e3:>{11 if statistic == 'median' else 9}.1f}"
+                cells += f"{per_op:>9.1f}" if per_op is not None else f"{'':>9}"
+            print(f"{label:<10}{mode:<10}{cells}")
+    if args.baseline:
+        this, base = report["this"], report["baseline"]
+        assert isinstance(this, dict) and isinstance(base, dict)
+        ratios = {
+            statistic: {
+                mode: base[f"{statistic}_us_per_op"][mode] / this[f"{statistic}_us_per_op"][mode]
+                for mode in this[f"{statistic}_us_per_op"]
+            }
+            for statistic in ("median", "min")
+        }
+        report["us_per_op_ratio_baseline_to_this"] = ratios
+        for mode in ratios["median"]:
+            print(
+                f"{mode}: baseline / this µs per op = {ratios['median'][mode]:.2f} (medians), "
+                f"{ratios['min'][mode]:.2f} (minima)"
+            )
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The op tracer switches the dispatch modes off for its sink's own ops, also under another mode, and
+only the model's ops reach a mode below it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from precdiff.capture.op_trace import CallTree, OpTracer
+
+
+class _Seen(TorchDispatchMode):
+    """Counts the ops that reach it, by overload name."""
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.ops: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.ops[str(func)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+class _Scale(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * 3.0).view(-1)
+
+
+def _sink_runs_ops(*args: Any) -> None:
+    torch.ones(2).add(1.0)  # the sink's own work (statistics): aten.ones and aten.add
+
+
+def test_sink_and_paused_ops_reach_no_mode_below() -> None:
+    model = torch.nn.Sequential(_Scale())
+    outer, tree, x = _Seen(), CallTree(), torch.ones(2, 2)
+    tracer = OpTracer(tree, _sink_runs_ops, references=True, model=model)
+    with outer, tree.hooked(model), tracer:
+        model(x)
+        with tracer.paused():
+            torch.zeros(3).sub(1.0)  # a module hook's own work
+        assert torch._C._len_torch_dispatch_stack() == 2  # both modes back in place
+    assert outer.ops == Counter({"aten.mul.Tensor": 1, "aten.view.default": 1})
+    assert tree.calls["0"].ops == ["0/aten.mul.Tensor#0"]
+    assert tracer.traced_ops == 1
+
+
+def test_sink_ops_are_not_traced_without_other_modes() -> None:
+    model = torch.nn.Sequential(_Scale())
+    tree, x = CallTree(), torch.ones(2, 2)
+    names: list[str] = []
+
+    def sink(name: str, *args: Any) -> None:
+        names.append(name)
+        _sink_runs_ops()
+
+    with tree.hooked(model), OpTracer(tree, sink, references=True, model=model) as tracer:
+        model(x)
+        with tracer.paused():
+            torch.zeros(3).sub(1.0)
+        torch.ones(1).neg()  # traced again after the pause, at the root
+    assert names == ["0/aten.mul.Tensor#0", "<root>/aten.ones.default#0", "<root>/aten.neg.default#0"]
+    assert tracer.traced_ops == 3
