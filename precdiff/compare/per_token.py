@@ -92,22 +92,27 @@ class TokenSums:
         self.mismatch = np.zeros(num_tokens)
         self._run_sums: dict[tuple[int, int], Any] = {}  # (first % inner, size) -> sparse matrix
 
-    def measure(self, first: int, a: np.ndarray, b: np.ndarray, d: np.ndarray | None = None) -> TokenPart:
-        """The sums of the slice ``a``, ``b`` that starts at flat element ``first`` (``d``: ``b - a``,
-        when the caller has it)."""
+    def measure(
+        self, first: int, a: np.ndarray, b: np.ndarray, squares: np.ndarray | None = None
+    ) -> TokenPart:
+        """The sums of the slice ``a``, ``b`` that starts at flat element ``first``.
+
+        ``squares``: ``[a² | (b−a)²]`` (``2 * a.size`` values) when the caller has computed them.
+        """
         first_token, last_token = first // self.inner, (first + a.size - 1) // self.inner
         part = None
         # Fast paths: finite per-token sums of a² and (b−a)² prove that every a and b is finite, and then
         # the sums are exactly those of the masked path below (the same sums in the same order). Their
         # NaN/Inf arithmetic is thrown away, so it is not warned about.
         with np.errstate(over="ignore", invalid="ignore"):
+            if squares is None:
+                squares = square_pairs(a, b, np.empty(2 * a.size))
             if a.size >= SPARSE_MIN_ELEMENTS and last_token - first_token < self.num_tokens:
-                part = self._runs(first, a, b, d)
+                part = self._runs(first, squares)
             else:
-                d = b - a if d is None else d
                 tokens = self._tokens(first, a.size)
-                sum_aa = np.bincount(tokens, weights=a * a, minlength=self.num_tokens)
-                sum_dd = np.bincount(tokens, weights=d * d, minlength=self.num_tokens)
+                sum_aa = np.bincount(tokens, weights=squares[: a.size], minlength=self.num_tokens)
+                sum_dd = np.bincount(tokens, weights=squares[a.size :], minlength=self.num_tokens)
                 if np.isfinite(sum_aa).all() and np.isfinite(sum_dd).all():
                     part = TokenPart(slice(None), sum_aa, sum_dd)
         return part if part is not None else self._masked(a, b, self._tokens(first, a.size))
@@ -119,7 +124,7 @@ class TokenSums:
         if part.mismatch is not None:
             self.mismatch += part.mismatch
 
-    def _runs(self, first: int, a: np.ndarray, b: np.ndarray, d: np.ndarray | None) -> TokenPart | None:
+    def _runs(self, first: int, squares: np.ndarray) -> TokenPart | None:
         """Sums over each token's contiguous run in the slice (no token occurs twice in it); None when
         one is not finite (the caller then takes the masked path).
 
@@ -128,16 +133,12 @@ class TokenSums:
         (scipy's csr_matvec adds ``1.0 * w[j]`` in column order into a zeroed float64), ~4x faster
         than np.bincount. The a² and d² runs go through one block-diagonal matrix, in one call.
         """
-        n = a.size
+        n = squares.size // 2
         key = (first % self.inner, n)
         matrix = self._run_sums.get(key)
         if matrix is None:
             matrix = self._run_sums[key] = _run_matrix(first % self.inner, n, self.inner)
-        weights = np.empty(2 * n)
-        np.multiply(a, a, out=weights[:n])
-        d = np.subtract(b, a) if d is None else d
-        np.multiply(d, d, out=weights[n:])
-        sums = matrix @ weights
+        sums = matrix @ squares
         if not np.isfinite(sums).all():
             return None
         first_token = first // self.inner
@@ -187,6 +188,16 @@ class TokenSums:
             rest = _rel(float(self.sum_aa[keep].sum()), float(self.sum_dd[keep].sum()), 0.0)
             robust = max(whole_rel_l2, rest)
         return TokenErrors(tuple(rel), tuple(float(n) for n in norms), massive, robust)
+
+
+def square_pairs(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``[a² | (b−a)²]`` of a slice into ``out`` (``2 * a.size`` values): what :meth:`TokenSums.measure`
+    sums per token. ``b - a`` is formed in the second half, then squared in place."""
+    n = a.size
+    np.multiply(a, a, out=out[:n])
+    np.subtract(b, a, out=out[n : 2 * n])
+    np.multiply(out[n : 2 * n], out[n : 2 * n], out=out[n : 2 * n])
+    return out[: 2 * n]
 
 
 def _run_matrix(offset: int, size: int, inner: int) -> Any:

@@ -2,37 +2,62 @@
 
 The pair is read block by block (:meth:`~precdiff.store.reader.Capture.iter_raw_blocks`), and every block
 is cut into cache-sized slices (:data:`~precdiff.compare.metrics.CACHE_ELEMENTS`) at the places where
-:func:`~precdiff.compare.metrics.accumulate` cuts it. Each slice is decoded to float64 once and measured
-once: ``b − a`` is formed once and shared by the whole-tensor sums
+:func:`~precdiff.compare.metrics.accumulate` cuts it. Each slice is decoded to float64 once into reused
+buffers, and ``b − a`` is formed once for both the whole-tensor sums
 (:func:`~precdiff.compare.metrics.finite_sums`) and the per-token sums
-(:meth:`~precdiff.compare.per_token.TokenSums.measure`). Slices merge in storage order and in
-:func:`accumulate`'s grouping (slices into their block, blocks into the total), so the result is bit
-for bit that of ``merge(accumulate(...))`` over the blocks plus the per-token sums slice by slice
-(tests/compare/test_streaming_exact.py).
+(:meth:`~precdiff.compare.per_token.TokenSums.measure`).
 
-One thread does the work, on purpose: the sums must stay those of ``np.dot`` on each whole slice,
-and OpenBLAS splits such a dot across its own threads (the split is part of the result's rounding).
-A second thread of ours competes with OpenBLAS's worker for the cores, and every dot then waits for
-the scheduler: measured several times slower on 2 cores, not faster.
+The sums stay those of the plain algorithms: the same ``np.dot`` calls on the same slices, the
+per-token sums in storage order, and the merge in :func:`accumulate`'s grouping (slices into their block,
+blocks into the total). So the result is bit for bit that of ``merge(accumulate(...))`` over the blocks
+plus the per-token sums slice by slice (tests/compare/test_streaming_exact.py). Element-wise work whose
+result does not depend on summation order (``|b − a|``, the squares, the count of unequal values) is
+free to move, and it is done once per slice into buffers that stay in the CPU cache.
+
+One thread does it all, on purpose. OpenBLAS splits each ``np.dot`` of a slice across its own threads
+(the split is part of the result's rounding, so it must stay), and a second thread of ours then competes
+with OpenBLAS's worker for the cores: every dot waits for the scheduler, and a reader thread measured
+slower than none on 2 cores (benchmarks/compare_throughput.py).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
 from precdiff.compare.metrics import (
     CACHE_ELEMENTS,
     PairSums,
+    Scratch,
     Tolerance,
     accumulate_slice,
+    count_unequal,
     finite_sums,
     merge,
 )
-from precdiff.compare.per_token import TokenPart, TokenSums
+from precdiff.compare.per_token import TokenPart, TokenSums, square_pairs
 from precdiff.store.dtypes import to_float64
 from precdiff.store.reader import Capture, TensorInfo
+
+
+class _Slot(Scratch):
+    """One slice: its decoded values, ``|b − a|``, the per-token squares and where it lies (buffers
+    reused slice after slice)."""
+
+    def __init__(self, squares: bool) -> None:
+        super().__init__()
+        self.a = np.empty(CACHE_ELEMENTS)
+        self.b = np.empty(CACHE_ELEMENTS)
+        self.abs_d = np.empty(CACHE_ELEMENTS)
+        self.squares = np.empty(2 * CACHE_ELEMENTS) if squares else None
+        self.size = 0
+        self.first = 0  # flat position of the slice in the tensor
+        self.n_unequal = 0
+        self.opens_block = False
+        self.closes_block = False
+        self.block_is_one_slice = False  # accumulate() returns such a block's only slice unmerged
 
 
 def measure_pair(
@@ -53,34 +78,73 @@ def measure_pair(
         tokens: per-token sums to add to (in storage order), or None.
         block_elements: values per block read from each file (the cut points of the blocks).
     """
-    total = PairSums()
+    slot = _Slot(squares=tokens is not None)
+    return _merge(_prepared(cap_a, cap_b, info_a, info_b, block_elements, slot), tolerance, tokens)
+
+
+def _prepared(
+    cap_a: Capture,
+    cap_b: Capture,
+    info_a: TensorInfo,
+    info_b: TensorInfo,
+    block_elements: int,
+    slot: _Slot,
+) -> Iterator[_Slot]:
+    """The slices of the pair in storage order, each in ``slot`` (overwritten by the next), filled with
+    everything that does not depend on summation order."""
     first = 0
     blocks_b = cap_b.iter_raw_blocks(info_b.name, block_elements, reuse=True)
     for raw_a in cap_a.iter_raw_blocks(info_a.name, block_elements, reuse=True):
         raw_b = next(blocks_b)  # same shape -> same cut points (reader contract)
-        a, b = to_float64(raw_a, info_a.dtype), to_float64(raw_b, info_b.dtype)
-        block = PairSums()
-        for start in range(0, a.size, CACHE_ELEMENTS):
-            stop = start + CACHE_ELEMENTS
-            sums, part = _measure_slice(a[start:stop], b[start:stop], tolerance, tokens, first + start)
+        size = raw_a.size
+        for start in range(0, size, CACHE_ELEMENTS) if size else range(1):  # an empty block still closes
+            stop = min(start + CACHE_ELEMENTS, size)
+            n = slot.size = stop - start
+            slot.first = first + start
+            slot.opens_block, slot.closes_block = start == 0, stop == size
+            slot.block_is_one_slice = size <= CACHE_ELEMENTS
+            a = to_float64(raw_a[start:stop], info_a.dtype, out=slot.a[:n])
+            b = to_float64(raw_b[start:stop], info_b.dtype, out=slot.b[:n])
+            # Values of a slice with NaN/Inf are thrown away (it takes the masked paths), so its
+            # arithmetic is not warned about.
+            with np.errstate(over="ignore", invalid="ignore"):
+                if slot.squares is not None:
+                    square_pairs(a, b, slot.squares)
+                np.abs(np.subtract(b, a, out=slot.abs_d[:n]), out=slot.abs_d[:n])
+            slot.n_unequal = count_unequal(a, b, slot.mask[:n])
+            yield slot
+        first += size
+
+
+def _merge(slices: Iterator[_Slot], tolerance: Tolerance, tokens: TokenSums | None) -> PairSums:
+    """Sums of every slice, merged in order: slices into their block, blocks into the total."""
+    total = block = PairSums()
+    for slot in slices:
+        if slot.opens_block:
+            block = PairSums()
+        if slot.size:
+            sums, part = _measure(slot, tolerance, tokens)
             if part is not None:
                 assert tokens is not None
                 tokens.add(part)
-            # accumulate() returns a block of one slice as that slice's sums, unmerged.
-            block = sums if a.size <= CACHE_ELEMENTS else merge(block, sums)
-        total = merge(total, block)
-        first += a.size
+            block = sums if slot.block_is_one_slice else merge(block, sums)
+        if slot.closes_block:
+            total = merge(total, block)
     return total
 
 
-def _measure_slice(
-    a: np.ndarray, b: np.ndarray, tolerance: Tolerance, tokens: TokenSums | None, first: int
+def _measure(
+    slot: _Slot, tolerance: Tolerance, tokens: TokenSums | None
 ) -> tuple[PairSums, TokenPart | None]:
-    """:func:`accumulate_slice` and :meth:`TokenSums.measure` of one slice, sharing ``b − a``."""
+    """:func:`accumulate_slice` and :meth:`TokenSums.measure` of one prepared slice."""
+    n = slot.size
+    a, b = slot.a[:n], slot.b[:n]
     squares = float(np.dot(a, a)), float(np.dot(b, b))
     if not (math.isfinite(squares[0]) and math.isfinite(squares[1])):
         # NaN/Inf somewhere (or overflowing squares): the masked paths, as they stand.
-        return accumulate_slice(a, b, tolerance), tokens.measure(first, a, b) if tokens else None
-    d = np.subtract(b, a)
-    part = tokens.measure(first, a, b, d) if tokens is not None else None  # reads d before it becomes |d|
-    return finite_sums(a, b, tolerance, squares, d), part
+        return accumulate_slice(a, b, tolerance), tokens.measure(slot.first, a, b) if tokens else None
+    part = None
+    if tokens is not None:
+        assert slot.squares is not None
+        part = tokens.measure(slot.first, a, b, slot.squares[: 2 * n])
+    return finite_sums(a, b, tolerance, squares, slot.abs_d[:n], slot.n_unequal, slot), part
