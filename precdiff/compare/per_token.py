@@ -106,7 +106,7 @@ class TokenSums:
         # NaN/Inf arithmetic is thrown away, so it is not warned about.
         with np.errstate(over="ignore", invalid="ignore"):
             if squares is None:
-                squares = square_pairs(a, b, np.empty(2 * a.size))
+                squares = square_pairs(a, b - a, np.empty(2 * a.size))
             if a.size >= SPARSE_MIN_ELEMENTS and last_token - first_token < self.num_tokens:
                 part = self._runs(first, squares)
             else:
@@ -190,13 +190,12 @@ class TokenSums:
         return TokenErrors(tuple(rel), tuple(float(n) for n in norms), massive, robust)
 
 
-def square_pairs(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``[a² | (b−a)²]`` of a slice into ``out`` (``2 * a.size`` values): what :meth:`TokenSums.measure`
-    sums per token. ``b - a`` is formed in the second half, then squared in place."""
+def square_pairs(a: np.ndarray, d: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``[a² | d²]`` of a slice and its ``d = b − a`` into ``out`` (``2 * a.size`` values): what
+    :meth:`TokenSums.measure` sums per token."""
     n = a.size
     np.multiply(a, a, out=out[:n])
-    np.subtract(b, a, out=out[n : 2 * n])
-    np.multiply(out[n : 2 * n], out[n : 2 * n], out=out[n : 2 * n])
+    np.multiply(d, d, out=out[n : 2 * n])
     return out[: 2 * n]
 
 

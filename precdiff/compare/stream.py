@@ -108,9 +108,10 @@ def _prepared(
             # Values of a slice with NaN/Inf are thrown away (it takes the masked paths), so its
             # arithmetic is not warned about.
             with np.errstate(over="ignore", invalid="ignore"):
+                d = np.subtract(b, a, out=slot.abs_d[:n])
                 if slot.squares is not None:
-                    square_pairs(a, b, slot.squares)
-                np.abs(np.subtract(b, a, out=slot.abs_d[:n]), out=slot.abs_d[:n])
+                    square_pairs(a, d, slot.squares)
+                np.abs(d, out=d)
             slot.n_unequal = count_unequal(a, b, slot.mask[:n])
             yield slot
         first += size
