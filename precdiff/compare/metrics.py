@@ -105,7 +105,7 @@ def finite_sums(
     """Sums of two finite blocks. Vectorised; ``np.dot`` (BLAS) does the products.
 
     The optional arguments are parts a caller has computed already (:mod:`precdiff.compare.stream`
-    computes them on another thread): ``squares``, Σa² and Σb² (the same ``np.dot``, so the same bits);
+    prepares them once per slice): ``squares``, Σa² and Σb² (the same ``np.dot``, so the same bits);
     ``abs_d``, ``|b - a|`` (``np.dot(|d|, |d|)`` is ``np.dot(d, d)`` bit for bit: the same products);
     ``n_unequal``, the count of ``a != b``. ``scratch``: buffers for the temporaries.
     """

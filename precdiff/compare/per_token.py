@@ -79,9 +79,9 @@ SPARSE_MIN_ELEMENTS = 1 << 14
 class TokenSums:
     """Per-token Σa², Σ(b−a)² and NaN/Inf mismatches of flat float64 slices in storage order.
 
-    :meth:`measure` computes one slice's contribution and touches no running sum (so slices can be
-    measured on several threads); :meth:`add` adds contributions, which must come in storage order:
-    a token's sum is the float64 sum of its slices' sums in that order.
+    :meth:`measure` computes one slice's contribution without touching the running sums; :meth:`add`
+    adds contributions, which must come in storage order: a token's sum is the float64 sum of its
+    slices' sums in that order.
     """
 
     def __init__(self, shape: tuple[int, ...], axis: int, num_tokens: int) -> None:

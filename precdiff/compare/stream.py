@@ -15,9 +15,8 @@ result does not depend on summation order (``|b − a|``, the squares, the count
 free to move, and it is done once per slice into buffers that stay in the CPU cache.
 
 One thread does it all, on purpose. OpenBLAS splits each ``np.dot`` of a slice across its own threads
-(the split is part of the result's rounding, so it must stay), and a second thread of ours then competes
-with OpenBLAS's worker for the cores: every dot waits for the scheduler, and a reader thread measured
-slower than none on 2 cores (benchmarks/compare_throughput.py).
+(the split is part of the result's rounding, so it must stay), and a second thread of ours would compete
+with OpenBLAS's worker for the cores, so that every dot waits for the scheduler.
 """
 
 from __future__ import annotations

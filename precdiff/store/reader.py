@@ -7,7 +7,6 @@ so that comparing captures of any size keeps memory flat.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import dataclasses
 import functools
 import json
@@ -161,7 +160,6 @@ class Capture:
         try:
             self._file = h5py.File(self.path, "r")
             self._fd: int = self._file.id.get_vfd_handle()
-            self._map: mmap.mmap | None = None
         except OSError as exc:
             raise CaptureFormatError(
                 f"{self.path} is damaged and cannot be opened ({exc}); capture it again"
@@ -357,7 +355,7 @@ class Capture:
         ``reuse=True`` reads every block into one buffer, which the next block overwrites (for a caller
         that is done with a block before asking for the next); otherwise each block is a new array.
         Where the file holds a block's bytes in one piece, unfiltered, the block is a read-only view of
-        the file mapped in memory instead (no copy at all).
+        those bytes mapped in memory instead (no copy at all).
         """
         info = self.info(name)
         dataset = self._dataset(info)
@@ -413,16 +411,17 @@ class Capture:
     def _mapped_run(
         self, runs: list[tuple[int, int, int]], first: int, block: np.ndarray
     ) -> np.ndarray | None:
-        """The block as a read-only view of the file mapped in memory, when it lies in one run: no copy,
-        its values are read straight from the page cache."""
+        """The block as a read-only view of its bytes mapped in memory, when they lie in one run: no copy,
+        the values are read straight from the page cache. Each block maps only its own bytes, unmapped
+        when the block is dropped, so the file's pages do not pile up in the process's memory."""
         index = bisect.bisect_right(runs, first, key=lambda run: run[0]) - 1
         start, count, offset = runs[index]
         if first + block.size > start + count:
             return None
-        if self._map is None:
-            self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
-        itemsize = block.dtype.itemsize
-        return np.frombuffer(self._map, block.dtype, block.size, offset + (first - start) * itemsize)
+        begin = offset + (first - start) * block.dtype.itemsize
+        aligned = begin - begin % mmap.ALLOCATIONGRANULARITY
+        mapped = mmap.mmap(self._fd, begin - aligned + block.nbytes, access=mmap.ACCESS_READ, offset=aligned)
+        return np.frombuffer(mapped, block.dtype, block.size, begin - aligned)
 
     @functools.cached_property
     def sketches(self) -> SketchTable | None:
@@ -496,9 +495,6 @@ class Capture:
         return Generation(ids=ids, topk=TopK(topk_ids, topk_lp), margin=margin, top_logit=top_logit)
 
     def close(self) -> None:
-        if self._map is not None:
-            with contextlib.suppress(BufferError):  # a block still referenced: unmapped when it goes
-                self._map.close()
         self._file.close()
 
     def __enter__(self) -> Capture:
