@@ -20,17 +20,7 @@ from precdiff.compare.engine_side import compare_with_engine, involves_engine
 from precdiff.compare.flips import discount_flips
 from precdiff.compare.localize import localize
 from precdiff.compare.logprobs import CaptureTexts, compare_generation, compare_topk, one_sided_topk
-from precdiff.compare.metrics import (
-    PairSums,
-    Tolerance,
-    accumulate,
-    cosine,
-    frac_beyond,
-    max_abs,
-    mean_abs,
-    merge,
-    rel_l2,
-)
+from precdiff.compare.metrics import Tolerance, cosine, frac_beyond, max_abs, mean_abs, rel_l2
 from precdiff.compare.noise import numerics_identical
 from precdiff.compare.op_align import module_level
 from precdiff.compare.op_localize import drill_down, with_op
@@ -46,6 +36,7 @@ from precdiff.compare.results import (
     TensorComparison,
     Verdict,
 )
+from precdiff.compare.stream import measure_pair
 from precdiff.compare.summary_pairs import compare_summaries
 from precdiff.compare.tolerances import manifest_dtype_code, noise_floor, pair_tolerance
 from precdiff.errors import InputError
@@ -114,15 +105,10 @@ def _compare_pair(
         return TensorComparison(**base, status=SHAPE_MISMATCH)
     if not (info_a.stored and info_b.stored):
         return compare_summaries(cap_a, cap_b, info_a, info_b, base)
-    sums = PairSums()
-    tolerance = Tolerance(rtol, atol)
     per_token = TokenSums(info_a.shape, axis, num_tokens) if axis is not None and base["is_float"] else None
-    blocks_b = cap_b.iter_blocks(name, options.block_elements)
-    for block_a in cap_a.iter_blocks(name, options.block_elements):
-        block_b = next(blocks_b)  # same shape -> same cut points (reader contract)
-        sums = merge(sums, accumulate(block_a, block_b, tolerance))
-        if per_token is not None:
-            per_token.add(block_a, block_b)
+    sums = measure_pair(
+        cap_a, cap_b, info_a, info_b, Tolerance(rtol, atol), per_token, options.block_elements
+    )
     if per_token is not None:
         tokens = per_token.result(rel_l2(sums))
         base.update(

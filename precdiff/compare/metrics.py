@@ -55,6 +55,15 @@ EXACT = Tolerance(0.0, 0.0)
 CACHE_ELEMENTS = 1 << 16
 
 
+class Scratch:
+    """Buffers for one slice of :data:`CACHE_ELEMENTS` values, reused slice after slice by one thread:
+    the temporaries of :func:`finite_sums` then stay in the CPU cache instead of being fresh memory."""
+
+    def __init__(self) -> None:
+        self.values = np.empty(CACHE_ELEMENTS)
+        self.mask = np.empty(CACHE_ELEMENTS, dtype=bool)
+
+
 @dataclass(frozen=True)
 class PairSums:
     """Sufficient statistics of a pair (a, b); merge two with :func:`merge`.
@@ -84,29 +93,39 @@ class PairSums:
         return self.n_unequal == 0
 
 
-def _finite_sums(
-    a: F64, b: F64, tolerance: Tolerance, squares: tuple[float, float] | None = None
+def finite_sums(
+    a: F64,
+    b: F64,
+    tolerance: Tolerance,
+    squares: tuple[float, float] | None = None,
+    abs_d: F64 | None = None,
+    n_unequal: int | None = None,
+    scratch: Scratch | None = None,
 ) -> PairSums:
     """Sums of two finite blocks. Vectorised; ``np.dot`` (BLAS) does the products.
 
-    ``squares``: Σa² and Σb² when the caller has them already (the same ``np.dot``, so the same bits).
+    The optional arguments are parts a caller has computed already (:mod:`precdiff.compare.stream`
+    prepares them once per slice): ``squares``, Σa² and Σb² (the same ``np.dot``, so the same bits);
+    ``abs_d``, ``|b - a|`` (``np.dot(|d|, |d|)`` is ``np.dot(d, d)`` bit for bit: the same products);
+    ``n_unequal``, the count of ``a != b``. ``scratch``: buffers for the temporaries.
     """
+    mask = scratch.mask[: a.size] if scratch is not None else None
     sum_aa, sum_bb = squares if squares is not None else (float(np.dot(a, a)), float(np.dot(b, b)))
-    d = np.subtract(b, a)
+    d = abs_d if abs_d is not None else np.abs(np.subtract(b, a))
     sum_dd = float(np.dot(d, d))
     sum_ab = float(np.dot(a, b))
-    n_unequal = int(np.count_nonzero(d))
-    np.abs(d, out=d)
+    if n_unequal is None:
+        n_unequal = count_unequal(a, b, mask)
     if n_unequal == 0:
         sum_abs = max_abs = 0.0
         n_beyond = 0
     else:
         sum_abs = float(d.sum())
         max_abs = float(d.max())
-        limit = np.abs(a)
+        limit = np.abs(a, out=scratch.values[: a.size] if scratch is not None else None)
         limit *= tolerance.rtol
         limit += tolerance.atol
-        n_beyond = int(np.count_nonzero(d > limit))
+        n_beyond = int(np.count_nonzero(np.greater(d, limit, out=mask)))
     return PairSums(
         n=a.size,
         n_finite=a.size,
@@ -119,6 +138,12 @@ def _finite_sums(
         n_unequal=n_unequal,
         n_beyond=n_beyond,
     )
+
+
+def count_unequal(a: F64, b: F64, mask: NDArray[np.bool_] | None = None) -> int:
+    """Positions where finite ``a`` and ``b`` differ (where ``b - a != 0``): a boolean count is ~3x
+    faster than counting the nonzero floats of ``b - a``."""
+    return int(np.count_nonzero(np.not_equal(a, b, out=mask)))
 
 
 def accumulate(a_block: ArrayLike, b_block: ArrayLike, tolerance: Tolerance = EXACT) -> PairSums:
@@ -139,22 +164,22 @@ def accumulate(a_block: ArrayLike, b_block: ArrayLike, tolerance: Tolerance = EX
     if a.shape != b.shape:
         raise ValueError(f"blocks differ in size: {a.size} vs {b.size}")  # a caller bug, not user input
     if a.size <= CACHE_ELEMENTS:
-        return _accumulate_cached(a, b, tolerance)
+        return accumulate_slice(a, b, tolerance)
     total = PairSums()
     for start in range(0, a.size, CACHE_ELEMENTS):
         stop = start + CACHE_ELEMENTS
-        total = merge(total, _accumulate_cached(a[start:stop], b[start:stop], tolerance))
+        total = merge(total, accumulate_slice(a[start:stop], b[start:stop], tolerance))
     return total
 
 
-def _accumulate_cached(a: F64, b: F64, tolerance: Tolerance) -> PairSums:
+def accumulate_slice(a: F64, b: F64, tolerance: Tolerance) -> PairSums:
     """:func:`accumulate` of a block small enough for the CPU cache."""
     if a.size == 0:
         return PairSums()
     # Fast path: finite squared norms prove there is no NaN/Inf, so no masks are needed.
     squares = float(np.dot(a, a)), float(np.dot(b, b))
     if math.isfinite(squares[0]) and math.isfinite(squares[1]):
-        return _finite_sums(a, b, tolerance, squares)
+        return finite_sums(a, b, tolerance, squares)
     finite_a, finite_b = np.isfinite(a), np.isfinite(b)
     both = finite_a & finite_b
     nan_a, nan_b = np.isnan(a), np.isnan(b)
@@ -162,7 +187,7 @@ def _accumulate_cached(a: F64, b: F64, tolerance: Tolerance) -> PairSums:
     # Equal non-finite: NaN on both sides, or the same infinity on both sides.
     same = neither & ((nan_a & nan_b) | (a == b))
     mismatch = int(a.size - np.count_nonzero(both) - np.count_nonzero(same))
-    sums = _finite_sums(a[both], b[both], tolerance)
+    sums = finite_sums(a[both], b[both], tolerance)
     return replace(
         sums,
         n=a.size,

@@ -19,11 +19,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from precdiff.compare.metrics import CACHE_ELEMENTS
 from precdiff.compare.results import LayerSummary, MassiveToken, TensorComparison
 
 # A token is "massive" when its reference norm exceeds this multiple of the median token norm. Ordinary
@@ -61,34 +60,91 @@ class TokenErrors:
     rel_l2_robust: float  # max(whole-tensor rel-L2, rel-L2 without the massive tokens)
 
 
+@dataclass(frozen=True)
+class TokenPart:
+    """One slice's per-token sums, added to the running sums at ``positions`` (in slice order)."""
+
+    positions: np.ndarray | slice
+    sum_aa: np.ndarray
+    sum_dd: np.ndarray
+    mismatch: np.ndarray | None = None
+
+
+# Slices at least this long sum their token runs with a sparse matrix-vector product (below); shorter
+# ones with np.bincount, which is quicker to call and keeps scipy.sparse (~0.25 s to import) out of
+# small comparisons.
+SPARSE_MIN_ELEMENTS = 1 << 14
+
+
 class TokenSums:
-    """Accumulates per-token Σa², Σ(b−a)² and NaN/Inf mismatches over flat blocks in storage order."""
+    """Per-token Σa², Σ(b−a)² and NaN/Inf mismatches of flat float64 slices in storage order.
+
+    :meth:`measure` computes one slice's contribution without touching the running sums; :meth:`add`
+    adds contributions, which must come in storage order: a token's sum is the float64 sum of its
+    slices' sums in that order.
+    """
 
     def __init__(self, shape: tuple[int, ...], axis: int, num_tokens: int) -> None:
         self.num_tokens = num_tokens
         self.inner = int(np.prod(shape[axis + 1 :], dtype=np.int64))  # elements per step of the token axis
-        self.offset = 0
         self.sum_aa = np.zeros(num_tokens)
         self.sum_dd = np.zeros(num_tokens)
         self.mismatch = np.zeros(num_tokens)
+        self._run_sums: dict[tuple[int, int], Any] = {}  # (first % inner, size) -> sparse matrix
 
-    def add(self, a: np.ndarray, b: np.ndarray) -> None:
-        """Add the next flat float64 blocks (the pair that follows the previous one in the tensor)."""
-        for start in range(0, a.size, CACHE_ELEMENTS):
-            a_part, b_part = a[start : start + CACHE_ELEMENTS], b[start : start + CACHE_ELEMENTS]
-            tokens = self._tokens(self.offset + start, a_part.size)
-            # Fast path: finite per-token sums of a² and (b−a)² prove that every a and b is finite, and
-            # then the sums are exactly those of the masked path below (same bincounts, same order).
-            # Its NaN/Inf arithmetic is thrown away, so it is not warned about.
-            with np.errstate(over="ignore", invalid="ignore"):
-                d = b_part - a_part
-                sum_aa = np.bincount(tokens, weights=a_part * a_part, minlength=self.num_tokens)
-                sum_dd = np.bincount(tokens, weights=d * d, minlength=self.num_tokens)
-            if not (np.isfinite(sum_aa).all() and np.isfinite(sum_dd).all()):
-                sum_aa, sum_dd = self._masked(a_part, b_part, tokens)
-            self.sum_aa += sum_aa
-            self.sum_dd += sum_dd
-        self.offset += a.size
+    def measure(
+        self, first: int, a: np.ndarray, b: np.ndarray, squares: np.ndarray | None = None
+    ) -> TokenPart:
+        """The sums of the slice ``a``, ``b`` that starts at flat element ``first``.
+
+        ``squares``: ``[a² | (b−a)²]`` (``2 * a.size`` values) when the caller has computed them.
+        """
+        first_token, last_token = first // self.inner, (first + a.size - 1) // self.inner
+        part = None
+        # Fast paths: finite per-token sums of a² and (b−a)² prove that every a and b is finite, and then
+        # the sums are exactly those of the masked path below (the same sums in the same order). Their
+        # NaN/Inf arithmetic is thrown away, so it is not warned about.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if squares is None:
+                squares = square_pairs(a, b - a, np.empty(2 * a.size))
+            if a.size >= SPARSE_MIN_ELEMENTS and last_token - first_token < self.num_tokens:
+                part = self._runs(first, squares)
+            else:
+                tokens = self._tokens(first, a.size)
+                sum_aa = np.bincount(tokens, weights=squares[: a.size], minlength=self.num_tokens)
+                sum_dd = np.bincount(tokens, weights=squares[a.size :], minlength=self.num_tokens)
+                if np.isfinite(sum_aa).all() and np.isfinite(sum_dd).all():
+                    part = TokenPart(slice(None), sum_aa, sum_dd)
+        return part if part is not None else self._masked(a, b, self._tokens(first, a.size))
+
+    def add(self, part: TokenPart) -> None:
+        """Add the next slice's :meth:`measure` result."""
+        self.sum_aa[part.positions] += part.sum_aa
+        self.sum_dd[part.positions] += part.sum_dd
+        if part.mismatch is not None:
+            self.mismatch += part.mismatch
+
+    def _runs(self, first: int, squares: np.ndarray) -> TokenPart | None:
+        """Sums over each token's contiguous run in the slice (no token occurs twice in it); None when
+        one is not finite (the caller then takes the masked path).
+
+        A token's sum must be its values added one after the other from 0.0 (what np.bincount does),
+        not numpy's pairwise sum. A CSR matrix of ones with one row per run computes exactly that
+        (scipy's csr_matvec adds ``1.0 * w[j]`` in column order into a zeroed float64), ~4x faster
+        than np.bincount. The a² and d² runs go through one block-diagonal matrix, in one call.
+        """
+        n = squares.size // 2
+        key = (first % self.inner, n)
+        matrix = self._run_sums.get(key)
+        if matrix is None:
+            matrix = self._run_sums[key] = _run_matrix(first % self.inner, n, self.inner)
+        sums = matrix @ squares
+        if not np.isfinite(sums).all():
+            return None
+        first_token = first // self.inner
+        runs = sums.size // 2
+        positions = np.arange(first_token, first_token + runs) % self.num_tokens
+        return TokenPart(positions, sums[:runs], sums[runs:])
 
     def _tokens(self, first: int, size: int) -> np.ndarray:
         """The token position of each of ``size`` flat elements from element ``first`` on.
@@ -102,18 +158,21 @@ class TokenSums:
         positions = np.arange(first_token, last_token + 1, dtype=np.intp) % self.num_tokens
         return np.repeat(positions, counts)
 
-    def _masked(self, a: np.ndarray, b: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-token sums over the positions where both sides are finite; counts the mismatches."""
+    def _masked(self, a: np.ndarray, b: np.ndarray, tokens: np.ndarray) -> TokenPart:
+        """Per-token sums over the positions where both sides are finite, and the mismatches."""
         finite = np.isfinite(a) & np.isfinite(b)
+        mismatch = None
         if not finite.all():
             equal = ~finite & ((np.isnan(a) & np.isnan(b)) | (a == b))
             bad = ~finite & ~equal
-            self.mismatch += np.bincount(tokens[bad], minlength=self.num_tokens)
+            mismatch = np.bincount(tokens[bad], minlength=self.num_tokens).astype(np.float64)
             a, b, tokens = a[finite], b[finite], tokens[finite]
         d = b - a
-        return (
+        return TokenPart(
+            slice(None),
             np.bincount(tokens, weights=a * a, minlength=self.num_tokens),
             np.bincount(tokens, weights=d * d, minlength=self.num_tokens),
+            mismatch,
         )
 
     def result(self, whole_rel_l2: float) -> TokenErrors:
@@ -129,6 +188,27 @@ class TokenSums:
             rest = _rel(float(self.sum_aa[keep].sum()), float(self.sum_dd[keep].sum()), 0.0)
             robust = max(whole_rel_l2, rest)
         return TokenErrors(tuple(rel), tuple(float(n) for n in norms), massive, robust)
+
+
+def square_pairs(a: np.ndarray, d: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``[a² | d²]`` of a slice and its ``d = b − a`` into ``out`` (``2 * a.size`` values): what
+    :meth:`TokenSums.measure` sums per token."""
+    n = a.size
+    np.multiply(a, a, out=out[:n])
+    np.multiply(d, d, out=out[n : 2 * n])
+    return out[: 2 * n]
+
+
+def _run_matrix(offset: int, size: int, inner: int) -> Any:
+    """Block-diagonal CSR matrix of ones summing the token runs of ``[a² | d²]`` for a slice of ``size``
+    elements that starts ``offset`` elements into a token."""
+    from scipy.sparse import csr_array
+
+    cuts = np.arange(inner - offset, size, inner, dtype=np.int32)
+    bounds = np.concatenate(([0], cuts, [size])).astype(np.int32)
+    indptr = np.concatenate((bounds, bounds[1:] + size)).astype(np.int32)
+    columns = np.arange(2 * size, dtype=np.int32)
+    return csr_array((np.ones(2 * size), columns, indptr), shape=(indptr.size - 1, 2 * size))
 
 
 def _rel(sum_aa: float, sum_dd: float, mismatch: float) -> float:

@@ -159,7 +159,7 @@ def test_token_sums_match_a_direct_computation_across_block_cuts() -> None:
     sums = TokenSums((2, 5, 3), 1, 5)
     flat_a, flat_b = a.reshape(-1), b.reshape(-1)
     for cut in ((0, 7), (7, 16), (16, 30)):
-        sums.add(flat_a[cut[0] : cut[1]], flat_b[cut[0] : cut[1]])
+        sums.add(sums.measure(cut[0], flat_a[cut[0] : cut[1]], flat_b[cut[0] : cut[1]]))
     errors = sums.result(0.0)
     for token in (0, 1, 3, 4):
         expected = np.linalg.norm(b[:, token] - a[:, token]) / np.linalg.norm(a[:, token])

@@ -15,30 +15,45 @@ import pytest
 import torch
 
 from precdiff.capture.stats import stats_to_dict, tensor_stats_torch
-from precdiff.compare.metrics import CACHE_ELEMENTS
-from precdiff.compare.per_token import TokenSums
-from precdiff.store import CaptureWriter, open_capture
+from precdiff.compare.metrics import CACHE_ELEMENTS, PairSums, Tolerance, accumulate, merge
+from precdiff.compare.per_token import TokenSums, square_pairs
+from precdiff.compare.stream import measure_pair
+from precdiff.store import CaptureWriter, open_capture, reader
 from precdiff.store.dtypes import from_storage, to_float64, to_storage
 from precdiff.store.manifest import Manifest
 
 
-class _PlainTokenSums(TokenSums):
-    """Per-token sums with index arithmetic and finiteness masks on every slice (the plain algorithm)."""
+def _plain_token_sums(
+    a: np.ndarray, b: np.ndarray, axis: int, blocks: list[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-token sums with index arithmetic, finiteness masks and np.bincount on every slice (the plain
+    algorithm), for blocks of the given lengths cut into slices as compare cuts them."""
+    num_tokens, inner = a.shape[axis], int(np.prod(a.shape[axis + 1 :]))
+    sums = np.zeros(num_tokens), np.zeros(num_tokens), np.zeros(num_tokens)
+    flat_a, flat_b = a.reshape(-1), b.reshape(-1)
+    for first, stop in _slices(blocks):
+        a_part, b_part = flat_a[first:stop], flat_b[first:stop]
+        tokens = (np.arange(first, stop, dtype=np.int64) // inner) % num_tokens
+        finite = np.isfinite(a_part) & np.isfinite(b_part)
+        if not finite.all():
+            equal = ~finite & ((np.isnan(a_part) & np.isnan(b_part)) | (a_part == b_part))
+            sums[2][:] += np.bincount(tokens[~finite & ~equal], minlength=num_tokens)
+            a_part, b_part, tokens = a_part[finite], b_part[finite], tokens[finite]
+        d = b_part - a_part
+        sums[0][:] += np.bincount(tokens, weights=a_part * a_part, minlength=num_tokens)
+        sums[1][:] += np.bincount(tokens, weights=d * d, minlength=num_tokens)
+    return sums
 
-    def add(self, a: np.ndarray, b: np.ndarray) -> None:
-        for start in range(0, a.size, CACHE_ELEMENTS):
-            a_part, b_part = a[start : start + CACHE_ELEMENTS], b[start : start + CACHE_ELEMENTS]
-            first = self.offset + start
-            tokens = (np.arange(first, first + a_part.size, dtype=np.int64) // self.inner) % self.num_tokens
-            finite = np.isfinite(a_part) & np.isfinite(b_part)
-            if not finite.all():
-                equal = ~finite & ((np.isnan(a_part) & np.isnan(b_part)) | (a_part == b_part))
-                self.mismatch += np.bincount(tokens[~finite & ~equal], minlength=self.num_tokens)
-                a_part, b_part, tokens = a_part[finite], b_part[finite], tokens[finite]
-            d = b_part - a_part
-            self.sum_aa += np.bincount(tokens, weights=a_part * a_part, minlength=self.num_tokens)
-            self.sum_dd += np.bincount(tokens, weights=d * d, minlength=self.num_tokens)
-        self.offset += a.size
+
+def _slices(blocks: list[int]) -> list[tuple[int, int]]:
+    """Compare's slices of blocks of these lengths: every CACHE_ELEMENTS from the start of each block."""
+    out, first = [], 0
+    for size in blocks:
+        out += [
+            (s, min(s + CACHE_ELEMENTS, first + size)) for s in range(first, first + size, CACHE_ELEMENTS)
+        ]
+        first += size
+    return out
 
 
 def _pair(shape: tuple[int, ...], special: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -58,28 +73,35 @@ def _pair(shape: tuple[int, ...], special: str, seed: int) -> tuple[np.ndarray, 
     return a, b
 
 
+@pytest.mark.parametrize("given_squares", [True, False])
 @pytest.mark.parametrize("special", ["finite", "nonfinite", "overflow"])
 @pytest.mark.parametrize(
     ("shape", "axis", "block"),
     [
-        ((1, 64, 3000), 1, 1 << 17),  # several tokens per cache slice, slices cut tokens
-        ((1, 8, 100_000), 1, 250_000),  # a token spans slices and blocks
+        ((1, 64, 3000), 1, 1 << 17),  # several tokens per cache slice, slices cut tokens (sparse runs)
+        ((1, 8, 100_000), 1, 250_000),  # a token spans slices and blocks (sparse runs)
+        ((40, 64, 30), 1, 1 << 17),  # long slices in which positions wrap around (bincount)
         ((3, 50, 7), 1, 1000),  # leading axis > 1: positions wrap around
         ((2, 5, 3), 2, 4),  # token axis last: one element per run
     ],
 )
 def test_token_sums_equal_the_plain_algorithm_bit_for_bit(
-    shape: tuple[int, ...], axis: int, block: int, special: str
+    shape: tuple[int, ...], axis: int, block: int, special: str, given_squares: bool
 ) -> None:
     a, b = _pair(shape, special, seed=len(shape) * 7 + axis)
-    fast, plain = TokenSums(shape, axis, shape[axis]), _PlainTokenSums(shape, axis, shape[axis])
+    fast = TokenSums(shape, axis, shape[axis])
     flat_a, flat_b = a.reshape(-1), b.reshape(-1)
     with np.errstate(over="ignore", invalid="ignore"):  # the plain algorithm warns on the overflow case
-        for sums in (fast, plain):
-            for start in range(0, a.size, block):
-                sums.add(flat_a[start : start + block], flat_b[start : start + block])
-    for name in ("sum_aa", "sum_dd", "mismatch"):
-        assert getattr(fast, name).tobytes() == getattr(plain, name).tobytes(), name
+        blocks = [min(block, a.size - start) for start in range(0, a.size, block)]
+        plain = _plain_token_sums(a, b, axis, blocks)
+        for first, stop in _slices(blocks):
+            a_part, b_part = flat_a[first:stop], flat_b[first:stop]
+            squares = (
+                square_pairs(a_part, b_part - a_part, np.empty(2 * a_part.size)) if given_squares else None
+            )
+            fast.add(fast.measure(first, a_part, b_part, squares))
+    for name, expected in zip(("sum_aa", "sum_dd", "mismatch"), plain):
+        assert getattr(fast, name).tobytes() == expected.tobytes(), name
     if special == "nonfinite":
         assert fast.mismatch.sum() == 15  # 10 one-sided NaNs, 5 opposite infinities
 
@@ -108,3 +130,116 @@ def test_streamed_blocks_decode_exactly(tmp_path: Path, dtype: torch.dtype) -> N
         for block_elements in (7, 33, 1000, 5000, 1 << 20):  # inside a row, whole rows, partial last block
             blocks = list(cap.iter_blocks("t", block_elements=block_elements))
             assert np.concatenate(blocks).tobytes() == expected.tobytes()
+
+
+def _write(path: Path, tensors: dict[str, torch.Tensor], compression: str | None = None) -> Path:
+    writer = CaptureWriter(path, compression=compression)
+    writer.write_manifest(Manifest.from_dict({"model": {"weights_sha256": "x"}}))
+    writer.write_input([1, 2], None)
+    for name, tensor in tensors.items():
+        writer.write_tensor(
+            name,
+            module=name,
+            role="output",
+            dtype=tensor.dtype,
+            shape=tuple(tensor.shape),
+            stats=stats_to_dict(tensor_stats_torch(tensor).tolist()),
+            data=to_storage(tensor),
+        )
+    writer.finish()
+    return path
+
+
+@pytest.mark.parametrize(
+    ("special", "dtype"),
+    [
+        ("finite", torch.bfloat16),
+        ("finite", torch.float32),
+        ("finite", torch.float64),
+        ("nonfinite", torch.bfloat16),
+        ("nonfinite", torch.float32),
+        ("overflow", torch.float64),  # squares overflow: the masked paths
+        ("overflow", torch.float32),
+        ("zeros", torch.bfloat16),  # both all zero
+        ("a_zero", torch.float32),  # reference all zero
+        ("empty", torch.bfloat16),
+    ],
+)
+@pytest.mark.parametrize(
+    ("shape", "block"),
+    [
+        ((1, 48, 3000), 1 << 17),  # slices of 65,536 values cut tokens; per-token sums by sparse runs
+        ((1, 6, 40_000), 100_000),  # blocks split rows; a token spans slices and blocks
+        ((2, 24, 50), 1000),  # small slices (np.bincount); one-slice blocks
+    ],
+)
+def test_fused_pass_equals_the_separate_metric_functions_bit_for_bit(
+    tmp_path: Path, shape: tuple[int, ...], block: int, special: str, dtype: torch.dtype
+) -> None:
+    if special == "empty":
+        shape = (shape[0], 0, shape[2])
+    a, b = _pair(shape, special if special in ("nonfinite", "overflow") else "finite", seed=3)
+    if special == "overflow" and dtype != torch.float64:
+        a.reshape(-1)[:3] = 3e38  # the largest fp32 values (only fp64 values have squares that overflow)
+    if special in ("zeros", "a_zero"):
+        a[...] = 0.0
+    if special == "zeros":
+        b[...] = 0.0
+    ta, tb = torch.from_numpy(a).to(dtype), torch.from_numpy(b).to(dtype)
+    path_a, path_b = _write(tmp_path / "a.h5", {"t": ta}), _write(tmp_path / "b.h5", {"t": tb})
+    tolerance = Tolerance(2.0**-7, 1e-5)
+    tokens = TokenSums(shape, 1, shape[1]) if shape[1] else None
+    # Both the plain algorithms and the fused pass warn where squares overflow (the "overflow" rows).
+    with (
+        open_capture(path_a) as cap_a,
+        open_capture(path_b) as cap_b,
+        np.errstate(over="ignore", invalid="ignore"),
+    ):
+        expected, blocks = PairSums(), []
+        for block_a, block_b in zip(cap_a.iter_blocks("t", block), cap_b.iter_blocks("t", block)):
+            expected = merge(expected, accumulate(block_a, block_b, tolerance))
+            blocks.append(block_a.size)
+        fused = measure_pair(cap_a, cap_b, cap_a.info("t"), cap_b.info("t"), tolerance, tokens, block)
+        plain = _plain_token_sums(ta.to(torch.float64).numpy(), tb.to(torch.float64).numpy(), 1, blocks)
+    assert fused == expected  # every count and every float64 sum, exactly
+    assert fused.n == int(np.prod(shape))
+    if tokens is not None:
+        for name, want in zip(("sum_aa", "sum_dd", "mismatch"), plain):
+            assert getattr(tokens, name).tobytes() == want.tobytes(), name
+
+
+@pytest.mark.parametrize("compression", [None, "gzip"])
+@pytest.mark.parametrize(
+    ("shape", "dtype"),
+    [
+        ((1, 700, 900), torch.bfloat16),  # chunked: ~582 rows per chunk, blocks cut inside chunks
+        ((3, 40, 5000), torch.float32),  # chunked along the second axis, leading axis > 1
+        ((5, 7), torch.float16),  # one chunk: contiguous storage
+        ((), torch.float32),  # a scalar
+    ],
+)
+def test_raw_blocks_read_straight_from_the_file_equal_hdf5s(
+    tmp_path: Path,
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    compression: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tensor = torch.randn(shape).to(dtype)
+    path = _write(tmp_path / "run.h5", {"t": tensor}, compression=compression)
+    blocks: dict[bool, list[list[bytes]]] = {}
+    for direct in (True, False):
+        if not direct:
+            monkeypatch.setattr(reader, "_file_runs", lambda dataset: None)
+        with open_capture(path) as cap:
+            blocks[direct] = [
+                [raw.tobytes() for raw in cap.iter_raw_blocks("t", block)]
+                for block in (7, 1000, 250_000, 1 << 20)
+            ]
+            if direct and shape:
+                dataset = cap._dataset(cap.info("t"))
+                runs = cap._file_runs(cap.info("t").key, dataset)
+                assert (runs is None) == (dataset.compression is not None)  # direct whenever it can be
+    assert blocks[True] == blocks[False]
+    for cut in blocks[True]:
+        assert b"".join(cut) == to_storage(tensor).tobytes()
