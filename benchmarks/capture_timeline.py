@@ -1,0 +1,137 @@
+"""Where a summary capture's wall time goes, phase by phase, on the 8B shape (CUDA): host time until
+the forward returns, when the device finishes, the sink's flush, the writer's finish (medians of 5),
+with and without a synchronisation before the flush; a cProfile of one flush; and which tensors of an
+op-level capture take the torch path instead of the summary kernel.
+
+    PYTHONPATH=$PWD python benchmarks/capture_timeline.py
+"""
+
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from capture_overhead import LLAMA_8B, build_model
+
+from precdiff.capture import stats as stats_mod
+from precdiff.capture.names import name_filter
+from precdiff.capture.runner import hooked_forward
+from precdiff.capture.sink import TensorSink
+from precdiff.config import CaptureOptions
+from precdiff.store import CaptureWriter
+
+device = torch.device("cuda")
+model = build_model(32, torch.bfloat16, device)
+ids = torch.randint(0, LLAMA_8B["vocab_size"], (1, 2048), generator=torch.Generator().manual_seed(1)).to(
+    device
+)
+keep = name_filter(None, None)
+folder = Path(tempfile.mkdtemp())
+
+
+def plain():
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        model(input_ids=ids, use_cache=False)
+    t1 = time.perf_counter()
+    torch.cuda.synchronize()
+    t2 = time.perf_counter()
+    return {"forward_host": t1 - t0, "device_done": t2 - t0, "total": t2 - t0}
+
+
+def cap(level, sketches):
+    def run():
+        path = folder / "t.h5"
+        t0 = time.perf_counter()
+        with CaptureWriter(path) as writer:
+            t1 = time.perf_counter()
+            sink = TensorSink(writer, summary=True, device=device, num_tokens=2048, sketches=sketches)
+            with (
+                torch.no_grad(),
+                hooked_forward(model, keep, sink, CaptureOptions(summary=True, level=level)),
+            ):
+                model(input_ids=ids, use_cache=False)
+            t2 = time.perf_counter()
+            torch.cuda.synchronize()
+            t3 = time.perf_counter()
+            sink.flush()
+            t4 = time.perf_counter()
+            writer.finish()
+            t5 = time.perf_counter()
+        path.unlink()
+        return {
+            "open": t1 - t0,
+            "forward_host": t2 - t0,
+            "device_done": t3 - t0,
+            "flush": t4 - t3,
+            "finish": t5 - t4,
+            "total": t5 - t0,
+        }
+
+    return run
+
+
+def cap_nosync(level, sketches, profile=False):
+    def run():
+        path = folder / "t.h5"
+        t0 = time.perf_counter()
+        with CaptureWriter(path) as writer:
+            sink = TensorSink(writer, summary=True, device=device, num_tokens=2048, sketches=sketches)
+            with (
+                torch.no_grad(),
+                hooked_forward(model, keep, sink, CaptureOptions(summary=True, level=level)),
+            ):
+                model(input_ids=ids, use_cache=False)
+            t2 = time.perf_counter()
+            if profile:
+                import cProfile
+                import pstats
+
+                pr = cProfile.Profile()
+                pr.enable()
+            sink.flush()
+            t4 = time.perf_counter()
+            if profile:
+                pr.disable()
+                pstats.Stats(pr).sort_stats("tottime").print_stats(18)
+            writer.finish()
+            t5 = time.perf_counter()
+        path.unlink()
+        return {"forward_host": t2 - t0, "flush_nosync": t4 - t2, "total": t5 - t0}
+
+    return run
+
+
+cap_nosync("module", True, profile=True)()
+for label, run in [
+    ("plain", plain),
+    ("module-nosync", cap_nosync("module", True)),
+    ("module", cap("module", True)),
+    ("op", cap("op", True)),
+]:
+    run()
+    run()
+    rows = [run() for _ in range(5)]
+    med = {k: statistics.median(r[k] for r in rows) * 1e3 for k in rows[0]}
+    print(label, " ".join(f"{k}={v:.1f}ms" for k, v in med.items()), flush=True)
+
+seen = Counter()
+orig = stats_mod.SummaryBatch.add
+
+
+def spy(self, tensor):
+    if not stats_mod._fused_available(tensor):
+        seen[(str(tensor.dtype), tensor.device.type, tuple(tensor.shape))] += 1
+    return orig(self, tensor)
+
+
+stats_mod.SummaryBatch.add = spy
+cap("op", True)()
+print("torch-path tensors at op level:", sum(seen.values()))
+for k, v in seen.most_common(20):
+    print("   ", v, k)
