@@ -6,11 +6,9 @@ so that comparing captures of any size keeps memory flat.
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import functools
 import json
-import mmap
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from precdiff.errors import CaptureFormatError, IncompatibleCaptureError, InputE
 from precdiff.store import format as fmt
 from precdiff.store.dtypes import from_storage, to_float64
 from precdiff.store.manifest import Manifest
+from precdiff.store.mapped import file_runs, mapped_block
 from precdiff.store.sketches import SketchTable
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -95,42 +94,6 @@ def _v2_fields(row: Any) -> dict[str, Any]:
         "alias_of": _decode(row[fmt.T_ALIAS_OF]) or None,
         "placement": json.loads(placement) if placement else None,
     }
-
-
-def _file_runs(dataset: h5py.Dataset) -> list[tuple[int, int, int]] | None:
-    """See :meth:`Capture._file_runs`."""
-    if not dataset.dtype.isnative or dataset.id.get_create_plist().get_nfilters():
-        return None
-    shape = dataset.shape
-    if dataset.chunks is None:
-        offset = dataset.id.get_offset()
-        return None if offset is None else [(0, dataset.size, offset)]
-    chunk = dataset.chunks
-    # A chunk is a run of the C-ordered tensor when it is 1 along the leading axes, whole along the
-    # trailing ones, and anything along the one between (what the writer's chunk_shape makes).
-    split = next((axis for axis in range(len(shape)) if chunk[axis] != 1), len(shape) - 1)
-    if any(chunk[axis] != shape[axis] for axis in range(split + 1, len(shape))):
-        return None
-    strides = [int(np.prod(shape[axis + 1 :])) for axis in range(len(shape))]
-    chunks: list[Any] = []
-    dataset.id.chunk_iter(chunks.append)
-    runs = []
-    for stored in chunks:
-        if stored.byte_offset is None or stored.filter_mask:
-            return None
-        first = sum(c * stride for c, stride in zip(stored.chunk_offset, strides))
-        rows = min(chunk[split], shape[split] - stored.chunk_offset[split])
-        runs.append((first, rows * strides[split], stored.byte_offset))
-    runs.sort()
-    merged: list[tuple[int, int, int]] = []  # runs that follow each other in the file too, joined
-    for first, count, offset in runs:
-        if first != (merged[-1][0] + merged[-1][1] if merged else 0):
-            return None  # every element in exactly one run (a chunk never written reads as the fill value)
-        if merged and merged[-1][2] + merged[-1][1] * dataset.dtype.itemsize == offset:
-            merged[-1] = (merged[-1][0], merged[-1][1] + count, merged[-1][2])
-        else:
-            merged.append((first, count, offset))
-    return merged if sum(count for _, count, _ in merged) == dataset.size else None
 
 
 class Capture:
@@ -389,7 +352,9 @@ class Capture:
         for index, (selection, first, count) in enumerate(cuts):
             raw = raw if reuse or index == 0 else np.empty(shape, dtype=dataset.dtype)
             block = raw[:count].reshape(-1)
-            mapped = self._mapped_run(runs, first, block) if runs is not None else None
+            mapped = (
+                mapped_block(self._fd, runs, first, block.dtype, block.size) if runs is not None else None
+            )
             if mapped is not None:
                 yield mapped
                 continue
@@ -405,23 +370,8 @@ class Capture:
         from the page cache, with no copy and none of HDF5's chunk machinery (~3x slower per byte).
         """
         if key not in self._runs:
-            self._runs[key] = _file_runs(dataset)
+            self._runs[key] = file_runs(dataset)
         return self._runs[key]
-
-    def _mapped_run(
-        self, runs: list[tuple[int, int, int]], first: int, block: np.ndarray
-    ) -> np.ndarray | None:
-        """The block as a read-only view of its bytes mapped in memory, when they lie in one run: no copy,
-        the values are read straight from the page cache. Each block maps only its own bytes, unmapped
-        when the block is dropped, so the file's pages do not pile up in the process's memory."""
-        index = bisect.bisect_right(runs, first, key=lambda run: run[0]) - 1
-        start, count, offset = runs[index]
-        if first + block.size > start + count:
-            return None
-        begin = offset + (first - start) * block.dtype.itemsize
-        aligned = begin - begin % mmap.ALLOCATIONGRANULARITY
-        mapped = mmap.mmap(self._fd, begin - aligned + block.nbytes, access=mmap.ACCESS_READ, offset=aligned)
-        return np.frombuffer(mapped, block.dtype, block.size, begin - aligned)
 
     @functools.cached_property
     def sketches(self) -> SketchTable | None:

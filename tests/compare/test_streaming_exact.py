@@ -230,7 +230,7 @@ def test_raw_blocks_read_straight_from_the_file_equal_hdf5s(
     blocks: dict[bool, list[list[bytes]]] = {}
     for direct in (True, False):
         if not direct:
-            monkeypatch.setattr(reader, "_file_runs", lambda dataset: None)
+            monkeypatch.setattr(reader, "file_runs", lambda dataset: None)
         with open_capture(path) as cap:
             blocks[direct] = [
                 [raw.tobytes() for raw in cap.iter_raw_blocks("t", block)]
