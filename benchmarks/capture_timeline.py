@@ -6,6 +6,8 @@ op-level capture take the torch path instead of the summary kernel.
     PYTHONPATH=$PWD python benchmarks/capture_timeline.py
 """
 
+import cProfile
+import pstats
 import statistics
 import sys
 import tempfile
@@ -44,7 +46,10 @@ def plain():
     return {"forward_host": t1 - t0, "device_done": t2 - t0, "total": t2 - t0}
 
 
-def cap(level, sketches):
+def cap(level, sketches, sync=True, profile=False):
+    """One summary capture, timed by phase; ``sync``: wait for the device before the flush (else the
+    flush includes that wait); ``profile``: print a cProfile of the flush."""
+
     def run():
         path = folder / "t.h5"
         t0 = time.perf_counter()
@@ -57,13 +62,22 @@ def cap(level, sketches):
             ):
                 model(input_ids=ids, use_cache=False)
             t2 = time.perf_counter()
-            torch.cuda.synchronize()
+            if sync:
+                torch.cuda.synchronize()
             t3 = time.perf_counter()
+            profiler = cProfile.Profile() if profile else None
+            if profiler is not None:
+                profiler.enable()
             sink.flush()
             t4 = time.perf_counter()
+            if profiler is not None:
+                profiler.disable()
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(18)
             writer.finish()
             t5 = time.perf_counter()
         path.unlink()
+        if not sync:
+            return {"forward_host": t2 - t0, "flush_nosync": t4 - t2, "total": t5 - t0}
         return {
             "open": t1 - t0,
             "forward_host": t2 - t0,
@@ -76,41 +90,10 @@ def cap(level, sketches):
     return run
 
 
-def cap_nosync(level, sketches, profile=False):
-    def run():
-        path = folder / "t.h5"
-        t0 = time.perf_counter()
-        with CaptureWriter(path) as writer:
-            sink = TensorSink(writer, summary=True, device=device, num_tokens=2048, sketches=sketches)
-            with (
-                torch.no_grad(),
-                hooked_forward(model, keep, sink, CaptureOptions(summary=True, level=level)),
-            ):
-                model(input_ids=ids, use_cache=False)
-            t2 = time.perf_counter()
-            if profile:
-                import cProfile
-                import pstats
-
-                pr = cProfile.Profile()
-                pr.enable()
-            sink.flush()
-            t4 = time.perf_counter()
-            if profile:
-                pr.disable()
-                pstats.Stats(pr).sort_stats("tottime").print_stats(18)
-            writer.finish()
-            t5 = time.perf_counter()
-        path.unlink()
-        return {"forward_host": t2 - t0, "flush_nosync": t4 - t2, "total": t5 - t0}
-
-    return run
-
-
-cap_nosync("module", True, profile=True)()
+cap("module", True, sync=False, profile=True)()
 for label, run in [
     ("plain", plain),
-    ("module-nosync", cap_nosync("module", True)),
+    ("module-nosync", cap("module", True, sync=False)),
     ("module", cap("module", True)),
     ("op", cap("op", True)),
 ]:

@@ -27,7 +27,7 @@ from precdiff.store.format import (
 )
 
 _POLL_EVERY = 16  # queued rows between two looks for summaries already on the host
-_INDEX_EVERY = 256  # summary rows written between two index appends (each one costs about a ms)
+_INDEX_EVERY = 256  # summary rows written between two index appends (each resizes, writes, flushes)
 # Writes queued behind the one in progress when full tensors are staged in pinned buffers (the pool
 # bounds their memory): enough that the writer never waits for the forward between two tensors.
 _STAGED_DEPTH = 16
@@ -118,8 +118,8 @@ class TensorSink:
             writer.sketch_method = SKETCH_METHOD
         if summary:
             # The sink appends the index itself every _INDEX_EVERY summary rows: the writer's own
-            # append + file flush every INDEX_BATCH rows cost 31 of 41 ms for 422 rows (8B module
-            # level, one batch), for no gain in what an interruption keeps.
+            # append + file flush every INDEX_BATCH rows was most of the host time of writing summary
+            # rows, for no gain in what an interruption keeps.
             writer.index_batch = max(writer.index_batch, self.flush_every)
 
     def __call__(self, name: str, module: str, role: str, tensor: torch.Tensor) -> None:
@@ -211,7 +211,7 @@ class TensorSink:
             self._flush_summaries()
         elif len(self._pending) % _POLL_EVERY == 0:
             # Rows whose summaries already reached the host are written now, while the device still
-            # runs the forward, instead of all after it (11 of 93 ms at 8B module level, H200).
+            # runs the forward, instead of all after the device has finished.
             self._emit_pending(self._summaries.resolve_ready())
 
     def _call(self, call: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:

@@ -50,7 +50,6 @@ class _TorchQueued(NamedTuple):
     on the host, or on its way there (``done``)."""
 
     row: torch.Tensor
-    sketched: bool
     done: torch.cuda.Event | None  # None: the row is on the host already (CPU tensors)
 
 
@@ -96,13 +95,13 @@ class SummaryBatch:
             parts += [sketch, checksum.view(torch.float64).reshape(1)]  # the bits travel in a float64
         row = torch.cat(parts)
         if row.device.type != "cuda":  # on the host already, or another accelerator: a synchronous copy
-            self._queued.append(_TorchQueued(row.cpu(), self.sketches, None))
+            self._queued.append(_TorchQueued(row.cpu(), None))
             return
         host = torch.empty(row.shape, dtype=row.dtype, pin_memory=True)
         host.copy_(row, non_blocking=True)
         done = torch.cuda.Event()
         done.record()
-        self._queued.append(_TorchQueued(host, self.sketches, done))
+        self._queued.append(_TorchQueued(host, done))
 
     def resolve_ready(self) -> list[Summary]:
         """The summaries of the oldest queued tensors whose values are on the host, without waiting."""
@@ -144,7 +143,7 @@ class SummaryBatch:
                     break
                 if head.done is not None:
                     head.done.synchronize()
-                out.append(_torch_summary(head))
+                out.append(_torch_summary(head, self.sketches))
             else:
                 taken = self._taken[id(head)]
                 if not taken:
@@ -154,10 +153,10 @@ class SummaryBatch:
         return out
 
 
-def _torch_summary(queued: _TorchQueued) -> Summary:
+def _torch_summary(queued: _TorchQueued, sketched: bool) -> Summary:
     values = queued.row.numpy()
     stats = [float(v) for v in values[:7]]
-    if not queued.sketched:
+    if not sketched:
         return Summary(stats, None, None)
     checksum = int(values[7 + WIDTH :].view(np.int64)[0]) % (1 << 64)  # int64 bits of the wrapped sum
     return Summary(stats, values[7 : 7 + WIDTH].copy(), checksum)
