@@ -22,6 +22,7 @@ medians and the ratio to ``plain``. Output JSON goes to ``--out``.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -76,6 +77,42 @@ def build_model(layers: int, dtype: torch.dtype, device: torch.device) -> torch.
     return model.eval()  # type: ignore[no-any-return]
 
 
+def summary_launch(text: str | None) -> list[int] | None:
+    """Set the summary kernel's launch with the sketch from ``GRID,TR,WARPS,VEC`` (benchmarks/
+    sweep_summary_kernel.py's pick), or leave capture/summary_triton.py's; returns the one in use."""
+    if not torch.cuda.is_available():
+        return None
+    from precdiff.capture import summary_triton
+
+    if text:
+        grid, rows, warps, vec = (int(v) for v in text.split(","))
+        summary_triton.LAUNCH[True] = (grid, rows, warps, vec)
+    return list(summary_triton.LAUNCH[True])
+
+
+def without_gc(run: Callable[[], None]) -> Callable[[], None]:
+    """``run`` with Python's cyclic garbage collector paused, and restored after: a mode named
+    ``<mode>-nogc`` measures what the collector's passes cost ``<mode>`` in the same run."""
+
+    def paused() -> None:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            run()
+        finally:
+            if enabled:
+                gc.enable()
+
+    return paused
+
+
+def mode_run(runs: dict[str, Callable[[], None]], mode: str) -> Callable[[], None]:
+    """The run of ``mode``, ``<mode>-nogc`` being ``<mode>`` without the garbage collector."""
+    if mode.endswith("-nogc"):
+        return without_gc(runs[mode.removesuffix("-nogc")])
+    return runs[mode]
+
+
 def timed(run: Callable[[], None], device: torch.device, repeats: int) -> list[float]:
     run()  # warm-up: kernel selection, Triton compilation, allocator growth
     times = []
@@ -101,7 +138,11 @@ def main() -> None:
     parser.add_argument("--modes", default="plain,summary,summary-stats,full,full+fsync,disk")
     parser.add_argument("--tmp", default=None, help="folder for the capture files (deleted after each run)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--launch", default=None, help="GRID,TR,WARPS,VEC: the summary kernel's launch with the sketch"
+    )
     args = parser.parse_args()
+    launch = summary_launch(args.launch)
 
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
@@ -160,8 +201,8 @@ def main() -> None:
     }
     results: dict[str, dict[str, object]] = {}
     for mode in args.modes.split(","):
-        repeats = args.repeats if mode in ("plain", "summary", "summary-stats") else args.full_repeats
-        times = timed(runs[mode], device, repeats)
+        quick = mode.removesuffix("-nogc") in ("plain", "summary", "summary-stats")
+        times = timed(mode_run(runs, mode), device, args.repeats if quick else args.full_repeats)
         results[mode] = {"median_s": statistics.median(times), "times_s": times}
     base = float(results["plain"]["median_s"])  # type: ignore[arg-type]
     for row in results.values():
@@ -184,6 +225,7 @@ def main() -> None:
         "model": {"shape": "llama-8b", **LLAMA_8B, "num_hidden_layers": args.layers},
         "dtype": args.dtype,
         "tokens": args.tokens,
+        "summary_launch": launch,
         "stored_bytes": stored_bytes,
         "summary_size_share_of_full": (
             stored_bytes["summary"] / stored_bytes["full"]

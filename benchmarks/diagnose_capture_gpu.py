@@ -52,7 +52,7 @@ def device_us(step: Callable[[], object], calls: int = 30) -> float:
 
 
 def kernel_section(lines: list[str]) -> None:
-    from precdiff.capture.summary_triton import FusedSummaries
+    from precdiff.capture.fused_summaries import FusedSummaries
 
     device = torch.device("cuda")
     for shape in SHAPES:

@@ -37,7 +37,7 @@ import torch
 import transformers
 
 sys.path.insert(0, str(Path(__file__).parent))
-from capture_overhead import LLAMA_8B, build_model, timed
+from capture_overhead import LLAMA_8B, build_model, mode_run, summary_launch, timed
 
 from precdiff.capture.names import name_filter
 from precdiff.capture.op_trace import CallTree, OpTracer
@@ -60,7 +60,11 @@ def main() -> None:
     parser.add_argument("--modes", default="plain,module,op,module-stats,op-stats,trace")
     parser.add_argument("--tmp", default=None, help="folder for the capture files (deleted after each run)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--launch", default=None, help="GRID,TR,WARPS,VEC: the summary kernel's launch with the sketch"
+    )
     args = parser.parse_args()
+    launch = summary_launch(args.launch)
 
     device = torch.device(args.device)
     model = build_model(args.layers, getattr(torch, args.dtype), device)
@@ -111,7 +115,7 @@ def main() -> None:
     }
     results: dict[str, dict[str, object]] = {}
     for mode in args.modes.split(","):
-        times = timed(runs[mode], device, args.repeats)
+        times = timed(mode_run(runs, mode), device, args.repeats)
         results[mode] = {"median_s": statistics.median(times), "times_s": times}
     base = float(results["plain"]["median_s"])  # type: ignore[arg-type]
     traced_ops = ops_per_forward.get("trace")
@@ -131,6 +135,7 @@ def main() -> None:
         "model": {"shape": "llama-8b", **LLAMA_8B, "num_hidden_layers": args.layers},
         "dtype": args.dtype,
         "tokens": args.tokens,
+        "summary_launch": launch,
         "ops_per_forward": traced_ops,
         "tensors_written": ops_per_forward,
         "results": results,

@@ -21,7 +21,7 @@ from precdiff.capture.sketch import WIDTH, sketch_and_checksum
 from precdiff.store.format import STAT_NAMES
 
 if TYPE_CHECKING:
-    from precdiff.capture.summary_triton import FusedSummaries
+    from precdiff.capture.fused_summaries import FusedSummaries
 
 STAT_ORDER = STAT_NAMES  # min, max, mean, std, l2, nan_count, inf_count
 _CHUNK = 1 << 22  # elements per float64 chunk in the torch path (32 MiB)
@@ -35,14 +35,21 @@ class Summary(NamedTuple):
     checksum: int | None  # the exact checksum, 0 <= checksum < 2**64
 
 
+_fused_dtypes: tuple[torch.dtype, ...] | None = None  # the kernel's, once a CUDA tensor asked
+
+
 def _fused_available(tensor: torch.Tensor) -> bool:
+    global _fused_dtypes
     if not tensor.is_cuda or tensor.numel() == 0:
         return False
-    try:
-        from precdiff.capture.summary_triton import SUPPORTED
-    except ImportError:  # CUDA without Triton: the torch path is correct, only slower
-        return False
-    return tensor.dtype in SUPPORTED
+    if _fused_dtypes is None:  # looked up once: an import statement per tensor costs µs at op level
+        try:
+            from precdiff.capture import summary_triton
+
+            _fused_dtypes = summary_triton.SUPPORTED
+        except ImportError:  # CUDA without Triton: the torch path is correct, only slower
+            _fused_dtypes = ()
+    return tensor.dtype in _fused_dtypes
 
 
 class _TorchQueued(NamedTuple):
@@ -61,11 +68,15 @@ class SummaryBatch:
     Args:
         sketches: also compute the sketch and checksum.
         slots: tensors per device arena of the CUDA kernel before a device-side reduction.
+        defer: small CUDA tensors of one dtype may wait to share a kernel launch (op level, where the
+            host's time per tensor bounds a capture); the caller must then call
+            :meth:`launch_waiting` before anything writes to a tensor it added.
     """
 
-    def __init__(self, *, sketches: bool = True, slots: int | None = None):
+    def __init__(self, *, sketches: bool = True, slots: int | None = None, defer: bool = False):
         self.sketches = sketches
         self._slots = slots
+        self._defer = defer
         self._fused: dict[torch.device, FusedSummaries] = {}
         # In add order: the arena of a fused summary (its results come out of the arena in order) or
         # a torch-path row.
@@ -80,10 +91,11 @@ class SummaryBatch:
         if _fused_available(tensor):
             arena = self._fused.get(tensor.device)
             if arena is None:
-                from precdiff.capture.summary_triton import SLOTS, FusedSummaries
+                from precdiff.capture.fused_summaries import FusedSummaries
+                from precdiff.capture.summary_triton import SLOTS
 
                 arena = self._fused[tensor.device] = FusedSummaries(
-                    tensor.device, self._slots or SLOTS, sketches=self.sketches
+                    tensor.device, self._slots or SLOTS, sketches=self.sketches, defer=self._defer
                 )
                 self._taken[id(arena)] = deque()
             arena.add(tensor)
@@ -102,6 +114,11 @@ class SummaryBatch:
         done = torch.cuda.Event()
         done.record()
         self._queued.append(_TorchQueued(host, done))
+
+    def launch_waiting(self) -> None:
+        """Launch the summaries of the tensors waiting to share a launch (``defer``)."""
+        for arena in self._fused.values():
+            arena.launch_waiting()
 
     def resolve_ready(self) -> list[Summary]:
         """The summaries of the oldest queued tensors whose values are on the host, without waiting."""

@@ -3,117 +3,181 @@
 A summary capture hooks hundreds (module level) to thousands (op level) of tensors per forward, and
 the forward only stays fast if the host never waits for the device and spends few µs per tensor. So:
 
-- one kernel launch per tensor reads it once and computes the statistics partials of
-  capture/stats_partials.py, the CountSketch and the checksum of capture/sketch.py (the same
-  functions: the sketch to float64 rounding, the checksum bit for bit);
+- one kernel launch per tensor (or per few small tensors of one dtype, :func:`launch_many`) reads
+  it once and computes the statistics partials of capture/stats_partials.py, the CountSketch and
+  the checksum of capture/sketch.py (the same functions: the sketch to float64 rounding, the
+  checksum bit for bit);
 - always the same number of programs (:data:`LAUNCH`), each writing one partial row into a slot of
-  a preallocated device arena, so that a batch of tensors is reduced on the device by a few torch ops in a fixed order
-  (deterministic) instead of one reduction per tensor;
+  a preallocated device arena (capture/fused_summaries.py), so that a batch of tensors is reduced
+  on the device by a few torch ops in a fixed order (deterministic) instead of one reduction per
+  tensor;
 - launched through a compiled-kernel cache keyed by dtype and alignment only: the sizes are not
   specialised (``do_not_specialize``), so a forward with many shapes compiles once per dtype;
-- one non-blocking copy to the host per batch of :data:`SLOTS` tensors, none per tensor;
-- the row hashes (splitmix64, two 64-bit multiplies) come from a device table built once: computed
-  per element they made the kernel integer-bound (165 -> 100 µs for a 2048 x 14336 bf16 tensor
-  with the launch shape below, H200).
-
-Measured on the H200 (benchmarks/profile_capture.py): the separate statistics kernel cost 41 µs of
-host time per tensor and the separate sketch 54 µs; see benchmarks/results for the fused figures.
+- whole rows of WIDTH elements are read with 16-byte vector loads: with the sketch, each program
+  sums the rows of one row offset and rotates its sums once, instead of gathering each row rotated
+  (scalar loads); the row hashes and the rows of each offset come from device tables built once.
+  A 2048 x 14336 bf16 tensor with the sketch: 100 µs with the rotated gather, 61 µs now (H200,
+  benchmarks/results/h200_2026-12-01_session4/).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from typing import NamedTuple
 
-import numpy as np
 import torch
 import triton
 import triton.language as tl
 
 from precdiff.capture.sketch import ROW_SEED, SIGN_BIT, WIDTH, mix
-from precdiff.capture.stats_partials import PARTIAL_FIELDS, finish_partials
+from precdiff.capture.stats_partials import PARTIAL_FIELDS
 from precdiff.kernels.triton_launch import launch_keyed
-from precdiff.store.format import STAT_NAMES
 
 # Launch shape per mode (sketch, statistics only): (programs per tensor, whatever its size, so fixed
-# partial rows per arena slot; rows of WIDTH elements a program reads per step; warps). Chosen on the
-# H200 by a sweep of TR 2-16 x GRID 264-2112 x 4/8 warps on the 8B shape's bf16 tensors
-# (benchmarks/results/h200_2026-12-01_session3/kernel_sweep.txt): more rows per step or more warps
-# cost registers and occupancy faster than they add loads in flight.
-LAUNCH = {True: (528, 4, 4), False: (1056, 2, 4)}
+# partial rows per arena slot; rows of WIDTH elements a program reads per step; warps; elements
+# of a row summed together for the checksum). With the sketch, the programs are WIDTH groups (one
+# per row offset) times a few segments, so GRID is a multiple of WIDTH.
+LAUNCH = {True: (512, 4, 4, 8), False: (1056, 4, 4, WIDTH)}
 SLOTS = 64  # tensors per arena before a device-side reduction is queued (36 MB of device memory)
 ROW = WIDTH + len(PARTIAL_FIELDS)  # one partial row: the sketch, then the statistics partials
 INTEGER = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool)
 SUPPORTED = (torch.float32, torch.float16, torch.bfloat16, *INTEGER)
+BLOCK_ROWS = 256  # rows per block of the row tables' per-offset counts
+# Deferred launches (op level, where a forward has thousands of mostly small tensors and the host's
+# time per tensor bounds the capture): up to SHARED tensors of one dtype, each of at most
+# SHARED_BYTES, share one launch; a larger tensor's kernel costs more than its launch.
+SHARED = 16
+SHARED_BYTES = 1 << 22
 
 
 # No type annotations on the kernels: Triton resolves annotation names as kernel globals.
 # fmt: off
-@triton.jit(do_not_specialize=["n", "rows", "tiles"])  # type: ignore[untyped-decorator]
-def _summary_kernel(  # type: ignore[no-untyped-def]
-    x_ptr, mix_ptr, part_ptr, check_ptr, n, rows, tiles,
-    W: tl.constexpr, TR: tl.constexpr, GRID: tl.constexpr, ROW: tl.constexpr,
-    SIGN_BIT: tl.constexpr, BITS: tl.constexpr, SKETCH: tl.constexpr, INT: tl.constexpr, ACC: tl.constexpr,
+@triton.jit  # type: ignore[untyped-decorator]
+def _step(  # type: ignore[no-untyped-def]
+    x_ptr, mix_ptr, row, live, n, shift, sketch, total, squares, vmin, vmax, nonfinite, check,
+    W: tl.constexpr, SIGN_BIT: tl.constexpr, BITS: tl.constexpr, SKETCH: tl.constexpr,
+    INT: tl.constexpr, ACC: tl.constexpr, PARTIAL: tl.constexpr, VEC: tl.constexpr,
 ):
     # fmt: on
-    # The tile is [W, TR]: bucket k of row r at [k, r]. Triton lays out a tile whose addresses it
-    # cannot prove contiguous with its last axis fastest, so each thread holds one row and W/32 of
-    # its buckets: a row's hash, sign and weight are loaded once per W/32 elements, not per element.
-    pid = tl.program_id(0).to(tl.int64)
-    buckets = tl.arange(0, W)
+    # One tile [TR, W] of whole rows, element j of row r at [r, j]: a row is contiguous, so the loads
+    # are 16-byte vectors as long as the mask is constant along a row, which it is except for the
+    # zero-padded last row (PARTIAL, read once per tensor).
+    cols = tl.arange(0, W)
+    if PARTIAL:
+        inside = live[:, None] & (cols[None, :] < (n - row * W)[:, None])
+    else:
+        inside = tl.broadcast_to(live[:, None], (live.shape[0], W))
+    x = tl.load(x_ptr + (row * W)[:, None] + cols[None, :], mask=inside, other=0)
+    single = x.to(ACC)  # exact for bf16 / fp16 / fp32, NaN and ±Inf included
+    is_nan = single != single
+    is_inf = tl.abs(single) == float("inf")
+    finite = inside & ~is_nan & ~is_inf
+    centred = tl.where(finite, single - shift, 0.0)
+    total += centred
+    squares += centred * centred
+    vmin = tl.minimum(vmin, tl.where(finite, single, float("inf")))
+    vmax = tl.maximum(vmax, tl.where(finite, single, float("-inf")))
+    nonfinite += (inside & is_nan).to(tl.int32) + (inside & is_inf).to(tl.int32) * 65536
+    if SKETCH:
+        mixed = tl.load(mix_ptr + row, mask=live, other=0).to(tl.uint64, bitcast=True)
+        negative = ((mixed >> SIGN_BIT) & 1) != 0
+        sketch += tl.where(finite, tl.where(negative[:, None], -single, single), 0.0).to(tl.float64)
+        # A row's checksum weight is the same for all its elements: sum each run of VEC elements of
+        # a row first (those a thread holds: no exchange between threads), exactly, then one 64-bit
+        # multiply per run; masked-off elements load as 0. A 16-bit pattern times a column weight
+        # (< 2**9) is below 2**24, so runs of up to 64 of them sum exactly in int32.
+        if INT:
+            bits = x.to(tl.int64)  # integers enter the checksum by value, as capture/sketch.py does
+        elif BITS == 16:
+            bits = x.to(tl.int16, bitcast=True)  # sign-extended below, as capture/sketch.py does
+            if VEC <= 64:
+                bits = bits.to(tl.int32)
+            else:
+                bits = bits.to(tl.int64)
+        else:
+            bits = x.to(tl.int32, bitcast=True).to(tl.int64)
+        weighted = bits * (cols * 2 + 1).to(bits.dtype)[None, :]
+        runs = tl.sum(tl.reshape(weighted, (weighted.shape[0], W // VEC, VEC)), axis=2).to(tl.int64)
+        check += runs.to(tl.uint64, bitcast=True) * (mixed * 2 + 1)[:, None]
+    return sketch, total, squares, vmin, vmax, nonfinite, check
+
+
+# fmt: off
+@triton.jit(do_not_specialize=["n_arg", "full_rows_arg"])  # type: ignore[untyped-decorator]
+def _summary_kernel(  # type: ignore[no-untyped-def]
+    x_arg, table_ptr, mix_ptr, perm_ptr, start_ptr, below_ptr, part_arg, check_arg, n_arg, full_rows_arg,
+    W: tl.constexpr, TR: tl.constexpr, GRID: tl.constexpr, ROW: tl.constexpr, BLOCK_ROWS: tl.constexpr,
+    SIGN_BIT: tl.constexpr, BITS: tl.constexpr, SKETCH: tl.constexpr, INT: tl.constexpr, ACC: tl.constexpr,
+    VEC: tl.constexpr, MANY: tl.constexpr,
+):
+    # fmt: on
+    # MANY: one launch for several tensors of one dtype, all 16-byte aligned; program_id(1) picks one
+    # from the table of (address, numel, arena slot) rows. Otherwise one tensor given as arguments,
+    # its slot's partial rows at part_arg and check_arg.
+    if MANY:
+        entry = table_ptr + tl.program_id(1) * 3
+        x_ptr = tl.multiple_of(tl.load(entry).to(tl.pointer_type(x_arg.dtype.element_ty)), 16)
+        n = tl.load(entry + 1)
+        full_rows = n // W
+        slot = tl.load(entry + 2)
+        part_ptr = part_arg + slot * (GRID * ROW)
+        check_ptr = check_arg + slot * GRID
+    else:
+        x_ptr, n, full_rows, part_ptr, check_ptr = x_arg, n_arg, full_rows_arg, part_arg, check_arg
+    # With the sketch, program p sums the rows of one offset o = p mod W (capture/sketch.py: element
+    # j of row r goes to bucket (j + o_r) mod W), read straight, and rotates its W sums once at the
+    # end: a per-row rotated gather cannot use vector loads. The rows of offset o, ascending, come
+    # from a table built once (_RowTables); `below` counts those under each block of rows.
+    # Statistics only: rows in their order, grid-stride.
+    pid = tl.program_id(0)
     lanes = tl.arange(0, TR).to(tl.int64)
+    cols = tl.arange(0, W)
     # ACC: float32 for float tensors (exact for their elements), float64 for integer ones (exact below
     # 2**53, as the torch path's float64 sums)
     first = tl.load(x_ptr).to(ACC)
     shift = tl.where(tl.abs(first) < float("inf"), first, 0.0)  # NaN and ±Inf fail the comparison
     # Element-wise accumulators over the program's tiles, reduced once at the end: a reduction per
     # tile (shared memory and barriers) would cost more than reading the tile.
-    sketch = tl.zeros([W, TR], tl.float64)
-    total = tl.zeros([W, TR], ACC)  # per-lane sums stay short: float32 suffices, as the torch path's chunks
-    squares = tl.zeros([W, TR], ACC)
-    vmin = tl.full([W, TR], float("inf"), ACC)
-    vmax = tl.full([W, TR], float("-inf"), ACC)
-    nonfinite = tl.zeros([W, TR], tl.int32)  # NaN count + 65536 · ±Inf count (< 65536 per lane, n < 2**36)
-    check = tl.zeros([W, TR], tl.uint64)
-    for t in range(tiles):
-        row = (pid + t * GRID) * TR + lanes  # grid-stride over tiles of TR rows
-        live = row < rows
-        # Row r's element j goes to bucket (j + o_r) mod W (capture/sketch.py): bucket k reads element
-        # (k - o_r) mod W; W is a power of two, so a mask, no division. The row hashes come from a
-        # table (splitmix64 per row costs more than reading the row).
-        if SKETCH:
-            mixed = tl.load(mix_ptr + row, mask=live, other=0).to(tl.uint64, bitcast=True)
-            offset = (mixed & (W - 1)).to(tl.int32)
-            source = (buckets[:, None] - offset[None, :]) & (W - 1)
-        else:  # statistics only: any order will do, the rows are read straight
-            source = buckets[:, None] + tl.zeros([W, TR], tl.int32)
-        inside = live[None, :] & (source < (n - row * W)[None, :])
-        x = tl.load(x_ptr + (row * W)[None, :] + source, mask=inside, other=0)
-        single = x.to(ACC)  # exact for bf16 / fp16 / fp32, NaN and ±Inf included
-        is_nan = single != single
-        is_inf = tl.abs(single) == float("inf")
-        finite = inside & ~is_nan & ~is_inf
-        centred = tl.where(finite, single - shift, 0.0)
-        total += centred
-        squares += centred * centred
-        vmin = tl.minimum(vmin, tl.where(finite, single, float("inf")))
-        vmax = tl.maximum(vmax, tl.where(finite, single, float("-inf")))
-        nonfinite += (inside & is_nan).to(tl.int32) + (inside & is_inf).to(tl.int32) * 65536
-        if SKETCH:
-            negative = ((mixed >> SIGN_BIT) & 1) != 0
-            signed = tl.where(negative[None, :], -single, single)
-            sketch += tl.where(finite, signed, 0.0).to(tl.float64)
-            if INT:
-                bits = x.to(tl.int64)  # integers enter the checksum by value, as capture/sketch.py does
-            elif BITS == 16:
-                bits = x.to(tl.int16, bitcast=True).to(tl.int64)  # sign-extended, as capture/sketch.py does
-            else:
-                bits = x.to(tl.int32, bitcast=True).to(tl.int64)
-            term = bits * (source * 2 + 1).to(tl.int64)  # |term| < 2**41: a 32-bit wide multiply
-            weight = mixed * 2 + 1
-            check += term.to(tl.uint64, bitcast=True) * weight[None, :]  # masked-off elements load as 0
+    sketch = tl.zeros([TR, W], tl.float64)
+    total = tl.zeros([TR, W], ACC)  # per-lane sums stay short: float32 suffices, as the torch path's chunks
+    squares = tl.zeros([TR, W], ACC)
+    vmin = tl.full([TR, W], float("inf"), ACC)
+    vmax = tl.full([TR, W], float("-inf"), ACC)
+    nonfinite = tl.zeros([TR, W], tl.int32)  # NaN count + 65536 · ±Inf count (< 65536 per lane, n < 2**36)
+    check = tl.zeros([TR, W // VEC], tl.uint64)  # per run of VEC elements a thread holds
+    group = pid % W
+    segment = pid // W
+    if SKETCH:
+        segments: tl.constexpr = GRID // W
+        begin = tl.load(start_ptr + group)
+        count = tl.load(below_ptr + ((full_rows + BLOCK_ROWS - 1) // BLOCK_ROWS) * W + group)
+        for t in range(0, tl.cdiv(count, segments * TR)):
+            at = (t * segments + segment) * TR + lanes
+            row = tl.load(perm_ptr + begin + at, mask=at < count, other=0).to(tl.int64)
+            live = (at < count) & (row < full_rows)
+            sketch, total, squares, vmin, vmax, nonfinite, check = _step(
+                x_ptr, mix_ptr, row, live, n, shift, sketch, total, squares, vmin, vmax, nonfinite, check,
+                W, SIGN_BIT, BITS, SKETCH, INT, ACC, False, VEC,
+            )  # fmt: skip
+        tail_here = (tl.load(mix_ptr + full_rows) & (W - 1)) == group
+        tail_here = tail_here & (segment == 0)
+    else:
+        for t in range(0, tl.cdiv(full_rows, GRID * TR)):
+            row = (t * GRID + pid) * TR + lanes
+            sketch, total, squares, vmin, vmax, nonfinite, check = _step(
+                x_ptr, mix_ptr, row, row < full_rows, n, shift, sketch, total, squares, vmin, vmax,
+                nonfinite, check, W, SIGN_BIT, BITS, SKETCH, INT, ACC, False, VEC,
+            )  # fmt: skip
+        tail_here = pid == 0
+    if tail_here & (n > full_rows * W):  # the zero-padded last row, read by one program
+        sketch, total, squares, vmin, vmax, nonfinite, check = _step(
+            x_ptr, mix_ptr, full_rows + lanes * 0, lanes == 0, n, shift, sketch, total, squares, vmin,
+            vmax, nonfinite, check, W, SIGN_BIT, BITS, SKETCH, INT, ACC, True, VEC,
+        )  # fmt: skip
     base = part_ptr + pid * ROW
-    tl.store(base + buckets, tl.sum(sketch, axis=1))
+    if SKETCH:
+        tl.store(base + ((cols + group) & (W - 1)), tl.sum(sketch, axis=0))  # column j -> bucket j + o
+    else:
+        tl.store(base + cols, tl.zeros([W], tl.float64))
     nan_count = tl.sum(tl.sum(nonfinite & 65535, axis=1), axis=0)
     inf_count = tl.sum(tl.sum(nonfinite >> 16, axis=1), axis=0)
     tl.store(base + W, tl.min(tl.min(vmin, axis=1), axis=0).to(tl.float64))
@@ -127,127 +191,73 @@ def _summary_kernel(  # type: ignore[no-untyped-def]
     tl.store(check_ptr + pid, tl.sum(tl.sum(check, axis=1), axis=0).to(tl.int64, bitcast=True))
 
 
+class _RowTables(NamedTuple):
+    """Per-row tables of the sketch for rows ``r < size`` (capture/sketch.py), on one device."""
+
+    mixes: torch.Tensor  # int64 [size]: mix(r, ROW_SEED), whose low bits are the row's offset o_r
+    perm: torch.Tensor  # int32 [size]: the rows grouped by offset, ascending within a group
+    start: torch.Tensor  # int32 [WIDTH]: where each offset's group begins in perm
+    below: torch.Tensor  # int32 [size / BLOCK_ROWS + 1, WIDTH]: rows of each offset under b blocks
 
 
-class _Block(NamedTuple):
-    """One reduced batch of slots on its way to the host."""
-
-    device_rows: torch.Tensor  # [k, ROW + 1] float64, kept alive until its copy is done
-    host: torch.Tensor  # the same in pinned host memory, filled by a non-blocking copy
-    done: torch.cuda.Event
-    numels: list[int]
+_tables: dict[torch.device, _RowTables] = {}
 
 
-class FusedSummaries:
-    """Summaries of a stream of CUDA tensors of one device, kept on the device until taken.
+def row_tables(device: torch.device, rows: int) -> _RowTables:
+    """The row tables for at least ``rows`` rows, built on the device once per process and grown by
+    doubling: the kernel reads a row's hash instead of computing it (splitmix64 per row cost more than
+    reading the row), and each program finds the rows of its offset without a search."""
+    tables = _tables.get(device)
+    if tables is None or tables.mixes.numel() < rows:
+        size = max(1 << 16, 1 << (rows - 1).bit_length())
+        mixes = mix(torch.arange(size, dtype=torch.int64, device=device), ROW_SEED)
+        offsets = mixes & (WIDTH - 1)
+        perm = torch.sort(offsets, stable=True).indices.to(torch.int32)
+        per_group = torch.bincount(offsets, minlength=WIDTH)
+        start = (torch.cumsum(per_group, 0) - per_group).to(torch.int32)
+        blocks = torch.arange(size, device=device) // BLOCK_ROWS
+        counts = torch.bincount(blocks * WIDTH + offsets, minlength=size // BLOCK_ROWS * WIDTH)
+        below = torch.cat([counts.new_zeros(1, WIDTH), counts.view(-1, WIDTH).cumsum(0)]).to(torch.int32)
+        tables = _tables[device] = _RowTables(mixes, perm, start, below)
+    return tables
 
-    Every :data:`SLOTS` tensors the arena is reduced on the device and the batch starts its way to
-    the host (non-blocking copy into pinned memory); :meth:`take` returns the results of the oldest
-    tensors, in :meth:`add` order, either those already on the host (no waiting: a capture writes
-    them while the forward runs) or all of them.
-    """
 
-    def __init__(self, device: torch.device, slots: int = SLOTS, *, sketches: bool = True):
-        self.device = device
-        self._sketches = sketches  # False: statistics only (the sketch columns and checksums are 0)
-        self._slots = slots
-        self._grid, self._tile_rows, self._warps = LAUNCH[sketches]
-        self._parts = torch.empty((slots, self._grid, ROW), dtype=torch.float64, device=device)
-        self._checks = torch.empty((slots, self._grid), dtype=torch.int64, device=device)
-        self._slot_views = [(self._parts[i], self._checks[i]) for i in range(slots)]
-        self._used = 0
-        self._blocks: deque[_Block] = deque()
-        self._numels: list[int] = []  # of the tensors in the slots not reduced yet
-        self._mixes = torch.empty(0, dtype=torch.int64, device=device)
+def launch(x: torch.Tensor, parts: torch.Tensor, checks: torch.Tensor, *, sketches: bool) -> None:
+    """Queue one contiguous tensor's partial summary rows into ``parts`` [GRID, ROW] and ``checks`` [GRID]."""
+    n = x.numel()
+    tables = row_tables(x.device, n // WIDTH + 1)  # every full row and the partial one
+    _launch(x, x, tables, parts, checks, n, (x.data_ptr() % 16 == 0, n >= 1 << 31), 1, sketches)
 
-    def _row_mixes(self, rows: int) -> torch.Tensor:
-        """``mix(r, ROW_SEED)`` for r < at least ``rows`` (capture/sketch.py), built on the device once
-        and grown by doubling: the kernel reads a row's hash instead of computing it."""
-        if self._mixes.numel() < rows:
-            size = max(1 << 16, 1 << (rows - 1).bit_length())
-            self._mixes = mix(torch.arange(size, dtype=torch.int64, device=self.device), ROW_SEED)
-        return self._mixes
 
-    def add(self, tensor: torch.Tensor) -> None:
-        """Queue one float tensor's summary (no synchronisation)."""
-        x = tensor.detach()
-        if not x.is_contiguous():
-            x = x.contiguous()
-        n = x.numel()
-        integer = x.dtype in INTEGER
-        rows = -(-n // WIDTH)  # rows of WIDTH elements, the last one zero-padded
-        tiles = -(-rows // self._tile_rows)
-        parts, checks = self._slot_views[self._used]
-        launch_keyed(
-            (x.dtype, x.data_ptr() % 16 == 0, n >= 1 << 31, self._sketches),  # all else Triton specialises on is fixed
-            _summary_kernel,
-            (self._grid,),
-            x, self._row_mixes(rows), parts, checks, n, rows, -(-tiles // self._grid),
-            WIDTH, self._tile_rows, self._grid, ROW, SIGN_BIT, x.element_size() * 8, self._sketches,
-            integer, tl.float64 if integer else tl.float32,
-            num_warps=self._warps,
-        )  # fmt: skip
-        self._numels.append(n)
-        self._used += 1
-        if self._used == self._slots:
-            self._reduce()
+def launch_many(
+    xs: list[torch.Tensor], table: torch.Tensor, parts: torch.Tensor, checks: torch.Tensor, *, sketches: bool
+) -> None:
+    """Queue the summaries of several contiguous, 16-byte aligned tensors of one dtype, each of fewer
+    than 2**31 elements, in one launch: ``table`` (int64 [len(xs), 3] on the device) holds each one's
+    (address, numel, slot); ``parts`` [slots, GRID, ROW] and ``checks`` [slots, GRID] are the arena."""
+    tables = row_tables(xs[0].device, max(x.numel() for x in xs) // WIDTH + 1)
+    _launch(xs[0], table, tables, parts, checks, 0, "many", len(xs), sketches)
 
-    def _reduce(self) -> None:
-        """Queue the reduction of the used slots (fixed order: deterministic) and its copy to the
-        host; the arena is reusable at once, later launches on the stream run after it."""
-        if self._used == 0:
-            return
-        parts = self._parts[: self._used]
-        checks = self._checks[: self._used].sum(dim=1)  # int64 wraps: the checksum is mod 2**64
-        stats = parts[:, :, WIDTH:]
-        rows = torch.cat(
-            [
-                parts[:, :, :WIDTH].sum(dim=1),
-                stats[:, :, 0].amin(dim=1, keepdim=True),
-                stats[:, :, 1].amax(dim=1, keepdim=True),
-                stats[:, :, 2:7].sum(dim=1),
-                stats[:, 0, 7:8],
-                checks.view(torch.float64)[:, None],  # the bits travel in a float64 column
-            ],
-            dim=1,
-        )
-        host = torch.empty(rows.shape, dtype=rows.dtype, pin_memory=True)
-        host.copy_(rows, non_blocking=True)
-        done = torch.cuda.Event()
-        done.record()
-        self._blocks.append(_Block(rows, host, done, self._numels))
-        self._numels = []
-        self._used = 0
 
-    def seal(self) -> None:
-        """Start the reduction and host copy of the tensors added so far (end of a forward)."""
-        self._reduce()
-
-    def wait_oldest(self) -> None:
-        """Block until the oldest batch not taken yet is on the host."""
-        if self._blocks:
-            self._blocks[0].done.synchronize()
-
-    def take(self, *, wait: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The results of the oldest tensors not taken yet, in :meth:`add` order: with ``wait``, of
-        every tensor added (one synchronisation); without, of the batches already on the host.
-
-        Returns ``(sketches [k, WIDTH] float64, statistics [k, 7] float64 in STAT_NAMES order,
-        checksums [k] uint64)``.
-        """
-        if wait:
-            self._reduce()
-        ready: list[_Block] = []
-        while self._blocks and (wait or self._blocks[0].done.query()):
-            block = self._blocks.popleft()
-            block.done.synchronize()
-            ready.append(block)
-        if not ready:
-            return np.zeros((0, WIDTH)), np.zeros((0, len(STAT_NAMES))), np.zeros(0, dtype=np.uint64)
-        host = np.concatenate([block.host.numpy() for block in ready])  # a copy: the pinned buffers go back
-        partials = host[:, WIDTH:-1]
-        # NaN and ±Inf are counted, so the finite count is the rest (exact in float64 below 2**53).
-        numels = np.asarray([n for block in ready for n in block.numels], dtype=np.float64)
-        partials[:, 2] = numels - partials[:, 5] - partials[:, 6]
-        checks = np.ascontiguousarray(host[:, -1]).view(np.uint64)
-        return host[:, :WIDTH], finish_partials(partials), checks
+def _launch(
+    x: torch.Tensor,
+    table: torch.Tensor,
+    tables: _RowTables,
+    parts: torch.Tensor,
+    checks: torch.Tensor,
+    n: int,
+    variant: object,
+    count: int,
+    sketches: bool,
+) -> None:
+    grid, tile_rows, warps, run = LAUNCH[sketches]
+    integer = x.dtype in INTEGER
+    launch_keyed(
+        (x.dtype, variant, sketches),  # all else Triton specialises on is fixed
+        _summary_kernel,
+        (grid, count),
+        x, table, tables.mixes, tables.perm, tables.start, tables.below, parts, checks, n, n // WIDTH,
+        WIDTH, tile_rows, grid, ROW, BLOCK_ROWS, SIGN_BIT, x.element_size() * 8, sketches,
+        integer, tl.float64 if integer else tl.float32, run, variant == "many",
+        num_warps=warps,
+    )  # fmt: skip

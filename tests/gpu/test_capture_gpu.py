@@ -12,13 +12,13 @@ pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("numel", [1, 255, 1000, 32768, 32769, 5_000_003, 20_000_001])
+@pytest.mark.parametrize("numel", [1, 255, 1000, 1280, 32768, 32769, 5_000_003, 20_000_001])
 @pytest.mark.parametrize("sketches", [True, False])
 def test_fused_summary_matches_the_torch_definitions(dtype: torch.dtype, numel: int, sketches: bool) -> None:
     """Statistics against the torch reference (min, max, counts exact), the checksum bit for bit and
     the sketch to float64 rounding against capture/sketch.py's torch path on the CPU; statistics-only
-    summaries (another load pattern) give the same statistics. 20,000,001 elements outgrow the
-    first table of row hashes."""
+    summaries (another load pattern) give the same statistics. 1,280 elements have no partial row;
+    20,000,001 outgrow the first row tables."""
     from precdiff.capture.sketch import sketch_and_checksum
     from precdiff.capture.stats import SummaryBatch, tensor_stats_torch
 
@@ -43,6 +43,30 @@ def test_fused_summary_matches_the_torch_definitions(dtype: torch.dtype, numel: 
     assert summary.checksum == int(cpu_checksum) % (1 << 64)
     assert summary.sketch is not None
     np.testing.assert_allclose(summary.sketch, cpu_sketch.numpy(), rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("sketches", [True, False])
+def test_fused_summary_of_an_unaligned_view_matches_the_torch_definitions(sketches: bool) -> None:
+    """A contiguous view starting one element in (its data pointer not 16-byte aligned: the kernel
+    compiled without vector loads) summarises as its own copy does."""
+    from precdiff.capture.stats import SummaryBatch
+
+    base = torch.randn(3 * 256 + 7, device="cuda").to(torch.bfloat16)
+    view, copy = base[1:], base[1:].clone()
+    assert view.data_ptr() % 16 != 0
+    batch = SummaryBatch(sketches=sketches)
+    batch.add(view)
+    batch.add(copy)
+    ours, theirs = batch.resolve()
+    # min, max and the counts exactly; the float32 lane sums may be split between threads otherwise
+    np.testing.assert_array_equal(
+        np.asarray(ours.stats)[[0, 1, 5, 6]], np.asarray(theirs.stats)[[0, 1, 5, 6]]
+    )
+    np.testing.assert_allclose(ours.stats[2:5], theirs.stats[2:5], rtol=2e-5, atol=1e-6)
+    assert ours.checksum == theirs.checksum
+    if sketches:
+        assert ours.sketch is not None and theirs.sketch is not None
+        np.testing.assert_allclose(ours.sketch, theirs.sketch, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -102,6 +126,48 @@ def test_fused_summaries_of_many_tensors_keep_their_order() -> None:
         assert summary.checksum == single.checksum
         np.testing.assert_array_equal(summary.stats, single.stats)
         np.testing.assert_array_equal(summary.sketch, single.sketch)
+
+
+def test_deferred_summaries_sharing_launches_equal_those_launched_alone() -> None:
+    """defer=True (op level): small tensors of one dtype share a launch (several per dtype, dtypes
+    interleaved, across arena reductions), large and misaligned ones launch alone; every summary
+    equals the tensor's own, and a tensor changed in place after launch_waiting keeps the summary
+    of what it was."""
+    from precdiff.capture.stats import SummaryBatch
+    from precdiff.capture.summary_triton import SHARED, SHARED_BYTES, SLOTS
+
+    generator = torch.Generator(device="cuda").manual_seed(2)
+    tensors: list[torch.Tensor] = []
+    for i in range(SLOTS + 3 * SHARED + 5):
+        dtype = (torch.bfloat16, torch.float32, torch.bfloat16, torch.int64)[i % 4]
+        values = torch.randn(1 + 97 * i, device="cuda", generator=generator) * (i + 1)
+        tensors.append(values.to(dtype))
+    big = torch.randn(SHARED_BYTES // 2 + 1000, device="cuda", generator=generator).to(torch.bfloat16)
+    base = torch.randn(4097, device="cuda", generator=generator).to(torch.bfloat16)
+    tensors[10:10] = [big, base[1:]]
+    alone = []
+    for t in tensors:
+        single = SummaryBatch(slots=1)
+        single.add(t)
+        alone += single.resolve()
+    batch = SummaryBatch(defer=True)
+    for t in tensors:
+        batch.add(t)
+    batch.launch_waiting()
+    changed = tensors[-1].clone()
+    expected_last = SummaryBatch(slots=1)
+    expected_last.add(changed)
+    tensors[-1].mul_(3)  # after launch_waiting: the summary is of the value added
+    together = batch.resolve()
+    assert len(together) == len(tensors)
+    for mine, theirs in zip(together, alone, strict=True):
+        assert mine.checksum == theirs.checksum
+        np.testing.assert_array_equal(
+            np.asarray(mine.stats)[[0, 1, 5, 6]], np.asarray(theirs.stats)[[0, 1, 5, 6]]
+        )
+        np.testing.assert_allclose(mine.stats[2:5], theirs.stats[2:5], rtol=2e-5, atol=1e-6)
+        np.testing.assert_allclose(mine.sketch, theirs.sketch, rtol=1e-12, atol=1e-9)
+    assert together[-1].checksum == expected_last.resolve()[0].checksum
 
 
 def test_summaries_resolved_while_queueing_equal_those_resolved_at_the_end() -> None:

@@ -1,0 +1,179 @@
+"""Summaries of a stream of CUDA tensors kept on the device until taken (the arena of
+capture/summary_triton.py's kernel): per-tensor partial rows reduced a batch at a time, copied to
+pinned host memory without blocking; at op level, small tensors of one dtype share a launch."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from precdiff.capture.sketch import WIDTH
+from precdiff.capture.stats_partials import finish_partials
+from precdiff.capture.summary_triton import LAUNCH, ROW, SHARED, SHARED_BYTES, SLOTS, launch, launch_many
+from precdiff.store.format import STAT_NAMES
+
+
+def reduced_rows(parts: torch.Tensor, checks: torch.Tensor) -> torch.Tensor:
+    """A batch's partial rows [k, GRID, ROW] and checksums [k, GRID] reduced, in a fixed order
+    (deterministic), to one float64 row per tensor: [sketch, the statistics partials, checksum bits]."""
+    checks = checks.sum(dim=1)  # int64 wraps: the checksum is mod 2**64
+    stats = parts[:, :, WIDTH:]
+    rows = torch.cat(
+        [
+            parts[:, :, :WIDTH].sum(dim=1),
+            stats[:, :, 0].amin(dim=1, keepdim=True),
+            stats[:, :, 1].amax(dim=1, keepdim=True),
+            stats[:, :, 2:7].sum(dim=1),
+            stats[:, 0, 7:8],
+            checks.view(torch.float64)[:, None],  # the bits travel in a float64 column
+        ],
+        dim=1,
+    )
+    return rows
+
+
+class _LaunchTables:
+    """The (address, numel, slot) tables of shared launches: a few pinned host buffers, each copied
+    without blocking into its own device buffer; a host buffer is refilled only once its last copy
+    is done, a device buffer is overwritten only by a copy queued after the launch that read it."""
+
+    RING = 4
+
+    def __init__(self, device: torch.device):
+        self._host = [torch.empty((SHARED, 3), dtype=torch.int64, pin_memory=True) for _ in range(self.RING)]
+        self._rows = [buffer.numpy() for buffer in self._host]
+        self._device = [torch.empty((SHARED, 3), dtype=torch.int64, device=device) for _ in range(self.RING)]
+        self._copied: list[torch.cuda.Event | None] = [None] * self.RING
+        self._next = 0
+
+    def fill(self, rows: list[tuple[int, int, int]]) -> torch.Tensor:
+        """The device table holding ``rows`` (its copy queued on the current stream)."""
+        i, self._next = self._next, (self._next + 1) % self.RING
+        copied = self._copied[i]
+        if copied is not None:
+            copied.synchronize()  # long done in practice: RING launches were queued since
+        self._rows[i][: len(rows)] = rows
+        table = self._device[i][: len(rows)]
+        table.copy_(self._host[i][: len(rows)], non_blocking=True)
+        event = self._copied[i] = copied or torch.cuda.Event()
+        event.record()
+        return table
+
+
+class _Block(NamedTuple):
+    """One reduced batch of slots on its way to the host."""
+
+    device_rows: torch.Tensor  # [k, ROW + 1] float64, kept alive until its copy is done
+    host: torch.Tensor  # the same in pinned host memory, filled by a non-blocking copy
+    done: torch.cuda.Event
+    numels: list[int]
+
+
+class FusedSummaries:
+    """Summaries of a stream of CUDA tensors of one device, kept on the device until taken.
+
+    Every :data:`SLOTS` tensors the arena is reduced on the device and the batch starts its way to
+    the host (non-blocking copy into pinned memory); :meth:`take` returns the results of the oldest
+    tensors, in :meth:`add` order, either those already on the host (no waiting: a capture writes
+    them while the forward runs) or all of them.
+    """
+
+    def __init__(
+        self, device: torch.device, slots: int = SLOTS, *, sketches: bool = True, defer: bool = False
+    ):
+        self.device = device
+        self._sketches = sketches  # False: statistics only (the sketch columns and checksums are 0)
+        self._slots = slots
+        grid = LAUNCH[sketches][0]
+        self._parts = torch.empty((slots, grid, ROW), dtype=torch.float64, device=device)
+        self._checks = torch.empty((slots, grid), dtype=torch.int64, device=device)
+        self._slot_views = [(self._parts[i], self._checks[i]) for i in range(slots)]
+        self._used = 0
+        self._blocks: deque[_Block] = deque()
+        self._numels: list[int] = []  # of the tensors in the slots not reduced yet
+        # defer: small tensors wait, per dtype, to share one launch (:meth:`launch_waiting`)
+        self._defer = defer
+        self._waiting: dict[torch.dtype, list[tuple[torch.Tensor, int]]] = {}
+        self._tables = _LaunchTables(device) if defer else None
+
+    def add(self, tensor: torch.Tensor) -> None:
+        """Queue one tensor's summary (no synchronisation). With ``defer``, a small one may only be
+        launched later: the caller must call :meth:`launch_waiting` before anything writes to it."""
+        x = tensor.detach() if tensor.requires_grad else tensor
+        if not x.is_contiguous():
+            x = x.contiguous()
+        slot = self._used
+        if self._defer and x.nbytes <= SHARED_BYTES and x.data_ptr() % 16 == 0:
+            waiting = self._waiting.setdefault(x.dtype, [])
+            waiting.append((x, slot))  # the reference keeps its memory from being reused meanwhile
+            if len(waiting) == SHARED:
+                self._launch(x.dtype)
+        else:
+            parts, checks = self._slot_views[slot]
+            launch(x, parts, checks, sketches=self._sketches)
+        self._numels.append(x.numel())
+        self._used += 1
+        if self._used == self._slots:
+            self._reduce()
+
+    def launch_waiting(self) -> None:
+        """Launch the summaries of the tensors waiting to share a launch."""
+        for dtype in list(self._waiting):
+            self._launch(dtype)
+
+    def _launch(self, dtype: torch.dtype) -> None:
+        waiting = self._waiting.pop(dtype)
+        assert self._tables is not None, "tensors waiting without deferred launches"
+        table = self._tables.fill([(x.data_ptr(), x.numel(), slot) for x, slot in waiting])
+        launch_many([x for x, _ in waiting], table, self._parts, self._checks, sketches=self._sketches)
+
+    def _reduce(self) -> None:
+        """Queue the reduction of the used slots (fixed order: deterministic) and its copy to the
+        host; the arena is reusable at once, later launches on the stream run after it."""
+        self.launch_waiting()
+        if self._used == 0:
+            return
+        rows = reduced_rows(self._parts[: self._used], self._checks[: self._used])
+        host = torch.empty(rows.shape, dtype=rows.dtype, pin_memory=True)
+        host.copy_(rows, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        self._blocks.append(_Block(rows, host, done, self._numels))
+        self._numels = []
+        self._used = 0
+
+    def seal(self) -> None:
+        """Start the reduction and host copy of the tensors added so far (end of a forward)."""
+        self._reduce()
+
+    def wait_oldest(self) -> None:
+        """Block until the oldest batch not taken yet is on the host."""
+        if self._blocks:
+            self._blocks[0].done.synchronize()
+
+    def take(self, *, wait: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The results of the oldest tensors not taken yet, in :meth:`add` order: with ``wait``, of
+        every tensor added (one synchronisation); without, of the batches already on the host.
+
+        Returns ``(sketches [k, WIDTH] float64, statistics [k, 7] float64 in STAT_NAMES order,
+        checksums [k] uint64)``.
+        """
+        if wait:
+            self._reduce()
+        ready: list[_Block] = []
+        while self._blocks and (wait or self._blocks[0].done.query()):
+            block = self._blocks.popleft()
+            block.done.synchronize()
+            ready.append(block)
+        if not ready:
+            return np.zeros((0, WIDTH)), np.zeros((0, len(STAT_NAMES))), np.zeros(0, dtype=np.uint64)
+        host = np.concatenate([block.host.numpy() for block in ready])  # a copy: the pinned buffers go back
+        partials = host[:, WIDTH:-1]
+        # NaN and ±Inf are counted, so the finite count is the rest (exact in float64 below 2**53).
+        numels = np.asarray([n for block in ready for n in block.numels], dtype=np.float64)
+        partials[:, 2] = numels - partials[:, 5] - partials[:, 6]
+        checks = np.ascontiguousarray(host[:, -1]).view(np.uint64)
+        return host[:, :WIDTH], finish_partials(partials), checks
