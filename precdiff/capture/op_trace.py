@@ -73,6 +73,12 @@ def _packet(func: Any) -> str:
     return text.split(".")[1] if text.startswith("aten.") else text
 
 
+def _writes(func: Any) -> bool:
+    """Whether an op writes to one of its arguments (in-place and ``out=`` overloads)."""
+    schema = getattr(func, "_schema", None)
+    return bool(schema is not None and schema.is_mutable)
+
+
 def traced(func: Any, all_ops: bool = False) -> bool:
     """Whether an aten overload's outputs are recorded (see the module docstring)."""
     packet = _packet(func)
@@ -213,6 +219,9 @@ class OpTracer(TorchDispatchMode):
         references: compute input references (else the sink gets ``()``); needs ``model`` to name
             parameters.
         model: the traced model, whose parameters and buffers references name.
+        before_write: called before every op that writes to one of its arguments (in-place and
+            ``out=`` ops): a sink whose summaries of earlier outputs are still to be launched
+            launches them first.
     """
 
     def __init__(
@@ -223,6 +232,7 @@ class OpTracer(TorchDispatchMode):
         all_ops: bool = False,
         references: bool = False,
         model: nn.Module | None = None,
+        before_write: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # torch leaves it untyped
         self.tree = tree
@@ -232,16 +242,18 @@ class OpTracer(TorchDispatchMode):
         self.inside = False
         self.producers = _Producers(model) if references else None
         self.traced_ops = 0
+        self.before_write = before_write
         # id(overload) -> (the overload, kept alive so that its id stays its own; its name; traced?; a
-        # view to follow?). Decided once per overload: str(func) costs microseconds, and OpOverload
-        # hashes in Python, an id in C.
-        self._decisions: dict[int, tuple[Any, str, bool, bool]] = {}
+        # view to follow?; writes to an argument?). Decided once per overload: str(func) costs
+        # microseconds, and OpOverload hashes in Python, an id in C.
+        self._decisions: dict[int, tuple[Any, str, bool, bool, bool]] = {}
 
-    def _decide(self, func: Any) -> tuple[Any, str, bool, bool]:
+    def _decide(self, func: Any) -> tuple[Any, str, bool, bool, bool]:
         is_traced = traced(func, self.all_ops)
         # Skipped allocations (empty_like) hold no data of their input: not views of it.
         follow = not is_traced and _packet(func) not in _NEVER
-        decision = self._decisions[id(func)] = (func, str(func), is_traced, follow)
+        writes = self.before_write is not None and _writes(func)
+        decision = self._decisions[id(func)] = (func, str(func), is_traced, follow, writes)
         return decision
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
@@ -251,8 +263,10 @@ class OpTracer(TorchDispatchMode):
             return func(*args, **(kwargs or {}))
         self.inside = True
         try:
-            out = func(*args, **(kwargs or {}))
             decision = self._decisions.get(id(func)) or self._decide(func)
+            if decision[4] and self.before_write is not None:
+                self.before_write()
+            out = func(*args, **(kwargs or {}))
             if decision[2]:
                 self._record(decision[1], args, kwargs, out)
             elif decision[3] and self.producers is not None:

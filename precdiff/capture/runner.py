@@ -72,7 +72,10 @@ def hooked_forward(
             yield hooked
         return
     tree = CallTree()
-    tracer = OpTracer(tree, sink.op, all_ops=options.all_ops, references=True, model=model)
+    launch_waiting = sink.defer_summaries()
+    tracer = OpTracer(
+        tree, sink.op, all_ops=options.all_ops, references=True, model=model, before_write=launch_waiting
+    )
     sink.keep_op = keep
     # Thousands of tensors per forward: append index rows in large batches.
     sink.writer.index_batch = OP_INDEX_BATCH
@@ -81,12 +84,15 @@ def hooked_forward(
         with tracer.paused():  # the sink's own statistics and copies are not model ops
             sink(name, module, role, tensor)
 
-    with (
-        tree.hooked(model),
-        attach(model, keep, module_sink, save_inputs=options.save_inputs) as hooked,
-        tracer,
-    ):
-        yield hooked
+    try:
+        with (
+            tree.hooked(model),
+            attach(model, keep, module_sink, save_inputs=options.save_inputs) as hooked,
+            tracer,
+        ):
+            yield hooked
+    finally:
+        launch_waiting()  # what the caller does with the outputs next is not traced
 
 
 @contextmanager

@@ -122,6 +122,15 @@ class TensorSink:
             # rows, for no gain in what an interruption keeps.
             writer.index_batch = max(writer.index_batch, self.flush_every)
 
+    def defer_summaries(self) -> Callable[[], None]:
+        """Op level: small tensors' summaries may wait to share a kernel launch (a forward hands the
+        sink thousands of tensors, and the host's time per tensor bounds the capture). Returns what
+        must run before anything writes to a tensor the sink was given: the op tracer calls it before
+        every in-place or ``out=`` op, the caller once the traced forward is over."""
+        assert not self._pending, "defer_summaries before the first tensor"
+        self._summaries = SummaryBatch(sketches=self._sketches, defer=True)
+        return self._summaries.launch_waiting
+
     def __call__(self, name: str, module: str, role: str, tensor: torch.Tensor) -> None:
         """A module's output or input (``role``), from :func:`~precdiff.capture.hooks.attach`."""
         kind = KIND_MODULE_INPUT if role == ROLE_INPUT else KIND_MODULE_OUTPUT

@@ -63,3 +63,38 @@ def test_sink_ops_are_not_traced_without_other_modes() -> None:
         torch.ones(1).neg()  # traced again after the pause, at the root
     assert names == ["0/aten.mul.Tensor#0", "<root>/aten.ones.default#0", "<root>/aten.neg.default#0"]
     assert tracer.traced_ops == 3
+
+
+class _InPlace(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x * 2.0
+        y.add_(1.0)  # writes to an output handed to the sink earlier
+        z = torch.empty_like(y)
+        torch.mul(y, 3.0, out=z)
+        return z.neg()
+
+
+def test_before_write_runs_before_every_op_that_writes_to_an_argument() -> None:
+    """A sink that summarises later (shared launches) must get to read each output before any op
+    writes to it: before_write runs before the in-place and ``out=`` ops, and only those."""
+    model = torch.nn.Sequential(_InPlace())
+    tree, x = CallTree(), torch.ones(2)
+    outputs: list[torch.Tensor] = []
+    seen_at_write: list[list[float]] = []
+
+    def sink(name: str, scope: str, op: str, tensor: torch.Tensor, *args: Any) -> None:
+        outputs.append(tensor)
+
+    def before_write() -> None:
+        seen_at_write.append([float(t.sum()) for t in outputs])
+
+    with tree.hooked(model), OpTracer(tree, sink, model=model, before_write=before_write):
+        model(x)
+    assert tree.calls["0"].ops == [
+        "0/aten.mul.Tensor#0",
+        "0/aten.add_.Tensor#0",
+        "0/aten.mul.out#0",
+        "0/aten.neg.default#0",
+    ]
+    # The add_ sees y as the multiply left it (2 + 2); the out= multiply sees y after the add_.
+    assert seen_at_write == [[4.0], [6.0, 6.0]]

@@ -68,3 +68,31 @@ def test_gpu_summary_compare_localizes_like_the_full_compare(tmp_path: Path) -> 
             assert estimated.rel_l2 is not None and abs(estimated.rel_l2 / exact.rel_l2 - 1) < 0.25, (
                 exact.name
             )
+
+
+def test_gpu_op_level_summary_capture_matches_the_stored_data_of_a_full_one(tmp_path: Path) -> None:
+    """Op level without focus: small tensors' summaries share kernel launches, launched before any
+    in-place op; each tensor's checksum and sketch equal the torch definitions of the same tensor
+    stored in full by a second, identical forward (the forward is deterministic)."""
+    from precdiff.capture import capture
+    from precdiff.capture.sketch import sketch_and_checksum
+    from precdiff.config import CaptureInput, CaptureOptions
+    from precdiff.store import open_capture
+
+    def run(path: Path, focus: tuple[str, ...]) -> Path:
+        options = CaptureOptions(
+            device="cuda", dtype="float32", level="op", max_new_tokens=0, summary=True, focus=focus
+        )
+        return capture("tiny:llama", path, CaptureInput(input_ids=IDS), options).path
+
+    summary, full = run(tmp_path / "s.h5", ()), run(tmp_path / "f.h5", (ANY,))
+    with open_capture(summary) as cap, open_capture(full) as ref:
+        names = [info.name for info in cap.tensor_infos() if cap.sketch(info.name) is not None]
+        assert len(names) > 200
+        for name in names:
+            stored = cap.sketch(name)
+            assert stored is not None
+            data = torch.from_numpy(np.ascontiguousarray(ref.tensor(name)))
+            sketch, checksum = sketch_and_checksum(data)
+            assert stored[1] == int(checksum) % (1 << 64), name
+            np.testing.assert_allclose(stored[0], sketch.numpy(), rtol=1e-12, atol=1e-9)
