@@ -113,6 +113,25 @@ def mode_run(runs: dict[str, Callable[[], None]], mode: str) -> Callable[[], Non
     return runs[mode]
 
 
+def timed_rounds(
+    runs: dict[str, Callable[[], None]], device: torch.device, repeats: int
+) -> dict[str, list[float]]:
+    """Seconds per run of each mode: one warm-up run each, then ``repeats`` rounds that run every mode
+    once in turn, so that load from other processes on a shared host weighs on all modes alike
+    (run one mode after the other, a busy minute lands on one mode only)."""
+    for run in runs.values():
+        run()
+    times: dict[str, list[float]] = {mode: [] for mode in runs}
+    for _ in range(repeats):
+        for mode, run in runs.items():
+            synchronize(device)
+            start = time.perf_counter()
+            run()
+            synchronize(device)
+            times[mode].append(time.perf_counter() - start)
+    return times
+
+
 def timed(run: Callable[[], None], device: torch.device, repeats: int) -> list[float]:
     run()  # warm-up: kernel selection, Triton compilation, allocator growth
     times = []
@@ -199,11 +218,20 @@ def main() -> None:
         "full+fsync": captured(False, fsync=True),
         "disk": disk,
     }
-    results: dict[str, dict[str, object]] = {}
-    for mode in args.modes.split(","):
-        quick = mode.removesuffix("-nogc") in ("plain", "summary", "summary-stats")
-        times = timed(mode_run(runs, mode), device, args.repeats if quick else args.full_repeats)
-        results[mode] = {"median_s": statistics.median(times), "times_s": times}
+    modes = args.modes.split(",")
+    quick = [mode for mode in modes if mode.removesuffix("-nogc") in ("plain", "summary", "summary-stats")]
+    measured = timed_rounds({mode: mode_run(runs, mode) for mode in quick}, device, args.repeats)
+    for mode in modes:
+        if mode not in quick:
+            measured[mode] = timed(mode_run(runs, mode), device, args.full_repeats)
+    results: dict[str, dict[str, object]] = {
+        mode: {
+            "median_s": statistics.median(measured[mode]),
+            "least_s": min(measured[mode]),
+            "times_s": measured[mode],
+        }
+        for mode in modes
+    }
     base = float(results["plain"]["median_s"])  # type: ignore[arg-type]
     for row in results.values():
         row["ratio_to_plain"] = float(row["median_s"]) / base  # type: ignore[arg-type]

@@ -37,7 +37,7 @@ import torch
 import transformers
 
 sys.path.insert(0, str(Path(__file__).parent))
-from capture_overhead import LLAMA_8B, build_model, mode_run, summary_launch, timed
+from capture_overhead import LLAMA_8B, build_model, mode_run, summary_launch, timed_rounds
 
 from precdiff.capture.names import name_filter
 from precdiff.capture.op_trace import CallTree, OpTracer
@@ -113,10 +113,12 @@ def main() -> None:
         "op-stats": captured("op", sketches=False),
         "trace": trace,
     }
-    results: dict[str, dict[str, object]] = {}
-    for mode in args.modes.split(","):
-        times = timed(mode_run(runs, mode), device, args.repeats)
-        results[mode] = {"median_s": statistics.median(times), "times_s": times}
+    modes = args.modes.split(",")
+    measured = timed_rounds({mode: mode_run(runs, mode) for mode in modes}, device, args.repeats)
+    results: dict[str, dict[str, object]] = {
+        mode: {"median_s": statistics.median(times), "least_s": min(times), "times_s": times}
+        for mode, times in measured.items()
+    }
     base = float(results["plain"]["median_s"])  # type: ignore[arg-type]
     traced_ops = ops_per_forward.get("trace")
     for mode, row in results.items():
