@@ -78,15 +78,15 @@ def build_model(layers: int, dtype: torch.dtype, device: torch.device) -> torch.
 
 
 def summary_launch(text: str | None) -> list[int] | None:
-    """Set the summary kernel's launch with the sketch from ``GRID,TR,WARPS,VEC`` (benchmarks/
+    """Set the summary kernel's launch with the sketch from ``GRID,TR,WARPS,VEC,AHEAD`` (benchmarks/
     sweep_summary_kernel.py's pick), or leave capture/summary_triton.py's; returns the one in use."""
     if not torch.cuda.is_available():
         return None
     from precdiff.capture import summary_triton
 
     if text:
-        grid, rows, warps, vec = (int(v) for v in text.split(","))
-        summary_triton.LAUNCH[True] = (grid, rows, warps, vec)
+        grid, rows, warps, vec, ahead = (int(v) for v in text.split(","))
+        summary_triton.LAUNCH[True] = (grid, rows, warps, vec, ahead)
     return list(summary_triton.LAUNCH[True])
 
 
@@ -158,7 +158,7 @@ def main() -> None:
     parser.add_argument("--tmp", default=None, help="folder for the capture files (deleted after each run)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
-        "--launch", default=None, help="GRID,TR,WARPS,VEC: the summary kernel's launch with the sketch"
+        "--launch", default=None, help="GRID,TR,WARPS,VEC,AHEAD: the summary kernel's launch with the sketch"
     )
     args = parser.parse_args()
     launch = summary_launch(args.launch)

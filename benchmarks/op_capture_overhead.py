@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--tmp", default=None, help="folder for the capture files (deleted after each run)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
-        "--launch", default=None, help="GRID,TR,WARPS,VEC: the summary kernel's launch with the sketch"
+        "--launch", default=None, help="GRID,TR,WARPS,VEC,AHEAD: the summary kernel's launch with the sketch"
     )
     args = parser.parse_args()
     launch = summary_launch(args.launch)

@@ -33,10 +33,10 @@ from precdiff.capture.stats_partials import PARTIAL_FIELDS
 from precdiff.kernels.triton_launch import launch_keyed
 
 # Launch shape per mode (sketch, statistics only): (programs per tensor, whatever its size, so fixed
-# partial rows per arena slot; rows of WIDTH elements a program reads per step; warps; elements
-# of a row summed together for the checksum). With the sketch, the programs are WIDTH groups (one
-# per row offset) times a few segments, so GRID is a multiple of WIDTH.
-LAUNCH = {True: (512, 4, 4, 8), False: (1056, 4, 4, WIDTH)}
+# partial rows per arena slot; rows of WIDTH elements a program reads per step; warps; elements of a
+# row summed together for the checksum; 1: loads run a step ahead). With the sketch, the programs
+# are WIDTH groups (one per row offset) times a few segments, so GRID is a multiple of WIDTH.
+LAUNCH = {True: (512, 4, 4, 8, 1), False: (1056, 4, 4, WIDTH, 1)}
 SLOTS = 64  # tensors per arena before a device-side reduction is queued (36 MB of device memory)
 ROW = WIDTH + len(PARTIAL_FIELDS)  # one partial row: the sketch, then the statistics partials
 INTEGER = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool)
@@ -52,21 +52,36 @@ SHARED_BYTES = 1 << 22
 # No type annotations on the kernels: Triton resolves annotation names as kernel globals.
 # fmt: off
 @triton.jit  # type: ignore[untyped-decorator]
-def _step(  # type: ignore[no-untyped-def]
-    x_ptr, mix_ptr, row, live, n, shift, sketch, total, squares, vmin, vmax, nonfinite, check,
-    W: tl.constexpr, SIGN_BIT: tl.constexpr, BITS: tl.constexpr, SKETCH: tl.constexpr,
-    INT: tl.constexpr, ACC: tl.constexpr, PARTIAL: tl.constexpr, VEC: tl.constexpr,
+def _rows(  # type: ignore[no-untyped-def]
+    x_ptr, mix_ptr, row, live, n, W: tl.constexpr, SKETCH: tl.constexpr, PARTIAL: tl.constexpr,
 ):
     # fmt: on
     # One tile [TR, W] of whole rows, element j of row r at [r, j]: a row is contiguous, so the loads
     # are 16-byte vectors as long as the mask is constant along a row, which it is except for the
-    # zero-padded last row (PARTIAL, read once per tensor).
+    # zero-padded last row (PARTIAL, read once per tensor). Returns the tile, its mask and the rows'
+    # hashes (the sketch's sign and the checksum's weight).
     cols = tl.arange(0, W)
     if PARTIAL:
         inside = live[:, None] & (cols[None, :] < (n - row * W)[:, None])
     else:
         inside = tl.broadcast_to(live[:, None], (live.shape[0], W))
     x = tl.load(x_ptr + (row * W)[:, None] + cols[None, :], mask=inside, other=0)
+    if SKETCH:
+        mixed = tl.load(mix_ptr + row, mask=live, other=0).to(tl.uint64, bitcast=True)
+    else:
+        mixed = tl.zeros(live.shape, tl.uint64)
+    return x, inside, mixed
+
+
+# fmt: off
+@triton.jit  # type: ignore[untyped-decorator]
+def _step(  # type: ignore[no-untyped-def]
+    x, inside, mixed, shift, sketch, total, squares, vmin, vmax, nonfinite, check,
+    W: tl.constexpr, SIGN_BIT: tl.constexpr, BITS: tl.constexpr, SKETCH: tl.constexpr,
+    INT: tl.constexpr, ACC: tl.constexpr, VEC: tl.constexpr,
+):
+    # fmt: on
+    cols = tl.arange(0, W)
     single = x.to(ACC)  # exact for bf16 / fp16 / fp32, NaN and ±Inf included
     is_nan = single != single
     is_inf = tl.abs(single) == float("inf")
@@ -78,7 +93,6 @@ def _step(  # type: ignore[no-untyped-def]
     vmax = tl.maximum(vmax, tl.where(finite, single, float("-inf")))
     nonfinite += (inside & is_nan).to(tl.int32) + (inside & is_inf).to(tl.int32) * 65536
     if SKETCH:
-        mixed = tl.load(mix_ptr + row, mask=live, other=0).to(tl.uint64, bitcast=True)
         negative = ((mixed >> SIGN_BIT) & 1) != 0
         sketch += tl.where(finite, tl.where(negative[:, None], -single, single), 0.0).to(tl.float64)
         # A row's checksum weight is the same for all its elements: sum each run of VEC elements of
@@ -107,7 +121,7 @@ def _summary_kernel(  # type: ignore[no-untyped-def]
     x_arg, table_ptr, mix_ptr, perm_ptr, start_ptr, below_ptr, part_arg, check_arg, n_arg, full_rows_arg,
     W: tl.constexpr, TR: tl.constexpr, GRID: tl.constexpr, ROW: tl.constexpr, BLOCK_ROWS: tl.constexpr,
     SIGN_BIT: tl.constexpr, BITS: tl.constexpr, SKETCH: tl.constexpr, INT: tl.constexpr, ACC: tl.constexpr,
-    VEC: tl.constexpr, MANY: tl.constexpr,
+    VEC: tl.constexpr, MANY: tl.constexpr, AHEAD: tl.constexpr,
 ):
     # fmt: on
     # MANY: one launch for several tensors of one dtype, all 16-byte aligned; program_id(1) picks one
@@ -150,28 +164,63 @@ def _summary_kernel(  # type: ignore[no-untyped-def]
         segments: tl.constexpr = GRID // W
         begin = tl.load(start_ptr + group)
         count = tl.load(below_ptr + ((full_rows + BLOCK_ROWS - 1) // BLOCK_ROWS) * W + group)
-        for t in range(0, tl.cdiv(count, segments * TR)):
-            at = (t * segments + segment) * TR + lanes
+        steps = tl.cdiv(count, segments * TR)
+        if AHEAD:
+            # Loads run ahead of the arithmetic: the rows of step t + 1 are read, and the row numbers
+            # of step t + 2 (the rows' addresses depend on them), before step t's tile is summed.
+            at = segment * TR + lanes
             row = tl.load(perm_ptr + begin + at, mask=at < count, other=0).to(tl.int64)
-            live = (at < count) & (row < full_rows)
-            sketch, total, squares, vmin, vmax, nonfinite, check = _step(
-                x_ptr, mix_ptr, row, live, n, shift, sketch, total, squares, vmin, vmax, nonfinite, check,
-                W, SIGN_BIT, BITS, SKETCH, INT, ACC, False, VEC,
-            )  # fmt: skip
+            x, inside, mixed = _rows(x_ptr, mix_ptr, row, (at < count) & (row < full_rows), n, W, SKETCH, False)
+            at = at + segments * TR
+            row = tl.load(perm_ptr + begin + at, mask=at < count, other=0).to(tl.int64)
+            for _ in range(0, steps):
+                live = (at < count) & (row < full_rows)
+                at_after = at + segments * TR
+                row_after = tl.load(perm_ptr + begin + at_after, mask=at_after < count, other=0).to(tl.int64)
+                x_next, inside_next, mixed_next = _rows(x_ptr, mix_ptr, row, live, n, W, SKETCH, False)
+                sketch, total, squares, vmin, vmax, nonfinite, check = _step(
+                    x, inside, mixed, shift, sketch, total, squares, vmin, vmax, nonfinite, check,
+                    W, SIGN_BIT, BITS, SKETCH, INT, ACC, VEC,
+                )  # fmt: skip
+                x, inside, mixed, at, row = x_next, inside_next, mixed_next, at_after, row_after
+        else:
+            for t in range(0, steps):
+                at = (t * segments + segment) * TR + lanes
+                row = tl.load(perm_ptr + begin + at, mask=at < count, other=0).to(tl.int64)
+                x, inside, mixed = _rows(x_ptr, mix_ptr, row, (at < count) & (row < full_rows), n, W, SKETCH, False)
+                sketch, total, squares, vmin, vmax, nonfinite, check = _step(
+                    x, inside, mixed, shift, sketch, total, squares, vmin, vmax, nonfinite, check,
+                    W, SIGN_BIT, BITS, SKETCH, INT, ACC, VEC,
+                )  # fmt: skip
         tail_here = (tl.load(mix_ptr + full_rows) & (W - 1)) == group
         tail_here = tail_here & (segment == 0)
     else:
-        for t in range(0, tl.cdiv(full_rows, GRID * TR)):
-            row = (t * GRID + pid) * TR + lanes
-            sketch, total, squares, vmin, vmax, nonfinite, check = _step(
-                x_ptr, mix_ptr, row, row < full_rows, n, shift, sketch, total, squares, vmin, vmax,
-                nonfinite, check, W, SIGN_BIT, BITS, SKETCH, INT, ACC, False, VEC,
-            )  # fmt: skip
+        steps = tl.cdiv(full_rows, GRID * TR)
+        if AHEAD:  # the next step's rows are read before this step's are summed
+            row = pid * TR + lanes
+            x, inside, mixed = _rows(x_ptr, mix_ptr, row, row < full_rows, n, W, SKETCH, False)
+            for _ in range(0, steps):
+                row = row + GRID * TR
+                x_next, inside_next, mixed_next = _rows(x_ptr, mix_ptr, row, row < full_rows, n, W, SKETCH, False)
+                sketch, total, squares, vmin, vmax, nonfinite, check = _step(
+                    x, inside, mixed, shift, sketch, total, squares, vmin, vmax, nonfinite, check,
+                    W, SIGN_BIT, BITS, SKETCH, INT, ACC, VEC,
+                )  # fmt: skip
+                x, inside, mixed = x_next, inside_next, mixed_next
+        else:
+            for t in range(0, steps):
+                row = (t * GRID + pid) * TR + lanes
+                x, inside, mixed = _rows(x_ptr, mix_ptr, row, row < full_rows, n, W, SKETCH, False)
+                sketch, total, squares, vmin, vmax, nonfinite, check = _step(
+                    x, inside, mixed, shift, sketch, total, squares, vmin, vmax, nonfinite, check,
+                    W, SIGN_BIT, BITS, SKETCH, INT, ACC, VEC,
+                )  # fmt: skip
         tail_here = pid == 0
     if tail_here & (n > full_rows * W):  # the zero-padded last row, read by one program
+        x, inside, mixed = _rows(x_ptr, mix_ptr, full_rows + lanes * 0, lanes == 0, n, W, SKETCH, True)
         sketch, total, squares, vmin, vmax, nonfinite, check = _step(
-            x_ptr, mix_ptr, full_rows + lanes * 0, lanes == 0, n, shift, sketch, total, squares, vmin,
-            vmax, nonfinite, check, W, SIGN_BIT, BITS, SKETCH, INT, ACC, True, VEC,
+            x, inside, mixed, shift, sketch, total, squares, vmin, vmax, nonfinite, check,
+            W, SIGN_BIT, BITS, SKETCH, INT, ACC, VEC,
         )  # fmt: skip
     base = part_ptr + pid * ROW
     if SKETCH:
@@ -250,7 +299,7 @@ def _launch(
     count: int,
     sketches: bool,
 ) -> None:
-    grid, tile_rows, warps, run = LAUNCH[sketches]
+    grid, tile_rows, warps, run, ahead = LAUNCH[sketches]
     integer = x.dtype in INTEGER
     launch_keyed(
         (x.dtype, variant, sketches),  # all else Triton specialises on is fixed
@@ -258,6 +307,6 @@ def _launch(
         (grid, count),
         x, table, tables.mixes, tables.perm, tables.start, tables.below, parts, checks, n, n // WIDTH,
         WIDTH, tile_rows, grid, ROW, BLOCK_ROWS, SIGN_BIT, x.element_size() * 8, sketches,
-        integer, tl.float64 if integer else tl.float32, run, variant == "many",
+        integer, tl.float64 if integer else tl.float32, run, variant == "many", bool(ahead),
         num_warps=warps,
     )  # fmt: skip
