@@ -14,7 +14,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from types import TracebackType
 
@@ -337,17 +337,18 @@ class CaptureWriter:
         sketches, checksums = self._sketch_sets
         if sketches.shape[1] != width:
             raise ValueError(f"sketch width {width} differs from the file's {sketches.shape[1]}")
-        if None in self._sketches:
+        present = [entry for entry in self._sketches if entry is not None]
+        if len(present) == len(self._sketches):  # summary captures: whole arrays, no loop over rows
+            # np.array, not np.stack: a third of the time for hundreds of rows; ragged widths raise
+            values = np.array([entry[0] for entry in present], dtype=np.float64)
+            sums = np.array([entry[1] % (1 << 64) for entry in present], dtype=np.uint64)
+        else:
             values = np.full((len(self._sketches), width), np.nan)
             sums = np.zeros(len(self._sketches), dtype=np.uint64)
             for i, entry in enumerate(self._sketches):
                 if entry is not None:
                     values[i] = entry[0]
                     sums[i] = entry[1] % (1 << 64)
-        else:  # every row has one (summary captures): whole arrays, no loop over rows
-            # np.array, not np.stack: a third of the time for hundreds of rows; ragged widths raise
-            values = np.array([entry[0] for entry in self._sketches], dtype=np.float64)
-            sums = np.array([entry[1] % (1 << 64) for entry in self._sketches], dtype=np.uint64)
         _append(sketches, values, at=start)
         _append(checksums, sums, at=start)
 
