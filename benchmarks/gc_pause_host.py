@@ -7,7 +7,8 @@ and the same machine load): op-level and module-level ``--summary`` captures of 
 sink's flush and the writer's finish. Per capture: process CPU time, the time spent in collections
 (``gc.callbacks``, CPU time) and the collections per generation. The process holds what a real capture
 process holds (torch and transformers imported: a few hundred thousand tracked objects), which is what
-a full collection walks.
+a full collection walks. Last, the unreachable objects ``gc.collect()`` finds after one paused
+capture of each level: what the pause leaves uncollected meanwhile.
 
     PYTHONPATH=$PWD python benchmarks/gc_pause_host.py --out benchmarks/results/gc_pause_host_cpu_s4.json
 """
@@ -120,6 +121,14 @@ def main() -> None:
                 f"{figures['gc_ms']['max']:.1f}; collections {figures['collections_per_generation']} "
                 f"in {args.captures} captures"
             )
+    # What a paused forward leaves for the collector: unreachable objects (cycles) found afterwards.
+    garbage = {}
+    hooks.collector_paused = op_trace.collector_paused = paused  # type: ignore[assignment]
+    for level in ("op", "module"):
+        gc.collect()
+        capture(level)
+        garbage[level] = gc.collect()
+    print(f"cyclic garbage found after one paused capture: {garbage}")
     report = {
         "benchmark": "gc_pause_host",
         "date": date.today().isoformat(),
@@ -133,6 +142,7 @@ def main() -> None:
         "tracked_objects": len(gc.get_objects()),
         "clock": "process CPU time, 1 torch thread",
         "results": results,
+        "cyclic_garbage_after_paused_capture": garbage,
     }
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
