@@ -27,7 +27,9 @@ from precdiff.store.format import (
 )
 
 _POLL_EVERY = 16  # queued rows between two looks for summaries already on the host
-_INDEX_EVERY = 256  # summary rows written between two index appends (each resizes, writes, flushes)
+# Summary rows written between two index appends (each resizes, writes, flushes). On this thread: h5py
+# holds the GIL while it writes, so a writer thread would take the time from the forward, not overlap it.
+_INDEX_EVERY = 256
 # Writes queued behind the one in progress when full tensors are staged in pinned buffers (the pool
 # bounds their memory): enough that the writer never waits for the forward between two tensors.
 _STAGED_DEPTH = 16
