@@ -9,10 +9,19 @@ that bounds op level on a GPU. Modes, each one forward:
 - ``trace``: under the op tracer with input references and a sink that drops everything (the tracer's
   own cost: dispatch round trip, names, scopes, references, module hooks);
 - ``op-stats`` / ``op``: ``capture --level op --summary`` without / with the sketches (the tracer plus
-  the sink: statistics, alias detection, index rows, HDF5 writes).
+  the sink: statistics, alias detection, index rows, HDF5 writes);
+- ``op-host``: ``op`` with the summaries precomputed (:class:`Precomputed` stands in for
+  ``SummaryBatch``): the tracer, the sink and the writer only, so ``op-host − trace`` is the sink and
+  writer's host time per op, apart from the summary computation (on a GPU a kernel launch per tensor);
+- ``module-host``: ``capture --summary`` (module level), summaries precomputed but held back until the
+  flush, as when the device runs behind the host: every row is written after the forward. Its *tail*
+  (``sink.flush()`` + ``writer.finish()``) is what a GPU capture adds after the device has finished.
 
 ``µs/op = (mode − plain) / ops traced``, timed as this process's CPU time (one torch thread), which
-other processes on a shared host inflate far less than the wall clock.
+other processes on a shared host inflate far less than the wall clock. ``tail_ms``: the flush and
+finish of the ``*-host`` modes alone. Each side also writes one real op-level ``--summary`` capture
+(statistics and sketches computed) and reports a digest of its content (index rows, sketches,
+checksums, skipped list): the two versions must write the same file.
 
 ``--baseline REV`` measures another revision side by side: ``git archive REV precdiff`` is unpacked into
 a temporary folder and the two versions run in alternating subprocesses (``--rounds`` each, every round
@@ -22,6 +31,7 @@ forward's time, so on a busy host the minima are the steadier figure).
 
     PYTHONPATH=$PWD python benchmarks/op_tracer_host.py --baseline main \\
         --out benchmarks/results/op_tracer_host_cpu.json
+    PYTHONPATH=$PWD python benchmarks/op_tracer_host.py --baseline main --modes op-host,module-host
 """
 
 from __future__ import annotations
@@ -39,24 +49,57 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-MODES = ("plain", "trace", "op-stats", "op")
+MODES = ("plain", "trace", "op-host", "op-stats", "op", "module-host")
+HOST_MODES = ("op-host", "module-host")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def measure(tokens: int, repeats: int, modes: tuple[str, ...]) -> dict[str, object]:
-    """Median CPU seconds per mode in this process (the precdiff on ``sys.path``)."""
+class Precomputed:
+    """``SummaryBatch``'s interface (capture/stats.py) returning one precomputed summary per tensor.
+
+    ``held``: summaries reach the "host" only at the flush, one batch of ``SLOTS`` at a time, as when
+    the device runs behind the forward; else at once, as on a CPU.
+    """
+
+    SLOTS = 64
+
+    def __init__(self, *, sketches: bool = True, slots: int | None = None, held: bool = False):
+        import numpy as np
+
+        from precdiff.capture.sketch import WIDTH
+        from precdiff.capture.stats import Summary
+
+        sketch = np.linspace(-1.0, 1.0, WIDTH) if sketches else None
+        self._summary = Summary([-1.0, 1.0, 0.0, 0.5, 8.0, 0.0, 0.0], sketch, 0x1234 if sketches else None)
+        self._queued = 0
+        self._held = held
+
+    def __len__(self) -> int:
+        return self._queued
+
+    def add(self, tensor: object) -> None:
+        self._queued += 1
+
+    def _take(self, count: int) -> list[object]:
+        count = min(count, self._queued)
+        self._queued -= count
+        return [self._summary] * count
+
+    def resolve_ready(self) -> list[object]:
+        return self._take(0 if self._held else self._queued)
+
+    def resolve_next(self) -> list[object]:
+        return self._take(self.SLOTS if self._held else self._queued)
+
+    def resolve(self) -> list[object]:
+        return self._take(self._queued)
+
+
+def build_model() -> object:
+    """Llama-8B's op graph with negligible compute (see the module docstring)."""
     import torch
     import transformers
 
-    import precdiff
-    from precdiff.capture.names import name_filter
-    from precdiff.capture.op_trace import CallTree, OpTracer
-    from precdiff.capture.runner import hooked_forward
-    from precdiff.capture.sink import TensorSink
-    from precdiff.config import CaptureOptions
-    from precdiff.store import CaptureWriter
-
-    torch.set_num_threads(1)
     config = transformers.LlamaConfig(
         hidden_size=64,
         intermediate_size=128,
@@ -71,11 +114,56 @@ def measure(tokens: int, repeats: int, modes: tuple[str, ...]) -> dict[str, obje
     )
     config._attn_implementation = "sdpa"
     torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
+    return transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
+
+
+def content_digest(path: Path) -> str:
+    """SHA-256 of what a capture file records per tensor: every index row, the sketches and checksums,
+    the skipped list (not the creation time or the HDF5 layout)."""
+    import hashlib
+
+    import h5py
+    import numpy as np
+
+    from precdiff.store import format as fmt
+
+    digest = hashlib.sha256()
+    with h5py.File(path, "r") as file:
+        index = file[fmt.TENSOR_INDEX][...]
+        for field in index.dtype.names:
+            column = index[field]
+            if column.dtype.kind == "O":
+                digest.update("\0".join(v.decode() if isinstance(v, bytes) else v for v in column).encode())
+            else:
+                digest.update(np.ascontiguousarray(column).tobytes())
+        for name in (fmt.SKETCHES, fmt.SKETCH_CHECKSUMS):
+            if name in file:
+                digest.update(np.ascontiguousarray(file[name][...]).tobytes())
+        digest.update(str(file.attrs.get(fmt.ATTR_SKIPPED, "")).encode())
+    return digest.hexdigest()
+
+
+def measure(tokens: int, repeats: int, modes: tuple[str, ...]) -> dict[str, object]:
+    """Median CPU seconds per mode in this process (the precdiff on ``sys.path``)."""
+    import torch
+
+    import precdiff
+    from precdiff.capture import sink as sink_module
+    from precdiff.capture.names import name_filter
+    from precdiff.capture.op_trace import CallTree, OpTracer
+    from precdiff.capture.runner import hooked_forward
+    from precdiff.capture.sink import TensorSink
+    from precdiff.config import CaptureOptions
+    from precdiff.store import CaptureWriter
+
+    torch.set_num_threads(1)
+    model = build_model()
     ids = torch.arange(5, 5 + tokens).unsqueeze(0)
     device = torch.device("cpu")
     folder = Path(tempfile.mkdtemp())
     ops: dict[str, int] = {}
+    tails: dict[str, list[float]] = {mode: [] for mode in HOST_MODES}
+    real_batch = sink_module.SummaryBatch
 
     def plain() -> None:
         with torch.no_grad():
@@ -88,38 +176,65 @@ def measure(tokens: int, repeats: int, modes: tuple[str, ...]) -> dict[str, obje
             model(input_ids=ids, use_cache=False)
         ops["traced"] = tracer.traced_ops
 
-    def captured(sketches: bool) -> Callable[[], None]:
+    def captured(
+        level: str, sketches: bool, host: str | None = None, keep: Path | None = None
+    ) -> Callable[[], None]:
         def run() -> None:
-            path = folder / "op.h5"
-            with CaptureWriter(path) as writer:
-                sink = TensorSink(writer, summary=True, device=device, num_tokens=tokens, sketches=sketches)
-                options = CaptureOptions(summary=True, level="op")
-                with torch.no_grad(), hooked_forward(model, name_filter(None, None), sink, options):
-                    model(input_ids=ids, use_cache=False)
-                sink.flush()
-                ops["written"] = writer.tensor_count
-                writer.finish()
-            path.unlink()
+            path = keep or folder / "op.h5"
+            if host is not None:  # the stand-in, for this capture only
+                sink_module.SummaryBatch = lambda **kw: Precomputed(**kw, held=host == "module-host")
+            try:
+                with CaptureWriter(path) as writer:
+                    sink = TensorSink(
+                        writer, summary=True, device=device, num_tokens=tokens, sketches=sketches
+                    )
+                    options = CaptureOptions(summary=True, level=level)
+                    with torch.no_grad(), hooked_forward(model, name_filter(None, None), sink, options):
+                        model(input_ids=ids, use_cache=False)
+                    start = time.process_time()
+                    sink.flush()
+                    writer.finish()
+                    if host is not None:
+                        tails[host].append(time.process_time() - start)
+                    ops[f"written {level}"] = writer.tensor_count
+            finally:
+                sink_module.SummaryBatch = real_batch
+            if keep is None:
+                path.unlink()
 
         return run
 
-    every = {"plain": plain, "trace": trace, "op-stats": captured(False), "op": captured(True)}
+    every = {
+        "plain": plain,
+        "trace": trace,
+        "op-host": captured("op", True, "op-host"),
+        "op-stats": captured("op", False),
+        "op": captured("op", True),
+        "module-host": captured("module", True, "module-host"),
+    }
     runs = {mode: every[mode] for mode in modes}
     for run in runs.values():
         run()  # warm-up
+    for values in tails.values():
+        values.clear()
     times: dict[str, list[float]] = {mode: [] for mode in runs}
     for _ in range(repeats):
         for mode, run in runs.items():  # round robin: a change of load weighs on every mode alike
             start = time.process_time()
             run()
             times[mode].append(time.process_time() - start)
+    reference = folder / "digest.h5"
+    captured("op", True, keep=reference)()
     return {
         "precdiff": str(Path(precdiff.__file__).parent),
         "ops_per_forward": ops["traced"],
-        "tensors_written": ops.get("written"),
+        "tensors_written": {key.split()[1]: value for key, value in ops.items() if key.startswith("written")},
+        "op_capture_digest": content_digest(reference),
         "median_s": {mode: statistics.median(values) for mode, values in times.items()},
         # The least time of a mode: load on a shared host only ever adds to a forward's time.
         "min_s": {mode: min(values) for mode, values in times.items()},
+        "tail_median_s": {mode: statistics.median(values) for mode, values in tails.items() if values},
+        "tail_min_s": {mode: min(values) for mode, values in tails.items() if values},
     }
 
 
@@ -146,17 +261,29 @@ def _run_side(source: Path, tokens: int, repeats: int, modes: tuple[str, ...]) -
 
 
 def _summary(rounds: list[dict[str, object]], modes: tuple[str, ...]) -> dict[str, object]:
-    """Per mode: the median over rounds of each round's median, and the least time of any forward."""
+    """Per mode: the median over rounds of each round's median, and the least time of any forward;
+    µs per traced op (``module-host``: per module tensor written), the sink and writer's share
+    (``op-host − trace``) and the tails."""
     ops = int(str(rounds[0]["ops_per_forward"]))
-    summary: dict[str, object] = {"ops_per_forward": ops, "tensors_written": rounds[0]["tensors_written"]}
+    written: dict[str, int] = rounds[0]["tensors_written"]  # type: ignore[assignment]
+    per = {mode: written["module"] if mode == "module-host" else ops for mode in modes}
+    summary: dict[str, object] = {"ops_per_forward": ops, "tensors_written": written}
+    summary["op_capture_digest"] = sorted({str(r["op_capture_digest"]) for r in rounds})
     for statistic, pick in (("median", statistics.median), ("min", min)):
         values = {mode: pick(float(r[f"{statistic}_s"][mode]) for r in rounds) for mode in modes}  # type: ignore[index]
         plain = values["plain"]
         summary[f"{statistic}_s"] = values
         summary[f"{statistic}_us_per_op"] = {
-            mode: (values[mode] - plain) / ops * 1e6 for mode in modes if mode != "plain"
+            mode: (values[mode] - plain) / per[mode] * 1e6 for mode in modes if mode != "plain"
         }
+        if "op-host" in modes:
+            summary[f"{statistic}_sink_writer_us_per_op"] = (values["op-host"] - values["trace"]) / ops * 1e6
         summary[f"{statistic}_ratio_to_plain"] = {mode: values[mode] / plain for mode in modes}
+        summary[f"tail_{statistic}_ms"] = {
+            mode: pick(float(r[f"tail_{statistic}_s"][mode]) for r in rounds) * 1e3  # type: ignore[index]
+            for mode in HOST_MODES
+            if mode in modes
+        }
     summary["rounds"] = rounds
     return summary
 
@@ -217,6 +344,13 @@ def main() -> None:
                 cells += f"{side[f'{statistic}_s'][mode] * 1e3:>{11 if statistic == 'median' else 9}.1f}"
                 cells += f"{per_op:>9.1f}" if per_op is not None else f"{'':>9}"
             print(f"{label:<10}{mode:<10}{cells}")
+        for statistic in ("median", "min"):
+            if f"{statistic}_sink_writer_us_per_op" in side:
+                print(
+                    f"{label:<10}sink + writer µs/op ({statistic}): {side[f'{statistic}_sink_writer_us_per_op']:.1f}"
+                )
+            for mode, tail in side[f"tail_{statistic}_ms"].items():
+                print(f"{label:<10}{mode} tail, flush + finish ({statistic}): {tail:.2f} ms")
     if args.baseline:
         this, base = report["this"], report["baseline"]
         assert isinstance(this, dict) and isinstance(base, dict)
@@ -228,6 +362,9 @@ def main() -> None:
             for statistic in ("median", "min")
         }
         report["us_per_op_ratio_baseline_to_this"] = ratios
+        # The same op-level capture written by both versions: the optimisations change no stored byte.
+        report["same_content"] = this["op_capture_digest"] == base["op_capture_digest"]
+        print(f"same file content (index rows, sketches, checksums): {report['same_content']}")
         for mode in ratios["median"]:
             print(
                 f"{mode}: baseline / this µs per op = {ratios['median'][mode]:.2f} (medians), "

@@ -18,8 +18,8 @@ from typing import Generic, NamedTuple, TypeVar
 import torch
 
 Payload = TypeVar("Payload")
-# (storage address, storage offset, shape, strides, dtype, device); the data pointer follows from the
-# first two and the dtype's size, so it is not asked for again.
+# (data pointer, storage offset, shape, strides, dtype, device): the storage's address follows from the
+# first two and the dtype's size, so it is not asked for (a storage object per call costs ~0.8 µs).
 _Key = tuple[object, ...]
 
 
@@ -34,7 +34,7 @@ def _view_key(tensor: torch.Tensor) -> _Key | None:
         return None
     try:
         return (
-            tensor.untyped_storage().data_ptr(),
+            tensor.data_ptr(),
             tensor.storage_offset(),
             shape,
             tensor.stride(),

@@ -27,13 +27,19 @@ from precdiff.store.format import (
 )
 
 _POLL_EVERY = 16  # queued rows between two looks for summaries already on the host
-_INDEX_EVERY = 256  # summary rows written between two index appends (each resizes, writes, flushes)
+# Summary rows written between two index appends (each resizes, writes, flushes). On this thread: h5py
+# holds the GIL while it writes, so a writer thread would take the time from the forward, not overlap it.
+_INDEX_EVERY = 256
 # Writes queued behind the one in progress when full tensors are staged in pinned buffers (the pool
 # bounds their memory): enough that the writer never waits for the forward between two tensors.
 _STAGED_DEPTH = 16
 
 # Recorded with the sketches (docs/format.md): compare estimates only between sketches of one function.
 SKETCH_METHOD = f"countsketch width={WIDTH} row_seed={ROW_SEED:#x} sign_bit={SIGN_BIT}"
+
+
+# Of a dtype and shape: the writer's reason to refuse it (None: it takes it), the shape, the token axis.
+_Layout = tuple[str | None, tuple[int, ...], int | None]
 
 
 class _Slot:
@@ -104,6 +110,7 @@ class TensorSink:
         self.keep_op: Callable[[str], bool] = lambda scope: True  # op level: which module scopes
         self.flush_every = STATS_FLUSH_EVERY
         self._kept_scopes: dict[str, bool] = {}  # keep_op per module call, memoised (regexes per op cost µs)
+        self._layouts: dict[tuple[torch.dtype, torch.Size], _Layout] = {}
         self._pending: list[_Pending] = []
         self._unindexed = 0  # summary rows given to the writer since its last index append
         self._sketches = summary and sketches  # full captures store the data, no sketch
@@ -162,35 +169,26 @@ class TensorSink:
         inputs: tuple[str, ...] | None,
         call: OpCall | None = None,
     ) -> None:
-        reason = self.writer.accepts(tensor.dtype, tensor.shape)
+        dtype = tensor.dtype
+        shape = tensor.shape  # a torch.Size: a tuple, hashed and compared as one
+        layout = self._layouts.get((dtype, shape))
+        if layout is None:
+            layout = self._layout(dtype, shape)
+        reason, dims, axis = layout
         if reason is not None:  # e.g. complex rotary tables: recorded, and the capture goes on
             self._call(self.writer.skip, name, reason)
             return
         in_full = not self.summary or (self.full is not None and self.full(name))
-        shape = tuple(tensor.shape)
-        axis = token_axis(shape, self.num_tokens)
         target = self._aliases.find(tensor) if self._aliases is not None else None
         if target is not None and (target.stored or not in_full):  # an alias has no data of its own
             self._queue(
-                _Pending(
-                    name,
-                    module,
-                    role,
-                    kind,
-                    tensor.dtype,
-                    shape,
-                    axis,
-                    inputs,
-                    target.slot,
-                    False,
-                    target.name,
-                )
+                _Pending(name, module, role, kind, dtype, dims, axis, inputs, target.slot, False, target.name)
             )
             return
         slot = _Slot()
         if self._aliases is not None:
             self._aliases.add(tensor, _Target(name, slot, in_full))
-        entry = _Pending(name, module, role, kind, tensor.dtype, shape, axis, inputs, slot, True, None)
+        entry = _Pending(name, module, role, kind, dtype, dims, axis, inputs, slot, True, None)
         if not in_full:
             self._summaries.add(tensor)
             self._queue(entry)
@@ -214,6 +212,14 @@ class TensorSink:
                 data = data.copy()
         self._emit(entry, data)
 
+    def _layout(self, dtype: torch.dtype, size: torch.Size) -> _Layout:
+        """Whether the writer takes a dtype and shape, the shape as ints and its token axis: decided
+        once per pair (an op-level forward repeats a few dozen of them thousands of times)."""
+        shape = tuple(size)
+        layout = (self.writer.accepts(dtype, shape), shape, token_axis(shape, self.num_tokens))
+        self._layouts[(dtype, size)] = layout
+        return layout
+
     def _queue(self, entry: _Pending) -> None:
         self._pending.append(entry)
         if len(self._pending) >= self.flush_every:
@@ -236,6 +242,23 @@ class TensorSink:
         sketch = None
         if entry.alias_of is None and summary.sketch is not None and summary.checksum is not None:
             sketch = (summary.sketch, summary.checksum)
+        if data is None and self._background is None:  # a summary row, written now: no dict of it
+            self.writer.write_tensor(
+                entry.name,
+                module=entry.module,
+                role=entry.role,
+                dtype=entry.dtype,
+                shape=entry.shape,
+                stats=summary.stats,
+                data=None,
+                kind=entry.kind,
+                token_axis=entry.token_axis,
+                inputs=entry.inputs,
+                alias_of=entry.alias_of,
+                call=entry.call,
+                sketch=sketch,
+            )
+            return
         row: dict[str, Any] = dict(
             module=entry.module,
             role=entry.role,

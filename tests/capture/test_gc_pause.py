@@ -1,0 +1,84 @@
+"""The cyclic garbage collector is paused while hooks are attached, and restored as it was, also when
+the forward raises."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+import torch
+from torch import nn
+
+from precdiff.capture.hooks import attach, collector_paused
+from precdiff.capture.op_trace import CallTree
+
+
+class _Probe(nn.Module):
+    """Records whether the collector was enabled during its forward; raises when asked to."""
+
+    def __init__(self, fail: bool) -> None:
+        super().__init__()
+        self.inner = nn.Linear(2, 2)
+        self.fail = fail
+        self.enabled_inside: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.enabled_inside.append(gc.isenabled())
+        if self.fail:
+            raise RuntimeError("boom")
+        return self.inner(x)
+
+
+@pytest.fixture
+def collector_state() -> Iterator[None]:
+    """Whatever a test does to the collector, the next test finds it as it was."""
+    enabled = gc.isenabled()
+    yield
+    if enabled:
+        gc.enable()
+    else:
+        gc.disable()
+
+
+def _sink(name: str, module: str, role: str, tensor: torch.Tensor) -> None:
+    pass
+
+
+@pytest.mark.parametrize("fail", [False, True])
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_attach_pauses_the_collector_and_restores_it(
+    collector_state: None, fail: bool, enabled_before: bool
+) -> None:
+    (gc.enable if enabled_before else gc.disable)()
+    model = _Probe(fail)
+    try:
+        with attach(model, lambda name: True, _sink):
+            model(torch.ones(1, 2))
+    except RuntimeError as exc:
+        assert fail and str(exc) == "boom"
+    else:
+        assert not fail
+    assert model.enabled_inside == [False]
+    assert gc.isenabled() is enabled_before
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_call_tree_hooks_pause_the_collector_and_restore_it(
+    collector_state: None, enabled_before: bool
+) -> None:
+    (gc.enable if enabled_before else gc.disable)()
+    model = _Probe(fail=True)
+    with pytest.raises(RuntimeError, match="boom"), CallTree().hooked(model):
+        model(torch.ones(1, 2))
+    assert model.enabled_inside == [False]
+    assert gc.isenabled() is enabled_before
+
+
+def test_nested_pauses_restore_the_outer_state(collector_state: None) -> None:
+    gc.enable()
+    with collector_paused():
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner block found it off
+    assert gc.isenabled()
