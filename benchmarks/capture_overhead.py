@@ -78,15 +78,15 @@ def build_model(layers: int, dtype: torch.dtype, device: torch.device) -> torch.
 
 
 def summary_launch(text: str | None) -> list[int] | None:
-    """Set the summary kernel's launch with the sketch from ``GRID,TR,WARPS,VEC,AHEAD`` (benchmarks/
+    """Set the summary kernel's launch with the sketch from ``GRID,TR,WARPS,VEC`` (benchmarks/
     sweep_summary_kernel.py's pick), or leave capture/summary_triton.py's; returns the one in use."""
     if not torch.cuda.is_available():
         return None
     from precdiff.capture import summary_triton
 
     if text:
-        grid, rows, warps, vec, ahead = (int(v) for v in text.split(","))
-        summary_triton.LAUNCH[True] = (grid, rows, warps, vec, ahead)
+        grid, rows, warps, vec = (int(v) for v in text.split(","))
+        summary_triton.LAUNCH[True] = (grid, rows, warps, vec)
     return list(summary_triton.LAUNCH[True])
 
 
@@ -111,6 +111,29 @@ def mode_run(runs: dict[str, Callable[[], None]], mode: str) -> Callable[[], Non
     if mode.endswith("-nogc"):
         return without_gc(runs[mode.removesuffix("-nogc")])
     return runs[mode]
+
+
+def cpu_times() -> dict[str, float]:
+    """The host's CPU time so far, in seconds, by kind (Linux /proc/stat; empty elsewhere): the
+    difference over a benchmark says how busy the host was and how much time the hypervisor gave
+    to other machines (``steal``), which inflates every host-bound figure."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return {}
+    names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    ticks = os.sysconf("SC_CLK_TCK")
+    return {name: int(value) / ticks for name, value in zip(names, fields)}
+
+
+def host_load(before: dict[str, float]) -> dict[str, float]:
+    """What the host's CPUs did since ``before`` (:func:`cpu_times`), as shares of their time, and
+    the 1-minute load average."""
+    after = cpu_times()
+    spent = {name: after[name] - before.get(name, 0.0) for name in after}
+    total = sum(spent.values()) or 1.0
+    shares = {f"{name}_share": value / total for name, value in spent.items()}
+    return {"load_average_1m": os.getloadavg()[0], **shares}
 
 
 def timed_rounds(
@@ -158,7 +181,7 @@ def main() -> None:
     parser.add_argument("--tmp", default=None, help="folder for the capture files (deleted after each run)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
-        "--launch", default=None, help="GRID,TR,WARPS,VEC,AHEAD: the summary kernel's launch with the sketch"
+        "--launch", default=None, help="GRID,TR,WARPS,VEC: the summary kernel's launch with the sketch"
     )
     args = parser.parse_args()
     launch = summary_launch(args.launch)
@@ -218,6 +241,7 @@ def main() -> None:
         "full+fsync": captured(False, fsync=True),
         "disk": disk,
     }
+    started = cpu_times()
     modes = args.modes.split(",")
     quick = [mode for mode in modes if mode.removesuffix("-nogc") in ("plain", "summary", "summary-stats")]
     measured = timed_rounds({mode: mode_run(runs, mode) for mode in quick}, device, args.repeats)
@@ -248,6 +272,8 @@ def main() -> None:
         "date": date.today().isoformat(),
         "device": device_facts(device),
         "host": platform.node(),
+        # Other processes and machines on the host inflate the host-bound times: read them against this.
+        "host_load": host_load(started),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "model": {"shape": "llama-8b", **LLAMA_8B, "num_hidden_layers": args.layers},

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import sys
@@ -37,7 +36,15 @@ import torch
 import transformers
 
 sys.path.insert(0, str(Path(__file__).parent))
-from capture_overhead import LLAMA_8B, build_model, mode_run, summary_launch, timed_rounds
+from capture_overhead import (
+    LLAMA_8B,
+    build_model,
+    cpu_times,
+    host_load,
+    mode_run,
+    summary_launch,
+    timed_rounds,
+)
 
 from precdiff.capture.names import name_filter
 from precdiff.capture.op_trace import CallTree, OpTracer
@@ -61,7 +68,7 @@ def main() -> None:
     parser.add_argument("--tmp", default=None, help="folder for the capture files (deleted after each run)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
-        "--launch", default=None, help="GRID,TR,WARPS,VEC,AHEAD: the summary kernel's launch with the sketch"
+        "--launch", default=None, help="GRID,TR,WARPS,VEC: the summary kernel's launch with the sketch"
     )
     args = parser.parse_args()
     launch = summary_launch(args.launch)
@@ -113,6 +120,7 @@ def main() -> None:
         "op-stats": captured("op", sketches=False),
         "trace": trace,
     }
+    started = cpu_times()
     modes = args.modes.split(",")
     measured = timed_rounds({mode: mode_run(runs, mode) for mode in modes}, device, args.repeats)
     results: dict[str, dict[str, object]] = {
@@ -131,7 +139,7 @@ def main() -> None:
         "device": device_facts(device),
         "host": platform.node(),
         # Other processes on the host inflate every time here: read the numbers against this.
-        "load_average_1m": os.getloadavg()[0],
+        "host_load": host_load(started),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "model": {"shape": "llama-8b", **LLAMA_8B, "num_hidden_layers": args.layers},

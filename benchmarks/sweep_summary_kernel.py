@@ -1,9 +1,10 @@
 """Sweep the summary kernel's launch shape (programs GRID, rows per step TR, warps, elements of a
-row summed together for the checksum VEC, loads a step ahead or not) on the 8B shape's bf16 tensors, with and without the
+row summed together for the checksum VEC) on the 8B shape's bf16 tensors, with and without the
 sketch: device µs and GB/s per call (CUDA-graph replays, so no launch cost), registers and spills
 per configuration, next to a torch sum of the same tensor (a plain streaming read); chooses
 capture/summary_triton.py's LAUNCH. ``--best FILE`` writes the fastest sketch configuration (least
-total µs over the shapes) as ``GRID,TR,WARPS,VEC,AHEAD``.
+total µs over the shapes) as ``GRID,TR,WARPS,VEC``. (The session-4 sweeps also compared the
+kernel with and without its loads running a step ahead, and VEC 8 / 16 / 256.)
 
     PYTHONPATH=$PWD python benchmarks/sweep_summary_kernel.py > kernel_sweep.txt
 """
@@ -51,12 +52,12 @@ def main() -> None:
     xs = {s: torch.randn(s, device=dev).to(torch.bfloat16) for s in SHAPES}
     print("torch sum | " + " | ".join(f"{s}: {device_us(lambda x=x: x.sum()):7.1f}us" for s, x in xs.items()))
     shapes = {
-        True: itertools.product((256, 512, 1024), (2, 4, 8), (4, 8), (8,), (0, 1)),
-        False: itertools.product((528, 1056, 2112), (2, 4, 8), (4, 8), (WIDTH,), (0, 1)),
+        True: itertools.product((256, 512, 1024), (2, 4, 8), (4, 8), (8, 16)),
+        False: itertools.product((528, 1056, 2112), (2, 4, 8), (4, 8), (WIDTH,)),
     }
     best: tuple[float, str] | None = None
     for sketch in (True, False):
-        for grid, rows, warps, vec, ahead in shapes[sketch]:
+        for grid, rows, warps, vec in shapes[sketch]:
             parts = torch.empty((grid, st.ROW), dtype=torch.float64, device=dev)
             checks = torch.empty(grid, dtype=torch.int64, device=dev)
             cells, compiled, total = [], None, 0.0
@@ -66,7 +67,6 @@ def main() -> None:
                 call = (
                     x, x, tables.mixes, tables.perm, tables.start, tables.below, parts, checks, n, n // WIDTH,
                     WIDTH, rows, grid, st.ROW, st.BLOCK_ROWS, SIGN_BIT, 16, sketch, False, tl.float32, vec, False,
-                    bool(ahead),
                 )  # fmt: skip
                 try:
                     compiled = st._summary_kernel[(grid,)](*call, num_warps=warps)
@@ -80,12 +80,12 @@ def main() -> None:
             regs = getattr(compiled, "n_regs", "?")
             spills = getattr(compiled, "n_spills", "?")
             print(
-                f"sketch={sketch:d} GRID={grid:4d} TR={rows} warps={warps} VEC={vec:3d} ahead={ahead} regs={regs} "
+                f"sketch={sketch:d} GRID={grid:4d} TR={rows} warps={warps} VEC={vec:3d} regs={regs} "
                 f"spills={spills} | " + " | ".join(cells),
                 flush=True,
             )
             if sketch and (best is None or total < best[0]):
-                best = (total, f"{grid},{rows},{warps},{vec},{ahead}")
+                best = (total, f"{grid},{rows},{warps},{vec}")
     if best is not None:
         print(f"best sketch launch: {best[1]} ({best[0]:.1f} us over the shapes)")
         if args.best is not None:

@@ -16,8 +16,8 @@ the forward only stays fast if the host never waits for the device and spends fe
 - whole rows of WIDTH elements are read with 16-byte vector loads: with the sketch, each program
   sums the rows of one row offset and rotates its sums once, instead of gathering each row rotated
   (scalar loads); the row hashes and the rows of each offset come from device tables built once.
-  A 2048 x 14336 bf16 tensor with the sketch: 100 µs with the rotated gather, 61 µs now (H200,
-  benchmarks/results/h200_2026-12-01_session4/).
+  A 2048 x 14336 bf16 tensor with the sketch: 100 µs with the rotated gather, 57 µs now (H200,
+  benchmarks/results/h200_2026-12-01_session4/), 35 µs for statistics only (a torch sum: 21 µs).
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ from precdiff.kernels.triton_launch import launch_keyed
 
 # Launch shape per mode (sketch, statistics only): (programs per tensor, whatever its size, so fixed
 # partial rows per arena slot; rows of WIDTH elements a program reads per step; warps; elements of a
-# row summed together for the checksum; 1: loads run a step ahead). With the sketch, the programs
-# are WIDTH groups (one per row offset) times a few segments, so GRID is a multiple of WIDTH.
-LAUNCH = {True: (512, 4, 4, 8, 1), False: (1056, 4, 4, WIDTH, 1)}
+# row summed together for the checksum). With the sketch, the programs are WIDTH groups (one per row
+# offset) times a few segments, so GRID is a multiple of WIDTH. Chosen by an H200 sweep
+# (benchmarks/sweep_summary_kernel.py, results/h200_2026-12-01_session4/run_k_kernel_sweep.txt).
+LAUNCH = {True: (512, 4, 4, 8), False: (1056, 2, 4, WIDTH)}
 SLOTS = 64  # tensors per arena before a device-side reduction is queued (36 MB of device memory)
 ROW = WIDTH + len(PARTIAL_FIELDS)  # one partial row: the sketch, then the statistics partials
 INTEGER = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool)
@@ -121,7 +122,7 @@ def _summary_kernel(  # type: ignore[no-untyped-def]
     x_arg, table_ptr, mix_ptr, perm_ptr, start_ptr, below_ptr, part_arg, check_arg, n_arg, full_rows_arg,
     W: tl.constexpr, TR: tl.constexpr, GRID: tl.constexpr, ROW: tl.constexpr, BLOCK_ROWS: tl.constexpr,
     SIGN_BIT: tl.constexpr, BITS: tl.constexpr, SKETCH: tl.constexpr, INT: tl.constexpr, ACC: tl.constexpr,
-    VEC: tl.constexpr, MANY: tl.constexpr, AHEAD: tl.constexpr,
+    VEC: tl.constexpr, MANY: tl.constexpr,
 ):
     # fmt: on
     # MANY: one launch for several tensors of one dtype, all 16-byte aligned; program_id(1) picks one
@@ -165,56 +166,39 @@ def _summary_kernel(  # type: ignore[no-untyped-def]
         begin = tl.load(start_ptr + group)
         count = tl.load(below_ptr + ((full_rows + BLOCK_ROWS - 1) // BLOCK_ROWS) * W + group)
         steps = tl.cdiv(count, segments * TR)
-        if AHEAD:
-            # Loads run ahead of the arithmetic: the rows of step t + 1 are read, and the row numbers
-            # of step t + 2 (the rows' addresses depend on them), before step t's tile is summed.
-            at = segment * TR + lanes
-            row = tl.load(perm_ptr + begin + at, mask=at < count, other=0).to(tl.int64)
-            x, inside, mixed = _rows(x_ptr, mix_ptr, row, (at < count) & (row < full_rows), n, W, SKETCH, False)
-            at = at + segments * TR
-            row = tl.load(perm_ptr + begin + at, mask=at < count, other=0).to(tl.int64)
-            for _ in range(0, steps):
-                live = (at < count) & (row < full_rows)
-                at_after = at + segments * TR
-                row_after = tl.load(perm_ptr + begin + at_after, mask=at_after < count, other=0).to(tl.int64)
-                x_next, inside_next, mixed_next = _rows(x_ptr, mix_ptr, row, live, n, W, SKETCH, False)
-                sketch, total, squares, vmin, vmax, nonfinite, check = _step(
-                    x, inside, mixed, shift, sketch, total, squares, vmin, vmax, nonfinite, check,
-                    W, SIGN_BIT, BITS, SKETCH, INT, ACC, VEC,
-                )  # fmt: skip
-                x, inside, mixed, at, row = x_next, inside_next, mixed_next, at_after, row_after
-        else:
-            for t in range(0, steps):
-                at = (t * segments + segment) * TR + lanes
-                row = tl.load(perm_ptr + begin + at, mask=at < count, other=0).to(tl.int64)
-                x, inside, mixed = _rows(x_ptr, mix_ptr, row, (at < count) & (row < full_rows), n, W, SKETCH, False)
-                sketch, total, squares, vmin, vmax, nonfinite, check = _step(
-                    x, inside, mixed, shift, sketch, total, squares, vmin, vmax, nonfinite, check,
-                    W, SIGN_BIT, BITS, SKETCH, INT, ACC, VEC,
-                )  # fmt: skip
+        # Loads run ahead of the arithmetic: the rows of step t + 1 are read, and the row numbers
+        # of step t + 2 (the rows' addresses depend on them), before step t's tile is summed
+        # (2048 x 14336 bf16 on the H200: 66 -> 57 µs; statistics only 46 -> 35 µs).
+        at = segment * TR + lanes
+        row = tl.load(perm_ptr + begin + at, mask=at < count, other=0).to(tl.int64)
+        x, inside, mixed = _rows(x_ptr, mix_ptr, row, (at < count) & (row < full_rows), n, W, SKETCH, False)
+        at = at + segments * TR
+        row = tl.load(perm_ptr + begin + at, mask=at < count, other=0).to(tl.int64)
+        for _ in range(0, steps):
+            live = (at < count) & (row < full_rows)
+            at_after = at + segments * TR
+            row_after = tl.load(perm_ptr + begin + at_after, mask=at_after < count, other=0).to(tl.int64)
+            x_next, inside_next, mixed_next = _rows(x_ptr, mix_ptr, row, live, n, W, SKETCH, False)
+            sketch, total, squares, vmin, vmax, nonfinite, check = _step(
+                x, inside, mixed, shift, sketch, total, squares, vmin, vmax, nonfinite, check,
+                W, SIGN_BIT, BITS, SKETCH, INT, ACC, VEC,
+            )  # fmt: skip
+            x, inside, mixed, at, row = x_next, inside_next, mixed_next, at_after, row_after
         tail_here = (tl.load(mix_ptr + full_rows) & (W - 1)) == group
         tail_here = tail_here & (segment == 0)
     else:
         steps = tl.cdiv(full_rows, GRID * TR)
-        if AHEAD:  # the next step's rows are read before this step's are summed
-            row = pid * TR + lanes
-            x, inside, mixed = _rows(x_ptr, mix_ptr, row, row < full_rows, n, W, SKETCH, False)
-            for _ in range(0, steps):
-                row = row + GRID * TR
-                x_next, inside_next, mixed_next = _rows(x_ptr, mix_ptr, row, row < full_rows, n, W, SKETCH, False)
-                sketch, total, squares, vmin, vmax, nonfinite, check = _step(
-                    x, inside, mixed, shift, sketch, total, squares, vmin, vmax, nonfinite, check,
-                    W, SIGN_BIT, BITS, SKETCH, INT, ACC, VEC,
-                )  # fmt: skip
-                x, inside, mixed = x_next, inside_next, mixed_next
-        else:
-            for t in range(0, steps):
-                row = (t * GRID + pid) * TR + lanes
-                x, inside, mixed = _rows(x_ptr, mix_ptr, row, row < full_rows, n, W, SKETCH, False)
-                sketch, total, squares, vmin, vmax, nonfinite, check = _step(
-                    x, inside, mixed, shift, sketch, total, squares, vmin, vmax, nonfinite, check,
-                    W, SIGN_BIT, BITS, SKETCH, INT, ACC, VEC,
-                )  # fmt: skip
+        # The next step's rows are read before this step's are summed.
+        row = pid * TR + lanes
+        x, inside, mixed = _rows(x_ptr, mix_ptr, row, row < full_rows, n, W, SKETCH, False)
+        for _ in range(0, steps):
+            row = row + GRID * TR
+            x_next, inside_next, mixed_next = _rows(x_ptr, mix_ptr, row, row < full_rows, n, W, SKETCH, False)
+            sketch, total, squares, vmin, vmax, nonfinite, check = _step(
+                x, inside, mixed, shift, sketch, total, squares, vmin, vmax, nonfinite, check,
+                W, SIGN_BIT, BITS, SKETCH, INT, ACC, VEC,
+            )  # fmt: skip
+            x, inside, mixed = x_next, inside_next, mixed_next
         tail_here = pid == 0
     if tail_here & (n > full_rows * W):  # the zero-padded last row, read by one program
         x, inside, mixed = _rows(x_ptr, mix_ptr, full_rows + lanes * 0, lanes == 0, n, W, SKETCH, True)
@@ -299,7 +283,7 @@ def _launch(
     count: int,
     sketches: bool,
 ) -> None:
-    grid, tile_rows, warps, run, ahead = LAUNCH[sketches]
+    grid, tile_rows, warps, run = LAUNCH[sketches]
     integer = x.dtype in INTEGER
     launch_keyed(
         (x.dtype, variant, sketches),  # all else Triton specialises on is fixed
@@ -307,6 +291,6 @@ def _launch(
         (grid, count),
         x, table, tables.mixes, tables.perm, tables.start, tables.below, parts, checks, n, n // WIDTH,
         WIDTH, tile_rows, grid, ROW, BLOCK_ROWS, SIGN_BIT, x.element_size() * 8, sketches,
-        integer, tl.float64 if integer else tl.float32, run, variant == "many", bool(ahead),
+        integer, tl.float64 if integer else tl.float32, run, variant == "many",
         num_warps=warps,
     )  # fmt: skip
