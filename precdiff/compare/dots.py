@@ -32,7 +32,8 @@ from numpy.typing import NDArray
 
 Dot = Callable[[NDArray[np.float64], NDArray[np.float64]], float]
 
-# OpenBLAS runs a ddot of at most this many values on one thread (kernel/*/ddot.c: ``n <= 10000``).
+# OpenBLAS runs a ddot of at most this many values on one thread (kernel/x86_64/ddot.c: ``n <= 10000``);
+# a build that cuts elsewhere fails the check of _verify and keeps np.dot.
 SERIAL_MAX = 10_000
 
 # (get, set) of the thread count, as the OpenBLAS builds name them (numpy's wheels: scipy_openblas64_).
