@@ -37,6 +37,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from precdiff.compare.dots import Dot, plain_dot
+
 F64 = NDArray[np.float64]
 
 
@@ -101,19 +103,21 @@ def finite_sums(
     abs_d: F64 | None = None,
     n_unequal: int | None = None,
     scratch: Scratch | None = None,
+    dot: Dot = plain_dot,
 ) -> PairSums:
     """Sums of two finite blocks. Vectorised; ``np.dot`` (BLAS) does the products.
 
     The optional arguments are parts a caller has computed already (:mod:`precdiff.compare.stream`
     prepares them once per slice): ``squares``, Σa² and Σb² (the same ``np.dot``, so the same bits);
     ``abs_d``, ``|b - a|`` (``np.dot(|d|, |d|)`` is ``np.dot(d, d)`` bit for bit: the same products);
-    ``n_unequal``, the count of ``a != b``. ``scratch``: buffers for the temporaries.
+    ``n_unequal``, the count of ``a != b``. ``scratch``: buffers for the temporaries. ``dot``: the dot
+    product (:func:`precdiff.compare.dots.serial_dots` gives one with ``np.dot``'s bits).
     """
     mask = scratch.mask[: a.size] if scratch is not None else None
-    sum_aa, sum_bb = squares if squares is not None else (float(np.dot(a, a)), float(np.dot(b, b)))
+    sum_aa, sum_bb = squares if squares is not None else (dot(a, a), dot(b, b))
     d = abs_d if abs_d is not None else np.abs(np.subtract(b, a))
-    sum_dd = float(np.dot(d, d))
-    sum_ab = float(np.dot(a, b))
+    sum_dd = dot(d, d)
+    sum_ab = dot(a, b)
     if n_unequal is None:
         n_unequal = count_unequal(a, b, mask)
     if n_unequal == 0:
@@ -172,14 +176,14 @@ def accumulate(a_block: ArrayLike, b_block: ArrayLike, tolerance: Tolerance = EX
     return total
 
 
-def accumulate_slice(a: F64, b: F64, tolerance: Tolerance) -> PairSums:
-    """:func:`accumulate` of a block small enough for the CPU cache."""
+def accumulate_slice(a: F64, b: F64, tolerance: Tolerance, dot: Dot = plain_dot) -> PairSums:
+    """:func:`accumulate` of a block small enough for the CPU cache (``dot`` as in :func:`finite_sums`)."""
     if a.size == 0:
         return PairSums()
     # Fast path: finite squared norms prove there is no NaN/Inf, so no masks are needed.
-    squares = float(np.dot(a, a)), float(np.dot(b, b))
+    squares = dot(a, a), dot(b, b)
     if math.isfinite(squares[0]) and math.isfinite(squares[1]):
-        return finite_sums(a, b, tolerance, squares)
+        return finite_sums(a, b, tolerance, squares, dot=dot)
     finite_a, finite_b = np.isfinite(a), np.isfinite(b)
     both = finite_a & finite_b
     nan_a, nan_b = np.isnan(a), np.isnan(b)
@@ -187,7 +191,7 @@ def accumulate_slice(a: F64, b: F64, tolerance: Tolerance) -> PairSums:
     # Equal non-finite: NaN on both sides, or the same infinity on both sides.
     same = neither & ((nan_a & nan_b) | (a == b))
     mismatch = int(a.size - np.count_nonzero(both) - np.count_nonzero(same))
-    sums = finite_sums(a[both], b[both], tolerance)
+    sums = finite_sums(a[both], b[both], tolerance, dot=dot)
     return replace(
         sums,
         n=a.size,

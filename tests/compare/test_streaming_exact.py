@@ -8,6 +8,8 @@ data with NaN, ±Inf, -0.0 and squares that overflow, and on block cuts that spl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ import pytest
 import torch
 
 from precdiff.capture.stats import stats_to_dict, tensor_stats_torch
+from precdiff.compare import stream
 from precdiff.compare.metrics import CACHE_ELEMENTS, PairSums, Tolerance, accumulate, merge
 from precdiff.compare.per_token import TokenSums, square_pairs
 from precdiff.compare.stream import measure_pair
@@ -243,3 +246,41 @@ def test_raw_blocks_read_straight_from_the_file_equal_hdf5s(
     assert blocks[True] == blocks[False]
     for cut in blocks[True]:
         assert b"".join(cut) == to_storage(tensor).tobytes()
+
+
+@contextmanager
+def _no_serial_dots() -> Iterator[None]:
+    yield None
+
+
+@pytest.mark.parametrize(
+    ("dtype", "serial"), [(torch.bfloat16, True), (torch.float32, True), (torch.float32, False)]
+)
+def test_the_sums_do_not_depend_on_the_number_of_threads(
+    tmp_path: Path, dtype: torch.dtype, serial: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threads measure tasks of several slices at once; the merge in storage order keeps the bits. Also
+    where serial dots are not available (``np.dot`` with BLAS's own threads, as before)."""
+    if not serial:
+        monkeypatch.setattr(stream, "serial_dots", _no_serial_dots)
+    monkeypatch.setattr(stream, "SLICES_PER_TASK", 2)
+    shape, block = (1, 24, 20_000), 1 << 18  # 2 blocks (the last one short), 2 tasks per block
+    a, b = _pair(shape, "nonfinite", seed=5)  # a few slices take the masked paths
+    ta, tb = torch.from_numpy(a).to(dtype), torch.from_numpy(b).to(dtype)
+    path_a, path_b = _write(tmp_path / "a.h5", {"t": ta}), _write(tmp_path / "b.h5", {"t": tb})
+    tolerance = Tolerance(2.0**-7, 1e-5)
+    results = []
+    with open_capture(path_a) as cap_a, open_capture(path_b) as cap_b:
+        expected = PairSums()
+        for block_a, block_b in zip(cap_a.iter_blocks("t", block), cap_b.iter_blocks("t", block)):
+            expected = merge(expected, accumulate(block_a, block_b, tolerance))
+        for workers in (1, 3, None):
+            tokens = TokenSums(shape, 1, shape[1])
+            sums = measure_pair(
+                cap_a, cap_b, cap_a.info("t"), cap_b.info("t"), tolerance, tokens, block, workers
+            )
+            results.append(
+                (sums, tokens.sum_aa.tobytes(), tokens.sum_dd.tobytes(), tokens.mismatch.tobytes())
+            )
+    assert results[0][0] == expected
+    assert all(result == results[0] for result in results)
