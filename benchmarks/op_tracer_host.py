@@ -63,7 +63,9 @@ class Precomputed:
 
     SLOTS = 64
 
-    def __init__(self, *, sketches: bool = True, slots: int | None = None, held: bool = False):
+    def __init__(
+        self, *, sketches: bool = True, slots: int | None = None, defer: bool = False, held: bool = False
+    ):
         import numpy as np
 
         from precdiff.capture.sketch import WIDTH
@@ -84,6 +86,9 @@ class Precomputed:
         count = min(count, self._queued)
         self._queued -= count
         return [self._summary] * count
+
+    def launch_waiting(self) -> None:
+        """Nothing waits: the summaries are precomputed."""
 
     def resolve_ready(self) -> list[object]:
         return self._take(0 if self._held else self._queued)
