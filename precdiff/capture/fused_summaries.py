@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from precdiff.capture.sketch import WIDTH
+from precdiff.capture.stats import copy_to_host
 from precdiff.capture.stats_partials import finish_partials
 from precdiff.capture.summary_triton import LAUNCH, ROW, SHARED, SHARED_BYTES, SLOTS, launch, launch_many
 from precdiff.store.format import STAT_NAMES
@@ -54,7 +55,9 @@ class _LaunchTables:
         i, self._next = self._next, (self._next + 1) % self.RING
         copied = self._copied[i]
         if copied is not None:
-            copied.synchronize()  # long done in practice: RING launches were queued since
+            # Waits only when the device runs more than RING shared launches behind the host; then
+            # the device bounds the capture anyway.
+            copied.synchronize()
         self._rows[i][: len(rows)] = rows
         table = self._device[i][: len(rows)]
         table.copy_(self._host[i][: len(rows)], non_blocking=True)
@@ -137,10 +140,7 @@ class FusedSummaries:
         if self._used == 0:
             return
         rows = reduced_rows(self._parts[: self._used], self._checks[: self._used])
-        host = torch.empty(rows.shape, dtype=rows.dtype, pin_memory=True)
-        host.copy_(rows, non_blocking=True)
-        done = torch.cuda.Event()
-        done.record()
+        host, done = copy_to_host(rows)
         self._blocks.append(_Block(rows, host, done, self._numels))
         self._numels = []
         self._used = 0

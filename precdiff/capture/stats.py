@@ -52,6 +52,16 @@ def _fused_available(tensor: torch.Tensor) -> bool:
     return tensor.dtype in _fused_dtypes
 
 
+def copy_to_host(values: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event]:
+    """A CUDA tensor's copy in new pinned host memory, queued without blocking, and the event recorded
+    after it (query it, or synchronize on it, before reading the copy)."""
+    host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+    host.copy_(values, non_blocking=True)
+    done = torch.cuda.Event()
+    done.record()
+    return host, done
+
+
 class _TorchQueued(NamedTuple):
     """A torch-path summary: [7 statistics, WIDTH sketch values, checksum bits] in one float64 row,
     on the host, or on its way there (``done``)."""
@@ -109,11 +119,7 @@ class SummaryBatch:
         if row.device.type != "cuda":  # on the host already, or another accelerator: a synchronous copy
             self._queued.append(_TorchQueued(row.cpu(), None))
             return
-        host = torch.empty(row.shape, dtype=row.dtype, pin_memory=True)
-        host.copy_(row, non_blocking=True)
-        done = torch.cuda.Event()
-        done.record()
-        self._queued.append(_TorchQueued(host, done))
+        self._queued.append(_TorchQueued(*copy_to_host(row)))
 
     def launch_waiting(self) -> None:
         """Launch the summaries of the tensors waiting to share a launch (``defer``)."""
