@@ -10,8 +10,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from precdiff.capture.host_copy import copy_to_host
 from precdiff.capture.sketch import WIDTH
-from precdiff.capture.stats import copy_to_host
 from precdiff.capture.stats_partials import finish_partials
 from precdiff.capture.summary_triton import LAUNCH, ROW, SHARED, SHARED_BYTES, SLOTS, launch, launch_many
 from precdiff.store.format import STAT_NAMES

@@ -211,3 +211,13 @@ class HostCopies:
         # The storage form of store/dtypes.py: 16-bit floats as their uint16 bit patterns.
         array = part.numpy().view(STORAGE_DTYPES[dtype_code(tensor.dtype)]).reshape(tensor.shape)
         return Staged(self.pool, buffer, array, event, tensor)
+
+
+def copy_to_host(values: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event]:
+    """A CUDA tensor's copy in new pinned host memory, queued without blocking, and the event recorded
+    after it (query it, or synchronize on it, before reading the copy)."""
+    host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+    host.copy_(values, non_blocking=True)
+    done = torch.cuda.Event()
+    done.record()
+    return host, done

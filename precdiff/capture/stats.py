@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import torch
 
+from precdiff.capture.host_copy import copy_to_host
 from precdiff.capture.sketch import WIDTH, sketch_and_checksum
 from precdiff.store.format import STAT_NAMES
 
@@ -50,16 +51,6 @@ def _fused_available(tensor: torch.Tensor) -> bool:
         except ImportError:  # CUDA without Triton: the torch path is correct, only slower
             _fused_dtypes = ()
     return tensor.dtype in _fused_dtypes
-
-
-def copy_to_host(values: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event]:
-    """A CUDA tensor's copy in new pinned host memory, queued without blocking, and the event recorded
-    after it (query it, or synchronize on it, before reading the copy)."""
-    host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
-    host.copy_(values, non_blocking=True)
-    done = torch.cuda.Event()
-    done.record()
-    return host, done
 
 
 class _TorchQueued(NamedTuple):
