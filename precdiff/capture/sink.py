@@ -307,7 +307,15 @@ class TensorSink:
         # still reduces the next (at the end of a forward the device runs tens of ms behind).
         while self._pending:
             before = len(self._pending)
-            self._emit_pending(self._summaries.resolve_next())
+            summaries = self._summaries.resolve_ready()
+            if not summaries:
+                # About to wait for the device: append the rows written so far meanwhile, so that
+                # once it finishes only the last batch's rows are left to write.
+                if self._unindexed:
+                    self._call(self.writer.flush_index)
+                    self._unindexed = 0
+                summaries = self._summaries.resolve_next()
+            self._emit_pending(summaries)
             assert len(self._pending) < before, "a pending summary row without its queued summary"
         self._call(self.writer.flush_index)
         self._unindexed = 0

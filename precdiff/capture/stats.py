@@ -93,10 +93,11 @@ class SummaryBatch:
             arena = self._fused.get(tensor.device)
             if arena is None:
                 from precdiff.capture.fused_summaries import FusedSummaries
-                from precdiff.capture.summary_triton import SLOTS
+                from precdiff.capture.summary_triton import SHARED_SLOTS, SLOTS
 
+                slots = self._slots or (SHARED_SLOTS if self._defer else SLOTS)
                 arena = self._fused[tensor.device] = FusedSummaries(
-                    tensor.device, self._slots or SLOTS, sketches=self.sketches, defer=self._defer
+                    tensor.device, slots, sketches=self.sketches, defer=self._defer
                 )
                 self._taken[id(arena)] = deque()
             arena.add(tensor)

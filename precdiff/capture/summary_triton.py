@@ -38,7 +38,11 @@ from precdiff.kernels.triton_launch import launch_keyed
 # offset) times a few segments, so GRID is a multiple of WIDTH. Chosen by an H200 sweep
 # (benchmarks/sweep_summary_kernel.py, results/h200_2026-12-01_session4/run_k_kernel_sweep.txt).
 LAUNCH = {True: (512, 4, 4, 8), False: (1056, 2, 4, WIDTH)}
-SLOTS = 64  # tensors per arena before a device-side reduction is queued (36 MB of device memory)
+# Tensors per arena before a device-side reduction is queued and copied to the host. Module level
+# (SLOTS): small batches, so that what is left to write once the device finishes is a few rows;
+# op level (SHARED_SLOTS), where the host's time bounds the capture: fewer reductions.
+SLOTS = 16
+SHARED_SLOTS = 64
 ROW = WIDTH + len(PARTIAL_FIELDS)  # one partial row: the sketch, then the statistics partials
 INTEGER = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool)
 SUPPORTED = (torch.float32, torch.float16, torch.bfloat16, *INTEGER)

@@ -56,3 +56,60 @@ def test_full_capture_written_in_the_background_reads_back_exactly(tmp_path: Pat
         assert names == [f"m{i}" for i in range(20)]
         for i, t in enumerate(tensors):
             np.testing.assert_array_equal(cap.tensor(f"m{i}"), t.numpy())
+
+
+class _HeldSummaries:
+    """SummaryBatch's interface with every summary held back until resolve_next, batch by batch, as
+    when the device runs behind the forward; records when the sink waits."""
+
+    def __init__(self, events: list[str], batch: int) -> None:
+        from precdiff.capture.stats import SummaryBatch
+
+        self._real = SummaryBatch(sketches=True)
+        self._ready: list[object] = []
+        self._events, self._batch = events, batch
+
+    def add(self, tensor: object) -> None:
+        self._real.add(tensor)  # type: ignore[arg-type]
+        self._ready += self._real.resolve()
+
+    def launch_waiting(self) -> None:
+        """Nothing waits: the CPU path computes at once."""
+
+    def resolve_ready(self) -> list[object]:
+        return []
+
+    def resolve_next(self) -> list[object]:
+        self._events.append("wait")
+        out, self._ready = self._ready[: self._batch], self._ready[self._batch :]
+        return out
+
+
+def test_the_final_flush_appends_the_rows_written_so_far_before_each_wait(tmp_path: Path) -> None:
+    """At the end of a forward the sink waits for the device batch by batch: before each wait it
+    appends the index rows it has written, so that once the device finishes only the last batch's
+    rows are left to write; the file holds every row, in order."""
+    import torch
+
+    from precdiff.capture.sink import TensorSink
+    from precdiff.store import CaptureWriter, open_capture
+
+    events: list[str] = []
+    path = tmp_path / "held.h5"
+    with CaptureWriter(path) as writer:
+        sink = TensorSink(writer, summary=True, device=torch.device("cpu"))
+        sink._summaries = _HeldSummaries(events, batch=4)  # type: ignore[assignment]
+        real_flush_index = writer.flush_index
+
+        def flush_index() -> None:
+            events.append(f"append {len(writer._rows)}")
+            real_flush_index()
+
+        writer.flush_index = flush_index  # type: ignore[method-assign]
+        for i in range(10):
+            sink(f"m{i}", f"m{i}", "output", torch.full((3,), float(i)))
+        sink.flush()
+        assert events == ["wait", "append 4", "wait", "append 4", "wait", "append 2"]
+        writer.finish()
+    with open_capture(path) as cap:
+        assert cap.tensor_names() == [f"m{i}" for i in range(10)]
