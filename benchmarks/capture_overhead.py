@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -41,6 +42,9 @@ from precdiff.capture.names import name_filter
 from precdiff.capture.runner import TensorSink
 from precdiff.devices import device_facts, synchronize
 from precdiff.store import CaptureWriter
+
+sys.path.insert(0, str(Path(__file__).parent))
+from writer_throughput import write_sequentially
 
 LLAMA_8B = dict(
     hidden_size=4096,
@@ -223,15 +227,7 @@ def main() -> None:
 
     def disk() -> None:
         """Sequential write of as many bytes as a full capture stores, then fsync."""
-        block = bytes(16 << 20)
-        path = folder / "disk.bin"
-        total = stored_bytes.get("full", 8 << 30)
-        with open(path, "wb") as handle:
-            for _ in range(max(1, total // len(block))):
-                handle.write(block)
-            handle.flush()
-            os.fsync(handle.fileno())
-        path.unlink()
+        write_sequentially(folder / "disk.bin", stored_bytes.get("full", 8 << 30))
 
     runs = {
         "plain": plain,

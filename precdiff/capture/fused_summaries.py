@@ -79,9 +79,9 @@ class FusedSummaries:
     """Summaries of a stream of CUDA tensors of one device, kept on the device until taken.
 
     Every ``slots`` tensors (capture/summary_triton.py's SLOTS or SHARED_SLOTS) the arena is reduced
-    on the device and the batch starts its way to the host (non-blocking copy into pinned memory); :meth:`take` returns the results of the oldest
-    tensors, in :meth:`add` order, either those already on the host (no waiting: a capture writes
-    them while the forward runs) or all of them.
+    on the device and the batch starts its way to the host (non-blocking copy into pinned memory);
+    :meth:`take` returns the results of the oldest tensors, in :meth:`add` order, either those
+    already on the host (no waiting: a capture writes them while the forward runs) or all of them.
     """
 
     def __init__(

@@ -242,23 +242,6 @@ class TensorSink:
         sketch = None
         if entry.alias_of is None and summary.sketch is not None and summary.checksum is not None:
             sketch = (summary.sketch, summary.checksum)
-        if data is None and self._background is None:  # a summary row, written now: no dict of it
-            self.writer.write_tensor(
-                entry.name,
-                module=entry.module,
-                role=entry.role,
-                dtype=entry.dtype,
-                shape=entry.shape,
-                stats=summary.stats,
-                data=None,
-                kind=entry.kind,
-                token_axis=entry.token_axis,
-                inputs=entry.inputs,
-                alias_of=entry.alias_of,
-                call=entry.call,
-                sketch=sketch,
-            )
-            return
         row: dict[str, Any] = dict(
             module=entry.module,
             role=entry.role,

@@ -170,11 +170,12 @@ class SummaryBatch:
 
 def _torch_summary(queued: _TorchQueued, sketched: bool) -> Summary:
     values = queued.row.numpy()
-    stats = [float(v) for v in values[:7]]
+    count = len(STAT_ORDER)
+    stats = [float(v) for v in values[:count]]
     if not sketched:
         return Summary(stats, None, None)
-    checksum = int(values[7 + WIDTH :].view(np.int64)[0]) % (1 << 64)  # int64 bits of the wrapped sum
-    return Summary(stats, values[7 : 7 + WIDTH].copy(), checksum)
+    checksum = int(values[count + WIDTH :].view(np.int64)[0]) % (1 << 64)  # int64 bits of the wrapped sum
+    return Summary(stats, values[count : count + WIDTH].copy(), checksum)
 
 
 def tensor_stats(tensor: torch.Tensor) -> list[float]:

@@ -263,7 +263,7 @@ def launch(x: torch.Tensor, parts: torch.Tensor, checks: torch.Tensor, *, sketch
     """Queue one contiguous tensor's partial summary rows into ``parts`` [GRID, ROW] and ``checks`` [GRID]."""
     n = x.numel()
     tables = row_tables(x.device, n // WIDTH + 1)  # every full row and the partial one
-    _launch(x, x, tables, parts, checks, n, (x.data_ptr() % 16 == 0, n >= 1 << 31), 1, sketches)
+    _launch(x, x, tables, parts, checks, n, 1, sketches, many=False)
 
 
 def launch_many(
@@ -273,7 +273,7 @@ def launch_many(
     than 2**31 elements, in one launch: ``table`` (int64 [len(xs), 3] on the device) holds each one's
     (address, numel, slot); ``parts`` [slots, GRID, ROW] and ``checks`` [slots, GRID] are the arena."""
     tables = row_tables(xs[0].device, max(x.numel() for x in xs) // WIDTH + 1)
-    _launch(xs[0], table, tables, parts, checks, 0, "many", len(xs), sketches)
+    _launch(xs[0], table, tables, parts, checks, 0, len(xs), sketches, many=True)
 
 
 def _launch(
@@ -283,18 +283,22 @@ def _launch(
     parts: torch.Tensor,
     checks: torch.Tensor,
     n: int,
-    variant: object,
     count: int,
     sketches: bool,
+    *,
+    many: bool,
 ) -> None:
+    """One launch over ``count`` tensors: ``x`` alone (``n`` its numel), or with ``many`` those of
+    ``table`` (``x`` the first of them, for its dtype; ``n`` unused)."""
     grid, tile_rows, warps, run = LAUNCH[sketches]
     integer = x.dtype in INTEGER
     launch_keyed(
-        (x.dtype, variant, sketches),  # all else Triton specialises on is fixed
+        # all else Triton specialises on is fixed
+        (x.dtype, sketches, many, x.data_ptr() % 16 == 0, n >= 1 << 31),
         _summary_kernel,
         (grid, count),
         x, table, tables.mixes, tables.perm, tables.start, tables.below, parts, checks, n, n // WIDTH,
         WIDTH, tile_rows, grid, ROW, BLOCK_ROWS, SIGN_BIT, x.element_size() * 8, sketches,
-        integer, tl.float64 if integer else tl.float32, run, variant == "many",
+        integer, tl.float64 if integer else tl.float32, run, many,
         num_warps=warps,
     )  # fmt: skip

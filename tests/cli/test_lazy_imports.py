@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from stored import write_stored
 
-from precdiff.capture.stats import stats_to_dict, tensor_stats_torch
 from precdiff.store import CaptureWriter
-from precdiff.store.dtypes import to_storage
 from precdiff.store.manifest import Manifest
 
 HEAVY = ("torch", "transformers")
@@ -47,15 +46,7 @@ def _capture(path: Path, scale: float) -> Path:
     generator = torch.Generator().manual_seed(0)
     for name in ("model.layers.0", "model.layers.1", "lm_head"):
         tensor = torch.randn(1, 4, 16, generator=generator) * scale
-        writer.write_tensor(
-            name,
-            module=name,
-            role="output",
-            dtype=tensor.dtype,
-            shape=tuple(tensor.shape),
-            stats=stats_to_dict(tensor_stats_torch(tensor).tolist()),
-            data=to_storage(tensor),
-        )
+        write_stored(writer, name, tensor)
     return writer.finish()
 
 

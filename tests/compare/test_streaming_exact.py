@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from stored import write_stored
 
 from precdiff.capture.stats import stats_to_dict, tensor_stats_torch
 from precdiff.compare import stream
@@ -140,15 +141,7 @@ def _write(path: Path, tensors: dict[str, torch.Tensor], compression: str | None
     writer.write_manifest(Manifest.from_dict({"model": {"weights_sha256": "x"}}))
     writer.write_input([1, 2], None)
     for name, tensor in tensors.items():
-        writer.write_tensor(
-            name,
-            module=name,
-            role="output",
-            dtype=tensor.dtype,
-            shape=tuple(tensor.shape),
-            stats=stats_to_dict(tensor_stats_torch(tensor).tolist()),
-            data=to_storage(tensor),
-        )
+        write_stored(writer, name, tensor)
     writer.finish()
     return path
 

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from stored import write_stored
 
 from precdiff.store import CaptureWriter, open_capture, rawio
 from precdiff.store import format as fmt
@@ -34,15 +35,7 @@ def tensor_of(dtype: torch.dtype, shape: tuple[int, ...], seed: int) -> torch.Te
 def write_all(path: Path, tensors: dict[str, torch.Tensor], compression: str | None) -> None:
     with CaptureWriter(path, compression=compression) as writer:
         for name, tensor in tensors.items():
-            writer.write_tensor(
-                name,
-                module=name,
-                role="output",
-                dtype=tensor.dtype,
-                shape=tensor.shape,
-                stats=STATS,
-                data=to_storage(tensor),
-            )
+            write_stored(writer, name, tensor, STATS)
         writer.finish()
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from stored import write_stored
 
 from precdiff.errors import CaptureFormatError, IncompatibleCaptureError, InputError
 from precdiff.store import CaptureWriter, open_capture
 from precdiff.store import format as fmt
-from precdiff.store.dtypes import to_storage
 from precdiff.store.manifest import Manifest
 from precdiff.store.writer import chunk_shape
 
@@ -23,15 +23,7 @@ def write(path: Path, tensors: dict[str, torch.Tensor], *, finish: bool = True) 
     writer.write_manifest(Manifest.from_dict({"model": {"weights_sha256": "x"}}))
     writer.write_input([1, 2, 3], "abc")
     for name, tensor in tensors.items():
-        writer.write_tensor(
-            name,
-            module=name,
-            role="output",
-            dtype=tensor.dtype,
-            shape=tensor.shape,
-            stats=STATS,
-            data=to_storage(tensor),
-        )
+        write_stored(writer, name, tensor, STATS)
     if finish:
         writer.finish()
     else:
