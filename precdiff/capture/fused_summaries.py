@@ -1,6 +1,7 @@
 """Summaries of a stream of CUDA tensors kept on the device until taken (the arena of
-capture/summary_triton.py's kernel): per-tensor partial rows reduced a batch at a time, copied to
-pinned host memory without blocking; at op level, small tensors of one dtype share a launch."""
+capture/summary_triton.py's kernel): per-tensor partial rows reduced a batch at a time by one kernel
+that writes the results into pinned host memory; at op level, small tensors of one dtype share a
+launch."""
 
 from __future__ import annotations
 
@@ -10,30 +11,19 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from precdiff.capture.host_copy import copy_to_host
 from precdiff.capture.sketch import WIDTH
 from precdiff.capture.stats_partials import finish_partials
-from precdiff.capture.summary_triton import LAUNCH, ROW, SHARED, SHARED_BYTES, SLOTS, launch, launch_many
+from precdiff.capture.summary_triton import (
+    LAUNCH,
+    ROW,
+    SHARED,
+    SHARED_BYTES,
+    SLOTS,
+    launch,
+    launch_many,
+    launch_reduce,
+)
 from precdiff.store.format import STAT_NAMES
-
-
-def reduced_rows(parts: torch.Tensor, checks: torch.Tensor) -> torch.Tensor:
-    """A batch's partial rows [k, GRID, ROW] and checksums [k, GRID] reduced, in a fixed order
-    (deterministic), to one float64 row per tensor: [sketch, the statistics partials, checksum bits]."""
-    checks = checks.sum(dim=1)  # int64 wraps: the checksum is mod 2**64
-    stats = parts[:, :, WIDTH:]
-    rows = torch.cat(
-        [
-            parts[:, :, :WIDTH].sum(dim=1),
-            stats[:, :, 0].amin(dim=1, keepdim=True),
-            stats[:, :, 1].amax(dim=1, keepdim=True),
-            stats[:, :, 2:7].sum(dim=1),
-            stats[:, 0, 7:8],
-            checks.view(torch.float64)[:, None],  # the bits travel in a float64 column
-        ],
-        dim=1,
-    )
-    return rows
 
 
 class _LaunchTables:
@@ -67,11 +57,10 @@ class _LaunchTables:
 
 
 class _Block(NamedTuple):
-    """One reduced batch of slots on its way to the host."""
+    """One batch of slots being reduced into pinned host memory."""
 
-    device_rows: torch.Tensor  # [k, ROW + 1] float64, kept alive until its copy is done
-    host: torch.Tensor  # the same in pinned host memory, filled by a non-blocking copy
-    done: torch.cuda.Event
+    host: torch.Tensor  # [slots, ROW + 1] float64, pinned; its first len(numels) rows are the batch's
+    done: torch.cuda.Event  # recorded after the reduction: the rows are on the host once it is
     numels: list[int]
 
 
@@ -79,7 +68,7 @@ class FusedSummaries:
     """Summaries of a stream of CUDA tensors of one device, kept on the device until taken.
 
     Every ``slots`` tensors (capture/summary_triton.py's SLOTS or SHARED_SLOTS) the arena is reduced
-    on the device and the batch starts its way to the host (non-blocking copy into pinned memory);
+    by one kernel that writes the batch's rows into pinned host memory, without blocking;
     :meth:`take` returns the results of the oldest tensors, in :meth:`add` order, either those
     already on the host (no waiting: a capture writes them while the forward runs) or all of them.
     """
@@ -96,6 +85,9 @@ class FusedSummaries:
         self._slot_views = [(self._parts[i], self._checks[i]) for i in range(slots)]
         self._used = 0
         self._blocks: deque[_Block] = deque()
+        # Pinned output buffers and events of the blocks taken, reused: a new pinned buffer and a new
+        # event cost tens of µs of host time per batch.
+        self._free: list[tuple[torch.Tensor, torch.cuda.Event]] = []
         self._numels: list[int] = []  # of the tensors in the slots not reduced yet
         # defer: small tensors wait, per dtype, to share one launch (:meth:`launch_waiting`)
         self._defer = defer
@@ -139,9 +131,14 @@ class FusedSummaries:
         self.launch_waiting()
         if self._used == 0:
             return
-        rows = reduced_rows(self._parts[: self._used], self._checks[: self._used])
-        host, done = copy_to_host(rows)
-        self._blocks.append(_Block(rows, host, done, self._numels))
+        if self._free:
+            host, done = self._free.pop()
+        else:
+            host = torch.empty((self._slots, ROW + 1), dtype=torch.float64, pin_memory=True)
+            done = torch.cuda.Event()
+        launch_reduce(self._parts, self._checks, host, self._used)
+        done.record()
+        self._blocks.append(_Block(host, done, self._numels))
         self._numels = []
         self._used = 0
 
@@ -170,7 +167,8 @@ class FusedSummaries:
             ready.append(block)
         if not ready:
             return np.zeros((0, WIDTH)), np.zeros((0, len(STAT_NAMES))), np.zeros(0, dtype=np.uint64)
-        host = np.concatenate([block.host.numpy() for block in ready])  # a copy: the pinned buffers go back
+        host = np.concatenate([block.host.numpy()[: len(block.numels)] for block in ready])  # a copy
+        self._free.extend((block.host, block.done) for block in ready)  # so the buffers can go back
         partials = host[:, WIDTH:-1]
         # NaN and ±Inf are counted, so the finite count is the rest (exact in float64 below 2**53).
         numels = np.asarray([n for block in ready for n in block.numels], dtype=np.float64)

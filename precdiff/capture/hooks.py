@@ -1,22 +1,26 @@
 """Temporary forward hooks on every selected module.
 
-``with attach(model, keep, sink): model(...)`` registers one forward hook per selected module and
-removes every handle in ``finally``, also when the forward raises. Each tensor the module outputs
-(and, with ``save_inputs``, each tensor it receives) is handed to ``sink`` in forward order.
+``with attach(model, keep, sink): model(...)`` hooks every selected module and removes every hook in
+``finally``, also when the forward raises. Each tensor the module outputs (and, with
+``save_inputs``, each tensor it receives) is handed to ``sink`` in forward order.
 
-Python's cyclic garbage collector is paused meanwhile (:func:`collector_paused`).
+The hooks are attached by :func:`forward_hooks`: one process-wide hook for all modules that have no
+forward hooks of their own, instead of one registration per module (hundreds per model, milliseconds
+before the first kernel of a capture can start). Python's cyclic garbage collector is paused
+meanwhile (:func:`collector_paused`).
 """
 
 from __future__ import annotations
 
 import gc
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.utils.hooks import RemovableHandle
 
 from precdiff.capture.names import NameFilter, flatten_tensors, input_prefix, occurrence_name
@@ -24,6 +28,9 @@ from precdiff.store.format import ROLE_INPUT, ROLE_OUTPUT
 
 # sink(tensor_name, module_name, role, tensor)
 Sink = Callable[[str, str, str, torch.Tensor], None]
+# before(module_name); after(module_name, args, kwargs, output)
+Before = Callable[[str], None]
+After = Callable[[str, tuple[Any, ...], dict[str, Any], Any], None]
 
 
 @contextmanager
@@ -49,38 +56,111 @@ def collector_paused() -> Iterator[None]:
 
 
 @contextmanager
+def forward_hooks(
+    modules: Iterable[tuple[str, nn.Module]],
+    *,
+    before: Before | None = None,
+    after: After | None = None,
+    always_call: bool = False,
+) -> Iterator[None]:
+    """``before(name)`` ahead of, and ``after(name, args, kwargs, output)`` behind, every call of each
+    named module, until the block ends; every hook is removed in ``finally``. ``always_call``: ``after``
+    runs also when the module raises (then ``kwargs`` is empty and ``output`` None).
+
+    A module that has forward hooks of its own gets its own hooks, registered after them, so that
+    ``after`` sees the output they leave. The others share one process-wide hook, which runs before
+    any module's own hooks (PyTorch calls the global ones first) and recognises its modules by
+    identity: one registration for the whole model, and modules of other models are ignored.
+    """
+    handles: list[RemovableHandle] = []
+    shared: dict[int, str] = {}
+    try:
+        for name, module in modules:
+            if not (module._forward_hooks or module._forward_pre_hooks):
+                shared[id(module)] = name
+                continue
+            if before is not None:
+                handles.append(module.register_forward_pre_hook(_bound_before(before, name)))
+            if after is not None:
+                handles.append(
+                    module.register_forward_hook(
+                        _bound_after(after, name), with_kwargs=True, always_call=always_call
+                    )
+                )
+        if shared and before is not None:
+            handles.append(register_module_forward_pre_hook(_shared_before(before, shared)))
+        if shared and after is not None:
+            handles.append(
+                register_module_forward_hook(
+                    _shared_after(after, shared), with_kwargs=True, always_call=always_call
+                )
+            )
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+# PyTorch calls a hook with (module, args, kwargs, output), or, when the module raised and the hook is
+# always called, with (module, args, output=None); a pre-hook's return value would replace the args.
+def _bound_before(before: Before, name: str) -> Callable[[nn.Module, tuple[Any, ...]], None]:
+    def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+        before(name)
+
+    return hook
+
+
+def _bound_after(after: After, name: str) -> Callable[..., None]:
+    def hook(module: nn.Module, args: tuple[Any, ...], *rest: Any) -> None:
+        kwargs, output = rest if len(rest) == 2 else ({}, rest[0])
+        after(name, args, kwargs, output)
+
+    return hook
+
+
+def _shared_before(before: Before, names: dict[int, str]) -> Callable[[nn.Module, tuple[Any, ...]], None]:
+    def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+        name = names.get(id(module))
+        if name is not None:
+            before(name)
+
+    return hook
+
+
+def _shared_after(after: After, names: dict[int, str]) -> Callable[..., None]:
+    def hook(module: nn.Module, args: tuple[Any, ...], *rest: Any) -> None:
+        name = names.get(id(module))
+        if name is not None:
+            kwargs, output = rest if len(rest) == 2 else ({}, rest[0])
+            after(name, args, kwargs, output)
+
+    return hook
+
+
+@contextmanager
 def attach(model: nn.Module, keep: NameFilter, sink: Sink, *, save_inputs: bool = False) -> Iterator[int]:
     """Hook every module whose name passes ``keep`` (the root module itself is never hooked).
 
     Yields:
         The number of modules hooked.
     """
-    handles: list[RemovableHandle] = []
     calls: Counter[str] = Counter()
 
-    def make_hook(module_name: str) -> Callable[..., None]:
-        def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
-            call = calls[module_name]
-            calls[module_name] += 1
-            name = occurrence_name(module_name, call)
-            if save_inputs:
-                for index, arg in enumerate(args):
-                    for tensor_name, tensor in flatten_tensors(input_prefix(name, index), arg):
-                        sink(tensor_name, module_name, ROLE_INPUT, tensor)
-                for key, arg in kwargs.items():
-                    for tensor_name, tensor in flatten_tensors(input_prefix(name, key), arg):
-                        sink(tensor_name, module_name, ROLE_INPUT, tensor)
-            for tensor_name, tensor in flatten_tensors(name, output):
-                sink(tensor_name, module_name, ROLE_OUTPUT, tensor)
-
-        return hook
+    def after(module_name: str, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
+        call = calls[module_name]
+        calls[module_name] = call + 1
+        name = occurrence_name(module_name, call)
+        if save_inputs:
+            for index, arg in enumerate(args):
+                for tensor_name, tensor in flatten_tensors(input_prefix(name, index), arg):
+                    sink(tensor_name, module_name, ROLE_INPUT, tensor)
+            for key, arg in kwargs.items():
+                for tensor_name, tensor in flatten_tensors(input_prefix(name, key), arg):
+                    sink(tensor_name, module_name, ROLE_INPUT, tensor)
+        for tensor_name, tensor in flatten_tensors(name, output):
+            sink(tensor_name, module_name, ROLE_OUTPUT, tensor)
 
     with collector_paused():  # also while the hooks are made and removed: thousands of objects
-        try:
-            for module_name, module in model.named_modules():
-                if module_name and keep(module_name):
-                    handles.append(module.register_forward_hook(make_hook(module_name), with_kwargs=True))
-            yield len(handles)
-        finally:
-            for handle in handles:
-                handle.remove()
+        selected = [(name, module) for name, module in model.named_modules() if name and keep(name)]
+        with forward_hooks(selected, after=after):
+            yield len(selected)

@@ -47,7 +47,7 @@ from torch._C import _len_torch_dispatch_stack, _pop_torch_dispatch_stack, _push
 from torch._ops import _len_torch_dispatch_stack_pre_dispatch
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 
-from precdiff.capture.hooks import collector_paused
+from precdiff.capture.hooks import collector_paused, forward_hooks
 from precdiff.capture.names import flatten_tensors, occurrence_name
 from precdiff.capture.op_call import CONSTANT, Base, OpCall, Step, dtype_name
 
@@ -123,28 +123,17 @@ class CallTree:
 
     @contextmanager
     def hooked(self, model: nn.Module) -> Iterator[None]:
-        """Pre/post hooks on every named module; all removed in ``finally``. The cyclic garbage
-        collector is paused meanwhile."""
-        handles = []
+        """Pre/post hooks on every named module (capture/hooks.py's :func:`forward_hooks`); all
+        removed in ``finally``. The cyclic garbage collector is paused meanwhile."""
 
-        def pre(name: str) -> Any:
-            return lambda module, args: self.enter(name)
+        def leave(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
+            self.leave()
 
         with collector_paused():  # hooks.collector_paused says why
-            try:
-                for name, module in model.named_modules():
-                    if name:
-                        handles.append(module.register_forward_pre_hook(pre(name)))
-                        # always_call: the stack unwinds also when a module raises.
-                        handles.append(
-                            module.register_forward_hook(
-                                lambda module, args, output: self.leave(), always_call=True
-                            )
-                        )
+            modules = [(name, module) for name, module in model.named_modules() if name]
+            # always_call: the stack unwinds also when a module raises.
+            with forward_hooks(modules, before=self.enter, after=leave, always_call=True):
                 yield
-            finally:
-                for handle in handles:
-                    handle.remove()
 
 
 class _Producers:

@@ -144,12 +144,11 @@ class SummaryBatch:
         for arena in self._fused.values():
             sketch_rows, stats, checksums = arena.take(wait=wait)
             taken = self._taken[id(arena)]
-            for k in range(len(stats)):
-                row = [float(v) for v in stats[k]]
-                if self.sketches:
-                    taken.append(Summary(row, sketch_rows[k], int(checksums[k])))
-                else:
-                    taken.append(Summary(row, None, None))
+            rows = stats.tolist()  # Python floats and ints, converted in one call per batch
+            if self.sketches:
+                taken.extend(map(Summary, rows, sketch_rows, checksums.tolist()))
+            else:
+                taken.extend(Summary(row, None, None) for row in rows)
         out: list[Summary] = []
         while self._queued:
             head = self._queued[0]

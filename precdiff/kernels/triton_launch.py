@@ -132,11 +132,27 @@ def _launch(
             compiled.launch_metadata(grid3, stream, *args) if _active(enter) or _active(leave) else None
         )
         compiled.run(
-            *grid3, stream, compiled.function, compiled.packed_metadata, metadata, enter, leave, *args
+            *grid3,
+            stream,
+            compiled.function,
+            compiled.packed_metadata,
+            metadata,
+            enter,
+            leave,
+            *_addresses(args),
         )
     except (TypeError, AttributeError):  # another Triton launcher convention: Triton's own path from now on
         _direct = False
         kernel[grid3](*args, **options)
+
+
+def _addresses(args: tuple[Any, ...]) -> list[Any]:
+    """``args`` with each tensor replaced by its data address. Triton's launcher takes an int as the
+    address as it is, while for a tensor it calls ``data_ptr()`` and then asks the driver to confirm
+    the address is a device one (``cuPointerGetAttribute``), for every tensor of every launch. Every
+    caller passes tensors of the one CUDA device its cache key holds (the summary kernel's arena and
+    tables are made on its input's device; the batch-invariant kernels run under CUDA dispatch)."""
+    return [arg.data_ptr() if isinstance(arg, torch.Tensor) else arg for arg in args]
 
 
 def clear() -> None:

@@ -40,7 +40,11 @@ class Stack(nn.Module):
 
 
 def all_hooks(model: nn.Module) -> int:
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+    """The model's own forward hooks and the process-wide ones."""
+    from torch.nn.modules import module as torch_module
+
+    process_wide = len(torch_module._global_forward_hooks) + len(torch_module._global_forward_pre_hooks)
+    return process_wide + sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
 def test_hooks_removed_after_normal_forward() -> None:
@@ -72,6 +76,30 @@ def test_hooks_removed_when_sink_raises() -> None:
     with pytest.raises(ValueError), attach(model, name_filter(None, None), sink, save_inputs=True):
         model(torch.ones(1, 4))
     assert all_hooks(model) == 0
+
+
+def test_a_module_with_hooks_of_its_own_is_captured_after_them() -> None:
+    """Modules without hooks share one process-wide hook, which PyTorch runs before a module's own;
+    a module with its own hooks gets its own, so the sink sees the output its hooks leave."""
+    model = Stack()
+    doubled = model.trunk[1].register_forward_hook(lambda module, args, output: (output[0] * 2, *output[1:]))
+    seen: dict[str, torch.Tensor] = {}
+    with attach(model, name_filter(None, None), lambda n, m, r, t: seen.setdefault(n, t.clone())):
+        out = model(torch.ones(1, 4))
+    assert all_hooks(model) == 1  # the model's own hook stays, ours are gone
+    doubled.remove()
+    assert torch.equal(seen["trunk.1[0]"], seen["trunk.1.proj"] * 2)
+    assert torch.equal(seen["trunk.2[0]"], out)
+
+
+def test_modules_of_another_model_are_not_captured() -> None:
+    model, other = Stack(), Stack()
+    seen: list[str] = []
+    with attach(model, name_filter(None, None), lambda n, m, r, t: seen.append(n)):
+        other(torch.ones(1, 4))
+        assert seen == []
+        model(torch.ones(1, 4))
+    assert seen and all_hooks(model) == 0 and all_hooks(other) == 0
 
 
 def test_inputs_and_repeated_calls_are_named() -> None:

@@ -128,6 +128,46 @@ def test_fused_summaries_of_many_tensors_keep_their_order() -> None:
         np.testing.assert_array_equal(summary.sketch, single.sketch)
 
 
+def test_the_arena_reduction_equals_its_torch_definition() -> None:
+    """The reduction kernel, writing into pinned host memory, against the same reduction in torch ops:
+    sketch and statistics sums to float64 rounding, minima and maxima (±inf partial rows included)
+    and the shift exactly, the wrapped int64 checksum sums bit for bit."""
+    from precdiff.capture.sketch import WIDTH
+    from precdiff.capture.summary_triton import LAUNCH, ROW, launch_reduce
+
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    slots, grid = 5, LAUNCH[True][0]
+    parts = torch.randn((slots, grid, ROW), dtype=torch.float64, device="cuda", generator=generator) * 1e3
+    parts[:, :, WIDTH] = parts[:, :, WIDTH].clamp(max=0.0)
+    parts[:, 3:9, WIDTH] = float("inf")  # programs that saw no element
+    parts[:, 5:7, WIDTH + 1] = float("-inf")
+    checks = torch.randint(-(2**62), 2**62, (slots, grid), device="cuda", generator=generator) * 3
+    out = torch.full((slots + 2, ROW + 1), -7.0, dtype=torch.float64, pin_memory=True)
+    launch_reduce(parts, checks, out, slots - 1)
+    torch.cuda.synchronize()
+    got = out.numpy()
+    stats = parts[:, :, WIDTH:]
+    want = (
+        torch.cat(
+            [
+                parts[:, :, :WIDTH].sum(dim=1),
+                stats[:, :, 0].amin(dim=1, keepdim=True),
+                stats[:, :, 1].amax(dim=1, keepdim=True),
+                stats[:, :, 2:7].sum(dim=1),
+                stats[:, 0, 7:8],
+                checks.sum(dim=1).view(torch.float64)[:, None],  # int64 sums wrap, as the kernel's
+            ],
+            dim=1,
+        )
+        .cpu()
+        .numpy()
+    )
+    np.testing.assert_allclose(got[: slots - 1, :-1], want[: slots - 1, :-1], rtol=1e-12, atol=1e-9)
+    np.testing.assert_array_equal(got[: slots - 1, WIDTH : WIDTH + 2], want[: slots - 1, WIDTH : WIDTH + 2])
+    np.testing.assert_array_equal(got[: slots - 1, -1:].view(np.int64), want[: slots - 1, -1:].view(np.int64))
+    assert (got[slots - 1 :] == -7.0).all()  # only the slots asked for are written
+
+
 def test_deferred_summaries_sharing_launches_equal_those_launched_alone() -> None:
     """defer=True (op level): small tensors of one dtype share a launch (several per dtype, dtypes
     interleaved, across arena reductions), large and misaligned ones launch alone; every summary
