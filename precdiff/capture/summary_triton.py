@@ -236,30 +236,33 @@ def _reduce_kernel(  # type: ignore[no-untyped-def]
     GRID: tl.constexpr, ROW: tl.constexpr, W: tl.constexpr, COLS: tl.constexpr, STEP: tl.constexpr,
 ):
     # fmt: on
-    # Program s reduces arena slot s's GRID partial rows, in a fixed order (deterministic), into one
-    # row of ROW + 1 float64 at out_address (pinned host memory, which the device addresses directly):
-    # the sketch sums, the statistics partials (min of the minima, max of the maxima, sums of the
-    # rest, row 0's shift), then the checksum's bits (int64 sums wrap: the checksum is mod 2**64).
+    # Program (s, b) reduces columns [b·COLS, (b+1)·COLS) of arena slot s's GRID partial rows, in a
+    # fixed order (deterministic), into row s of ROW + 1 float64 at out_address (pinned host memory,
+    # which the device addresses directly): the sketch sums, the statistics partials (min of the
+    # minima, max of the maxima, sums of the rest, row 0's shift); program (s, 0) also writes the
+    # checksum's bits (int64 sums wrap: the checksum is mod 2**64).
     slot = tl.program_id(0).to(tl.int64)
-    cols = tl.arange(0, COLS)
+    cols = tl.program_id(1) * COLS + tl.arange(0, COLS)
     used = cols < ROW
     parts = part_ptr + slot * (GRID * ROW)
     total = tl.zeros([COLS], tl.float64)
     low = tl.full([COLS], float("inf"), tl.float64)
     high = tl.full([COLS], float("-inf"), tl.float64)
-    check = tl.zeros([STEP], tl.int64)
     for first in range(0, GRID, STEP):
         lanes = first + tl.arange(0, STEP)
         tile = tl.load(parts + lanes[:, None] * ROW + cols[None, :], mask=used[None, :], other=0.0)
         total += tl.sum(tile, axis=0)
         low = tl.minimum(low, tl.min(tile, axis=0))
         high = tl.maximum(high, tl.max(tile, axis=0))
-        check += tl.load(check_ptr + slot * GRID + lanes)
     shift = tl.load(parts + cols, mask=used, other=0.0)
     value = tl.where(cols == W, low, tl.where(cols == W + 1, high, tl.where(cols == W + 7, shift, total)))
     out = out_address.to(tl.pointer_type(tl.float64)) + slot * (ROW + 1)
     tl.store(out + cols, value, mask=used)
-    tl.store((out + ROW).to(tl.pointer_type(tl.int64)), tl.sum(check, axis=0))
+    if tl.program_id(1) == 0:
+        check = tl.zeros([STEP], tl.int64)
+        for first in range(0, GRID, STEP):
+            check += tl.load(check_ptr + slot * GRID + first + tl.arange(0, STEP))
+        tl.store((out + ROW).to(tl.pointer_type(tl.int64)), tl.sum(check, axis=0))
 
 
 class _RowTables(NamedTuple):
@@ -339,7 +342,10 @@ def _launch(
     )  # fmt: skip
 
 
-_REDUCE_STEP = 8  # partial rows per step of the reduction: a [8, 512] float64 tile, no spills
+# The reduction's tile: partial rows per step, columns per program. One program per slot reading its
+# ~1 MB of partial rows alone took ~130 µs of device time per batch; spread over column blocks, the
+# slots' programs share the work.
+_REDUCE_STEP, _REDUCE_COLS = 32, 32
 
 
 def launch_reduce(parts: torch.Tensor, checks: torch.Tensor, out: torch.Tensor, count: int) -> None:
@@ -351,7 +357,7 @@ def launch_reduce(parts: torch.Tensor, checks: torch.Tensor, out: torch.Tensor, 
     launch_keyed(
         (grid,),
         _reduce_kernel,
-        (count,),
-        parts, checks, out.data_ptr(), grid, ROW, WIDTH, triton.next_power_of_2(ROW), _REDUCE_STEP,
+        (count, triton.cdiv(ROW, _REDUCE_COLS)),
+        parts, checks, out.data_ptr(), grid, ROW, WIDTH, _REDUCE_COLS, _REDUCE_STEP,
         num_warps=4,
     )  # fmt: skip
