@@ -1,7 +1,7 @@
 """Capture overhead: plain forward vs forward under capture (--summary) vs full capture.
 
 A Llama-8B-shaped model with random weights (hidden 4096, 32 layers, MLP 14336, 32 heads / 8 KV heads,
-vocab 128256) runs a prefill of ``--tokens`` tokens. The three modes run the same forward:
+vocab 128256) runs a prefill of ``--tokens`` tokens. The capture modes run the same forward:
 
 - ``plain``: ``model(ids)`` under ``torch.no_grad()``;
 - ``summary``: the same under precdiff's hooks, statistics on the device, written to an HDF5 file;
@@ -10,7 +10,9 @@ vocab 128256) runs a prefill of ``--tokens`` tokens. The three modes run the sam
 - ``full+fsync``: ``full`` and an ``fsync`` of the file, against ``disk``: the same number of bytes
   written sequentially (16 MiB blocks) and fsynced to the same folder, measured in the same run.
   ``disk`` / ``full+fsync`` time is the share of the machine's sequential write speed the capture
-  reaches (``share_of_disk_write``; issue #16 asks for ≥ 85 %).
+  reaches (``share_of_disk_write``; issue #16 asks for ≥ 85 %);
+- ``host``: no forward, a fixed amount of host work (:func:`host_probe`): the host's speed in each
+  round, for reading the other modes' rounds against it.
 
 Each mode is timed ``--repeats`` times after one warm-up (full: ``--full-repeats``); the table gives
 medians and the ratio to ``plain``. Output JSON goes to ``--out``.
@@ -108,6 +110,23 @@ def without_gc(run: Callable[[], None]) -> Callable[[], None]:
                 gc.enable()
 
     return paused
+
+
+def host_probe(device: torch.device, steps: int = 422) -> Callable[[], None]:
+    """The ``host`` mode: a fixed amount of host work shaped like a capture's per-tensor work (Python
+    objects made and dropped, and a kernel launch on a tiny tensor, ``steps`` times) and almost no
+    device work. Interleaved with the other modes, its time in each round says how fast the host ran
+    then: the H200 machine's host speed changed by up to 2x within a run."""
+    tiny = torch.zeros(8, device=device)
+
+    def probe() -> None:
+        rows = []
+        for step in range(steps):
+            rows.append({"name": f"model.layers.{step}", "shape": (1, 2048, 4096), "index": step})
+            tiny.add_(1.0)
+        rows.clear()
+
+    return probe
 
 
 def mode_run(runs: dict[str, Callable[[], None]], mode: str) -> Callable[[], None]:
@@ -236,10 +255,13 @@ def main() -> None:
         "full": captured(False),
         "full+fsync": captured(False, fsync=True),
         "disk": disk,
+        "host": host_probe(device),
     }
     started = cpu_times()
     modes = args.modes.split(",")
-    quick = [mode for mode in modes if mode.removesuffix("-nogc") in ("plain", "summary", "summary-stats")]
+    quick = [
+        mode for mode in modes if mode.removesuffix("-nogc") in ("plain", "summary", "summary-stats", "host")
+    ]
     measured = timed_rounds({mode: mode_run(runs, mode) for mode in quick}, device, args.repeats)
     for mode in modes:
         if mode not in quick:

@@ -9,7 +9,8 @@ bf16, a prefill of ``--tokens`` tokens). Modes, each the same forward:
   and input references written too;
 - ``module-stats`` / ``op-stats``: the same without the sketch and checksum (statistics only);
 - ``trace``: the op tracer naming every op and resolving its input references, with a sink that
-  drops everything: the tracer's own Python cost per op.
+  drops everything: the tracer's own Python cost per op;
+- ``host``: capture_overhead.py's host probe, no forward: the host's speed in each round.
 
 The table gives medians, the ratio to ``plain``, the ops traced per forward and the added µs per op
 (``(mode − plain) / ops``). Target on the GPU: ``op`` ≤ 3× ``plain``. Output JSON goes to ``--out``.
@@ -41,6 +42,7 @@ from capture_overhead import (
     build_model,
     cpu_times,
     host_load,
+    host_probe,
     mode_run,
     summary_launch,
     timed_rounds,
@@ -119,6 +121,7 @@ def main() -> None:
         "module-stats": captured("module", sketches=False),
         "op-stats": captured("op", sketches=False),
         "trace": trace,
+        "host": host_probe(device),
     }
     started = cpu_times()
     modes = args.modes.split(",")
@@ -131,7 +134,7 @@ def main() -> None:
     traced_ops = ops_per_forward.get("trace")
     for mode, row in results.items():
         row["ratio_to_plain"] = float(row["median_s"]) / base  # type: ignore[arg-type]
-        if traced_ops and mode != "plain":
+        if traced_ops and mode not in ("plain", "host"):
             row["us_per_op"] = (float(row["median_s"]) - base) / traced_ops * 1e6  # type: ignore[arg-type]
     report = {
         "benchmark": "op_capture_overhead",

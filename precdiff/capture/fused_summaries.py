@@ -18,6 +18,7 @@ from precdiff.capture.summary_triton import (
     ROW,
     SHARED,
     SHARED_BYTES,
+    SHARED_WAITING,
     SLOTS,
     launch,
     launch_many,
@@ -31,7 +32,7 @@ class _LaunchTables:
     without blocking into its own device buffer; a host buffer is refilled only once its last copy
     is done, a device buffer is overwritten only by a copy queued after the launch that read it."""
 
-    RING = 4
+    RING = 16  # shared launches the device may run behind the host before a refill waits
 
     def __init__(self, device: torch.device):
         self._host = [torch.empty((SHARED, 3), dtype=torch.int64, pin_memory=True) for _ in range(self.RING)]
@@ -92,6 +93,7 @@ class FusedSummaries:
         # defer: small tensors wait, per dtype, to share one launch (:meth:`launch_waiting`)
         self._defer = defer
         self._waiting: dict[torch.dtype, list[tuple[torch.Tensor, int]]] = {}
+        self._waiting_bytes: dict[torch.dtype, int] = {}
         self._tables = _LaunchTables(device) if defer else None
 
     def add(self, tensor: torch.Tensor) -> None:
@@ -104,7 +106,9 @@ class FusedSummaries:
         if self._defer and x.nbytes <= SHARED_BYTES and x.data_ptr() % 16 == 0:
             waiting = self._waiting.setdefault(x.dtype, [])
             waiting.append((x, slot))  # the reference keeps its memory from being reused meanwhile
-            if len(waiting) == SHARED:
+            held = self._waiting_bytes.get(x.dtype, 0) + x.nbytes
+            self._waiting_bytes[x.dtype] = held
+            if len(waiting) == SHARED or held >= SHARED_WAITING:
                 self._launch(x.dtype)
         else:
             parts, checks = self._slot_views[slot]
@@ -121,6 +125,7 @@ class FusedSummaries:
 
     def _launch(self, dtype: torch.dtype) -> None:
         waiting = self._waiting.pop(dtype)
+        self._waiting_bytes.pop(dtype, None)
         assert self._tables is not None, "tensors waiting without deferred launches"
         table = self._tables.fill([(x.data_ptr(), x.numel(), slot) for x, slot in waiting])
         launch_many([x for x, _ in waiting], table, self._parts, self._checks, sketches=self._sketches)

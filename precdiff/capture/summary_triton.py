@@ -50,9 +50,14 @@ SUPPORTED = (torch.float32, torch.float16, torch.bfloat16, *INTEGER)
 BLOCK_ROWS = 256  # rows per block of the row tables' per-offset counts
 # Deferred launches (op level, where a forward has thousands of mostly small tensors and the host's
 # time per tensor bounds the capture): up to SHARED tensors of one dtype, each of at most
-# SHARED_BYTES, share one launch; a larger tensor's kernel costs more than its launch.
+# SHARED_BYTES and together of at most SHARED_WAITING bytes, share one launch. A shared launch gives
+# each tensor as many programs as its own launch would, so sharing costs no device time, and it
+# saves the host a launch per tensor (most op outputs of an 8B model at 2,048 tokens are 16-58 MB,
+# over the 4 MiB that the fourth session allowed). The waiting tensors' memory cannot be reused until
+# their launch: SHARED_WAITING bounds what a capture holds on to per dtype.
 SHARED = 16
-SHARED_BYTES = 1 << 22
+SHARED_BYTES = 1 << 26
+SHARED_WAITING = 1 << 27
 
 
 # No type annotations on the kernels: Triton resolves annotation names as kernel globals.

@@ -170,11 +170,11 @@ def test_the_arena_reduction_equals_its_torch_definition() -> None:
 
 def test_deferred_summaries_sharing_launches_equal_those_launched_alone() -> None:
     """defer=True (op level): small tensors of one dtype share a launch (several per dtype, dtypes
-    interleaved, across arena reductions), large and misaligned ones launch alone; every summary
-    equals the tensor's own, and a tensor changed in place after launch_waiting keeps the summary
-    of what it was."""
+    interleaved, across arena reductions), as do mid-size ones until the bytes waiting reach
+    SHARED_WAITING; large and misaligned ones launch alone; every summary equals the tensor's own,
+    and a tensor changed in place after launch_waiting keeps the summary of what it was."""
     from precdiff.capture.stats import SummaryBatch
-    from precdiff.capture.summary_triton import SHARED, SHARED_BYTES, SLOTS
+    from precdiff.capture.summary_triton import SHARED, SHARED_BYTES, SHARED_WAITING, SLOTS
 
     generator = torch.Generator(device="cuda").manual_seed(2)
     tensors: list[torch.Tensor] = []
@@ -184,7 +184,11 @@ def test_deferred_summaries_sharing_launches_equal_those_launched_alone() -> Non
         tensors.append(values.to(dtype))
     big = torch.randn(SHARED_BYTES // 2 + 1000, device="cuda", generator=generator).to(torch.bfloat16)
     base = torch.randn(4097, device="cuda", generator=generator).to(torch.bfloat16)
-    tensors[10:10] = [big, base[1:]]
+    mid = [
+        torch.randn(SHARED_WAITING // 6, device="cuda", generator=generator).to(torch.bfloat16)
+        for _ in range(4)
+    ]
+    tensors[10:10] = [big, base[1:], *mid]  # the third mid-size one fills SHARED_WAITING: launched
     alone = []
     for t in tensors:
         single = SummaryBatch(slots=1)
@@ -193,6 +197,7 @@ def test_deferred_summaries_sharing_launches_equal_those_launched_alone() -> Non
     batch = SummaryBatch(defer=True)
     for t in tensors:
         batch.add(t)
+        assert all(held < SHARED_WAITING for held in batch._fused[t.device]._waiting_bytes.values())
     batch.launch_waiting()
     changed = tensors[-1].clone()
     expected_last = SummaryBatch(slots=1)
