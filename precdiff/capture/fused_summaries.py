@@ -1,6 +1,6 @@
 """Summaries of a stream of CUDA tensors kept on the device until taken (the arena of
 capture/summary_triton.py's kernel): per-tensor partial rows reduced a batch at a time by one kernel
-that writes the results into pinned host memory; at op level, small tensors of one dtype share a
+that writes the results into pinned host memory; at op level, tensors of one dtype share a
 launch."""
 
 from __future__ import annotations
@@ -90,15 +90,16 @@ class FusedSummaries:
         # event cost tens of µs of host time per batch.
         self._free: list[tuple[torch.Tensor, torch.cuda.Event]] = []
         self._numels: list[int] = []  # of the tensors in the slots not reduced yet
-        # defer: small tensors wait, per dtype, to share one launch (:meth:`launch_waiting`)
+        # defer: tensors of up to SHARED_BYTES wait, per dtype, to share a launch (:meth:`launch_waiting`)
         self._defer = defer
         self._waiting: dict[torch.dtype, list[tuple[torch.Tensor, int]]] = {}
         self._waiting_bytes: dict[torch.dtype, int] = {}
         self._tables = _LaunchTables(device) if defer else None
 
     def add(self, tensor: torch.Tensor) -> None:
-        """Queue one tensor's summary (no synchronisation). With ``defer``, a small one may only be
-        launched later: the caller must call :meth:`launch_waiting` before anything writes to it."""
+        """Queue one tensor's summary (no synchronisation). With ``defer``, one of up to SHARED_BYTES
+        may only be launched later: the caller must call :meth:`launch_waiting` before anything
+        writes to it."""
         x = tensor.detach() if tensor.requires_grad else tensor
         if not x.is_contiguous():
             x = x.contiguous()

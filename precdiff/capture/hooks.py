@@ -70,7 +70,8 @@ def forward_hooks(
     A module that has forward hooks of its own gets its own hooks, registered after them, so that
     ``after`` sees the output they leave. The others share one process-wide hook, which runs before
     any module's own hooks (PyTorch calls the global ones first) and recognises its modules by
-    identity: one registration for the whole model, and modules of other models are ignored.
+    identity: one registration for the whole model, and modules of other models are ignored (a model
+    run meanwhile, in any thread, pays a dictionary lookup per module call).
     """
     handles: list[RemovableHandle] = []
     shared: dict[int, str] = {}

@@ -130,8 +130,9 @@ class TensorSink:
             writer.index_batch = max(writer.index_batch, self.flush_every)
 
     def defer_summaries(self) -> Callable[[], None]:
-        """Op level: small tensors' summaries may wait to share a kernel launch (a forward hands the
-        sink thousands of tensors, and the host's time per tensor bounds the capture). Returns what
+        """Op level: the summaries of tensors of up to 64 MiB may wait to share a kernel launch (a
+        forward hands the sink thousands of tensors, and the host's time per tensor bounds the
+        capture). Returns what
         must run before anything writes to a tensor the sink was given: the op tracer calls it before
         every in-place or ``out=`` op, the caller once the traced forward is over."""
         assert not self._pending, "defer_summaries before the first tensor"

@@ -69,9 +69,9 @@ class SummaryBatch:
     Args:
         sketches: also compute the sketch and checksum.
         slots: tensors per device arena of the CUDA kernel before a device-side reduction.
-        defer: small CUDA tensors of one dtype may wait to share a kernel launch (op level, where the
-            host's time per tensor bounds a capture); the caller must then call
-            :meth:`launch_waiting` before anything writes to a tensor it added.
+        defer: CUDA tensors of one dtype (each of up to summary_triton.SHARED_BYTES) may wait to
+            share a kernel launch (op level, where the host's time per tensor bounds a capture); the
+            caller must then call :meth:`launch_waiting` before anything writes to a tensor it added.
     """
 
     def __init__(self, *, sketches: bool = True, slots: int | None = None, defer: bool = False):

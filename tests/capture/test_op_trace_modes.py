@@ -98,3 +98,18 @@ def test_before_write_runs_before_every_op_that_writes_to_an_argument() -> None:
     ]
     # The add_ sees y as the multiply left it (2 + 2); the out= multiply sees y after the add_.
     assert seen_at_write == [[4.0], [6.0, 6.0]]
+
+
+def test_ops_of_a_module_s_own_pre_hook_stay_in_the_caller_s_scope() -> None:
+    """The call tree enters a module after the module's own forward pre-hooks, as a hook registered
+    on the module after them would: ops those hooks run belong to the caller. Modules without hooks
+    of their own share one process-wide hook, which PyTorch would run before theirs."""
+    model = torch.nn.Sequential(_Scale(), _Scale())
+    doubling = model[1].register_forward_pre_hook(lambda module, args: (args[0] * 2.0,))
+    tree, names, x = CallTree(), [], torch.ones(2, 2)
+    try:
+        with tree.hooked(model), OpTracer(tree, lambda name, *_: names.append(name)):
+            model(x)
+    finally:
+        doubling.remove()
+    assert names == ["0/aten.mul.Tensor#0", "<root>/aten.mul.Tensor#0", "1/aten.mul.Tensor#0"]
