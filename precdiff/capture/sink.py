@@ -132,9 +132,9 @@ class TensorSink:
     def defer_summaries(self) -> Callable[[], None]:
         """Op level: the summaries of tensors of up to 64 MiB may wait to share a kernel launch (a
         forward hands the sink thousands of tensors, and the host's time per tensor bounds the
-        capture). Returns what
-        must run before anything writes to a tensor the sink was given: the op tracer calls it before
-        every in-place or ``out=`` op, the caller once the traced forward is over."""
+        capture). Returns what must run before anything writes to a tensor the sink was given: the
+        op tracer calls it before every in-place or ``out=`` op, the caller once the traced forward
+        is over."""
         assert not self._pending, "defer_summaries before the first tensor"
         self._summaries = SummaryBatch(sketches=self._sketches, defer=True)
         return self._summaries.launch_waiting
