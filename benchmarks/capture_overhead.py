@@ -129,6 +129,33 @@ def host_probe(device: torch.device, steps: int = 422) -> Callable[[], None]:
     return probe
 
 
+def quiet_host(measured: dict[str, list[float]], slack: float = 1.1) -> dict[str, object] | None:
+    """The rounds in which the host ran near its fastest (the ``host`` probe within ``slack`` of its
+    least time), and per mode the median over those rounds of its time over ``plain``'s in the same
+    round; None without both modes. On a host whose speed drifts, these ratios are the ones that
+    compare between runs."""
+    probe, plain = measured.get("host"), measured.get("plain")
+    if not probe or not plain:
+        return None
+    rounds = [i for i, seconds in enumerate(probe) if seconds <= slack * min(probe)]
+    ratios = {
+        mode: statistics.median(times[i] / plain[i] for i in rounds)
+        for mode, times in measured.items()
+        if mode not in ("plain", "host") and len(times) == len(plain)
+    }
+    return {"rounds": rounds, "slack": slack, "ratio_to_plain": ratios}
+
+
+def quiet_line(quiet: dict[str, object] | None, repeats: int) -> str:
+    """:func:`quiet_host`'s result as one printed line (empty without it)."""
+    if quiet is None:
+        return ""
+    ratios: dict[str, float] = quiet["ratio_to_plain"]  # type: ignore[assignment]
+    rounds: list[int] = quiet["rounds"]  # type: ignore[assignment]
+    listed = ", ".join(f"{mode} {ratio:.2f}" for mode, ratio in ratios.items())
+    return f"rounds with the host near its fastest: {len(rounds)} of {repeats}; × plain in those: {listed}"
+
+
 def mode_run(runs: dict[str, Callable[[], None]], mode: str) -> Callable[[], None]:
     """The run of ``mode``, ``<mode>-nogc`` being ``<mode>`` without the garbage collector."""
     if mode.endswith("-nogc"):
@@ -298,6 +325,7 @@ def main() -> None:
         "dtype": args.dtype,
         "tokens": args.tokens,
         "summary_launch": launch,
+        "quiet_host": quiet_host({mode: measured[mode] for mode in quick}),
         "stored_bytes": stored_bytes,
         "summary_size_share_of_full": (
             stored_bytes["summary"] / stored_bytes["full"]
@@ -313,6 +341,8 @@ def main() -> None:
     print(f"{'mode':<10}{'median s':>12}{'× plain':>10}")
     for mode, row in results.items():
         print(f"{mode:<10}{float(row['median_s']):>12.4f}{float(row['ratio_to_plain']):>10.2f}")  # type: ignore[arg-type]
+    if report["quiet_host"] is not None:
+        print(quiet_line(report["quiet_host"], args.repeats))  # type: ignore[arg-type]
     if "full+fsync" in results and "disk" in results:
         print(
             f"full+fsync reaches {results['full+fsync']['share_of_disk_write']:.0%} of the disk mode's speed"

@@ -44,6 +44,8 @@ from capture_overhead import (
     host_load,
     host_probe,
     mode_run,
+    quiet_host,
+    quiet_line,
     summary_launch,
     timed_rounds,
 )
@@ -149,6 +151,7 @@ def main() -> None:
         "dtype": args.dtype,
         "tokens": args.tokens,
         "summary_launch": launch,
+        "quiet_host": quiet_host(measured),
         "ops_per_forward": traced_ops,
         "tensors_written": ops_per_forward,
         "results": results,
@@ -162,6 +165,8 @@ def main() -> None:
         per_op = row.get("us_per_op")
         per_op_text = f"{float(per_op):>10.1f}" if per_op is not None else f"{'':>10}"  # type: ignore[arg-type]
         print(f"{mode:<10}{float(row['median_s']):>12.4f}{float(row['ratio_to_plain']):>10.2f}{per_op_text}")  # type: ignore[arg-type]
+    if report["quiet_host"] is not None:
+        print(quiet_line(report["quiet_host"], args.repeats))  # type: ignore[arg-type]
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")
