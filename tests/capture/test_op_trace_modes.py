@@ -3,6 +3,7 @@ only the model's ops reach a mode below it."""
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from typing import Any
 
@@ -113,3 +114,29 @@ def test_ops_of_a_module_s_own_pre_hook_stay_in_the_caller_s_scope() -> None:
     finally:
         doubling.remove()
     assert names == ["0/aten.mul.Tensor#0", "<root>/aten.mul.Tensor#0", "1/aten.mul.Tensor#0"]
+
+
+class _Raises(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise ValueError("caught by the caller")
+
+
+class _Recovers(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.bad, self.scale = _Raises(), _Scale()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with contextlib.suppress(ValueError):
+            self.bad(x)
+        return self.scale(x)
+
+
+def test_the_call_tree_unwinds_a_module_that_raised() -> None:
+    """A module that raises leaves the stack (the shared post-hook is always called), so the calls
+    after it are scoped under the caller, not under the module that failed."""
+    model, tree = _Recovers(), CallTree()
+    with tree.hooked(model):
+        model(torch.ones(2, 2))
+    assert tree.stack == ["<root>"]
+    assert tree.calls["<root>"].children == ["bad", "scale"]
