@@ -21,7 +21,7 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
 
 sys.path.insert(0, str(Path(__file__).parent))
-from capture_overhead import LLAMA_8B, build_model
+from capture_overhead import build_model, prompt_ids
 
 from precdiff.capture.names import name_filter
 from precdiff.capture.runner import hooked_forward
@@ -93,8 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device("cuda")
     model = build_model(args.layers, torch.bfloat16, device)
-    ids = torch.randint(0, LLAMA_8B["vocab_size"], (1, 2048), generator=torch.Generator().manual_seed(1))
-    ids = ids.to(device)
+    ids = prompt_ids(2048, device)
     keep = name_filter(None, None)
     path = Path(tempfile.mkdtemp()) / "trace.h5"
 

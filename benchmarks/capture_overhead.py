@@ -83,6 +83,12 @@ def build_model(layers: int, dtype: torch.dtype, device: torch.device) -> torch.
     return model.eval()  # type: ignore[no-any-return]
 
 
+def prompt_ids(tokens: int, device: torch.device) -> torch.Tensor:
+    """The benchmarks' prompt: ``tokens`` seeded random ids of the 8B vocabulary, ``[1, tokens]``."""
+    generator = torch.Generator().manual_seed(1)
+    return torch.randint(0, LLAMA_8B["vocab_size"], (1, tokens), generator=generator).to(device)
+
+
 def summary_launch(text: str | None) -> list[int] | None:
     """Set the summary kernel's launch with the sketch from ``GRID,TR,WARPS,VEC`` (benchmarks/
     sweep_summary_kernel.py's pick), or leave capture/summary_triton.py's; returns the one in use."""
@@ -239,10 +245,7 @@ def main() -> None:
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
     model = build_model(args.layers, dtype, device)
-    ids = torch.randint(
-        0, LLAMA_8B["vocab_size"], (1, args.tokens), generator=torch.Generator().manual_seed(1)
-    )
-    ids = ids.to(device)
+    ids = prompt_ids(args.tokens, device)
     keep = name_filter(None, None)
     folder = Path(tempfile.mkdtemp(dir=args.tmp))
 

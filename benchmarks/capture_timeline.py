@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from capture_overhead import LLAMA_8B, build_model
+from capture_overhead import build_model, prompt_ids
 
 from precdiff.capture import stats as stats_mod
 from precdiff.capture.names import name_filter
@@ -29,9 +29,7 @@ from precdiff.store import CaptureWriter
 
 device = torch.device("cuda")
 model = build_model(32, torch.bfloat16, device)
-ids = torch.randint(0, LLAMA_8B["vocab_size"], (1, 2048), generator=torch.Generator().manual_seed(1)).to(
-    device
-)
+ids = prompt_ids(2048, device)
 keep = name_filter(None, None)
 folder = Path(tempfile.mkdtemp())
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from capture_overhead import LLAMA_8B, build_model
+from capture_overhead import build_model, prompt_ids
 
 from precdiff.capture.hooks import attach
 from precdiff.capture.names import name_filter
@@ -72,8 +72,7 @@ def profile_section(lines: list[str], out: Path) -> None:
 
     device = torch.device("cuda")
     model = build_model(32, torch.bfloat16, device)
-    ids = torch.randint(0, LLAMA_8B["vocab_size"], (1, 2048), generator=torch.Generator().manual_seed(1))
-    ids = ids.to(device)
+    ids = prompt_ids(2048, device)
     keep = name_filter(None, None)
     folder = Path(tempfile.mkdtemp())
     counts: dict[str, int] = {}

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from capture_overhead import LLAMA_8B, build_model, cpu_times, host_load
+from capture_overhead import build_model, cpu_times, host_load, prompt_ids
 
 from precdiff.capture.hooks import attach
 from precdiff.capture.names import name_filter
@@ -88,10 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     model = build_model(args.layers, torch.bfloat16, device)
-    ids = torch.randint(
-        0, LLAMA_8B["vocab_size"], (1, args.tokens), generator=torch.Generator().manual_seed(1)
-    )
-    ids = ids.to(device)
+    ids = prompt_ids(args.tokens, device)
     keep = name_filter(None, None)
     folder = Path(tempfile.mkdtemp())
 

@@ -44,6 +44,7 @@ from capture_overhead import (
     host_load,
     host_probe,
     mode_run,
+    prompt_ids,
     quiet_host,
     quiet_line,
     summary_launch,
@@ -79,10 +80,7 @@ def main() -> None:
 
     device = torch.device(args.device)
     model = build_model(args.layers, getattr(torch, args.dtype), device)
-    ids = torch.randint(
-        0, LLAMA_8B["vocab_size"], (1, args.tokens), generator=torch.Generator().manual_seed(1)
-    )
-    ids = ids.to(device)
+    ids = prompt_ids(args.tokens, device)
     keep = name_filter(None, None)
     folder = Path(tempfile.mkdtemp(dir=args.tmp))
     ops_per_forward: dict[str, int] = {}

@@ -14,6 +14,7 @@ import argparse
 import cProfile
 import io
 import pstats
+import statistics
 import sys
 import tempfile
 import time
@@ -23,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from capture_overhead import LLAMA_8B, build_model
+from capture_overhead import build_model, prompt_ids
 
 from precdiff.capture.names import name_filter
 from precdiff.capture.runner import hooked_forward
@@ -34,16 +35,19 @@ from precdiff.devices import synchronize
 from precdiff.store import CaptureWriter
 
 
-def host_us(step: Callable[[], object], device: torch.device, calls: int = 200) -> float:
-    """Host µs per call of ``step`` (no synchronisation inside the loop)."""
+def host_us(step: Callable[[], object], device: torch.device, calls: int = 200, rounds: int = 1) -> float:
+    """Host µs per call of ``step`` (no synchronisation inside the loop): the median over ``rounds``
+    loops of ``calls`` calls, the device drained before each."""
     step()
+    times = []
+    for _ in range(rounds):
+        synchronize(device)
+        start = time.perf_counter()
+        for _ in range(calls):
+            step()
+        times.append((time.perf_counter() - start) / calls * 1e6)
     synchronize(device)
-    start = time.perf_counter()
-    for _ in range(calls):
-        step()
-    elapsed = time.perf_counter() - start
-    synchronize(device)
-    return elapsed / calls * 1e6
+    return statistics.median(times)
 
 
 def main() -> None:
@@ -56,10 +60,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     device = torch.device(args.device)
     model = build_model(args.layers, torch.bfloat16, device)
-    ids = torch.randint(
-        0, LLAMA_8B["vocab_size"], (1, args.tokens), generator=torch.Generator().manual_seed(1)
-    )
-    ids = ids.to(device)
+    ids = prompt_ids(args.tokens, device)
     keep = name_filter(None, None)
     folder = Path(tempfile.mkdtemp())
 

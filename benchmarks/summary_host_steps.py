@@ -10,33 +10,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
+import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).parent))
+from profile_capture import host_us
+
 from precdiff.capture import summary_triton
 from precdiff.capture.fused_summaries import FusedSummaries
 from precdiff.capture.stats import SummaryBatch
 from precdiff.devices import device_facts
 from precdiff.kernels import triton_launch
-
-
-def host_us(step: Callable[[], object], calls: int = 200, rounds: int = 7) -> float:
-    """Median over rounds of the host µs per call of ``step`` (the device is drained between rounds)."""
-    step()
-    times = []
-    for _ in range(rounds):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(calls):
-            step()
-        times.append((time.perf_counter() - start) / calls * 1e6)
-    torch.cuda.synchronize()
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -71,9 +59,9 @@ def main() -> None:
             arena_parts, arena_checks, pinned, summary_triton.SLOTS
         ),
     }
-    results = {name: host_us(step) for name, step in steps.items()}
+    results = {name: host_us(step, device, rounds=7) for name, step in steps.items()}
     results["SummaryBatch.add, per tensor, new batch of SLOTS each time"] = (
-        host_us(batch_add, calls=20) / summary_triton.SLOTS
+        host_us(batch_add, device, calls=20, rounds=7) / summary_triton.SLOTS
     )
     arena.take(wait=True)
     results["cached launches"] = len(triton_launch._cache)

@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 import torch
 import transformers
-from capture_overhead import LLAMA_8B
+from capture_overhead import LLAMA_8B, prompt_ids
 
 from precdiff.capture.environment import build_manifest
 from precdiff.capture.hooks import attach
@@ -70,7 +70,7 @@ def shared_weight_model(layers: int) -> torch.nn.Module:
 def write_capture(model: torch.nn.Module, path: Path, tokens: int, summary: bool) -> None:
     """What ``precdiff capture`` writes, through the same writer, sink and hooks."""
     options = CaptureOptions(device="cpu", dtype="float32", summary=summary)
-    ids = torch.randint(0, LLAMA_8B["vocab_size"], (1, tokens), generator=torch.Generator().manual_seed(1))
+    ids = prompt_ids(tokens, torch.device("cpu"))
     loaded = LoadedModel(model, None, "llama-8b-shape", None, "model.layers", len(model.model.layers))  # type: ignore[arg-type]
     with CaptureWriter(path) as writer, torch.no_grad():
         manifest = build_manifest(

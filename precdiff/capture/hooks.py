@@ -111,10 +111,14 @@ def _bound_before(before: Before, name: str) -> Callable[[nn.Module, tuple[Any, 
     return hook
 
 
+def _call_after(after: After, name: str, args: tuple[Any, ...], rest: tuple[Any, ...]) -> None:
+    kwargs, output = rest if len(rest) == 2 else ({}, rest[0])
+    after(name, args, kwargs, output)
+
+
 def _bound_after(after: After, name: str) -> Callable[..., None]:
     def hook(module: nn.Module, args: tuple[Any, ...], *rest: Any) -> None:
-        kwargs, output = rest if len(rest) == 2 else ({}, rest[0])
-        after(name, args, kwargs, output)
+        _call_after(after, name, args, rest)
 
     return hook
 
@@ -132,8 +136,7 @@ def _shared_after(after: After, names: dict[int, str]) -> Callable[..., None]:
     def hook(module: nn.Module, args: tuple[Any, ...], *rest: Any) -> None:
         name = names.get(id(module))
         if name is not None:
-            kwargs, output = rest if len(rest) == 2 else ({}, rest[0])
-            after(name, args, kwargs, output)
+            _call_after(after, name, args, rest)
 
     return hook
 
