@@ -33,10 +33,12 @@ GAP_US = 2.0  # idle stretches shorter than this are a kernel boundary, not the 
 
 
 def category(name: str) -> str:
-    if "_summary_kernel" in name:
-        return "summary kernel"
-    if "_reduce_kernel" in name:
+    # capture/summary_kernels.py's kernels (named _summary_kernel and _reduce_kernel before run y);
+    # torch's own reductions are at::native::reduce_kernel<...>
+    if "summary_reduce_kernel" in name or "_reduce_kernel" in name:
         return "batch reduction"
+    if "summary_kernel" in name:
+        return "summary kernel"
     if "Memcpy" in name or "memcpy" in name:
         return "copies"
     return "model and other"

@@ -14,6 +14,11 @@ vocab 128256) runs a prefill of ``--tokens`` tokens. The capture modes run the s
 - ``host``: no forward, a fixed amount of host work (:func:`host_probe`): the host's speed in each
   round, for reading the other modes' rounds against it.
 
+``--baseline FOLDER`` (a copy of another revision made by ``benchmarks/baseline_package.py``) adds
+``<mode>-base`` after each summary mode: the same capture by that revision, in the same rounds of the
+same process; ``side_by_side`` in the JSON gives each mode's median time over its twin's, round by
+round (the host's speed drifts between processes, so two processes cannot compare two versions).
+
 Each mode is timed ``--repeats`` times after one warm-up (full: ``--full-repeats``); the table gives
 medians and the ratio to ``plain``. Output JSON goes to ``--out``.
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import json
 import os
 import platform
@@ -35,17 +41,16 @@ import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 import transformers
 
-from precdiff.capture.hooks import attach
 from precdiff.capture.names import name_filter
-from precdiff.capture.runner import TensorSink
 from precdiff.devices import device_facts, synchronize
-from precdiff.store import CaptureWriter
 
 sys.path.insert(0, str(Path(__file__).parent))
+import baseline_package
 from writer_throughput import write_sequentially
 
 LLAMA_8B = dict(
@@ -100,6 +105,54 @@ def summary_launch(text: str | None) -> list[int] | None:
         grid, rows, warps, vec = (int(v) for v in text.split(","))
         summary_triton.LAUNCH[True] = (grid, rows, warps, vec)
     return list(summary_triton.LAUNCH[True])
+
+
+class CaptureApi(NamedTuple):
+    """What the capture benchmarks call of one precdiff version: this tree's or a ``--baseline``'s."""
+
+    attach: Callable[..., Any]
+    TensorSink: Callable[..., Any]
+    CaptureWriter: Callable[..., Any]
+    hooked_forward: Callable[..., Any]
+    CaptureOptions: Callable[..., Any]
+
+
+def versions(baseline: Path | None) -> dict[str, CaptureApi]:
+    """The versions to time, by the suffix of their modes' names: ``""`` this tree, ``"-base"`` the
+    copy of another revision in ``baseline`` (benchmarks/baseline_package.py)."""
+    packages = {"": "precdiff"}
+    if baseline is not None:
+        baseline_package.load(baseline)
+        packages["-base"] = baseline_package.NAME
+
+    def api(package: str) -> CaptureApi:
+        def module(name: str) -> Any:
+            return importlib.import_module(f"{package}.{name}")
+
+        return CaptureApi(
+            module("capture.hooks").attach,
+            module("capture.sink").TensorSink,
+            module("store").CaptureWriter,
+            module("capture.runner").hooked_forward,
+            module("config").CaptureOptions,
+        )
+
+    return {suffix: api(package) for suffix, package in packages.items()}
+
+
+def with_twins(modes: list[str], twinned: tuple[str, ...], suffixes: dict[str, CaptureApi]) -> list[str]:
+    """``modes`` with each mode of ``twinned`` followed by its twins of the other versions."""
+    return [f"{mode}{suffix}" for mode in modes for suffix in (suffixes if mode in twinned else [""])]
+
+
+def side_by_side(measured: dict[str, list[float]]) -> dict[str, float]:
+    """Per mode with a ``-base`` twin: the median over rounds of its time over the twin's in the same
+    round (both ran back to back, under the same host conditions)."""
+    return {
+        mode: statistics.median(ours / theirs for ours, theirs in zip(times, measured[f"{mode}-base"]))
+        for mode, times in measured.items()
+        if f"{mode}-base" in measured
+    }
 
 
 def without_gc(run: Callable[[], None]) -> Callable[[], None]:
@@ -239,8 +292,12 @@ def main() -> None:
     parser.add_argument(
         "--launch", default=None, help="GRID,TR,WARPS,VEC: the summary kernel's launch with the sketch"
     )
+    parser.add_argument(
+        "--baseline", type=Path, default=None, help="also time this copy (baseline_package.py)"
+    )
     args = parser.parse_args()
     launch = summary_launch(args.launch)
+    apis = versions(args.baseline)
 
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
@@ -255,12 +312,14 @@ def main() -> None:
 
     stored_bytes: dict[str, int] = {}
 
-    def captured(summary: bool, fsync: bool = False, sketches: bool = True) -> Callable[[], None]:
+    def captured(
+        summary: bool, fsync: bool = False, sketches: bool = True, api: CaptureApi = apis[""]
+    ) -> Callable[[], None]:
         def run() -> None:
             path = folder / "bench.h5"
-            with CaptureWriter(path) as writer:
-                sink = TensorSink(writer, summary=summary, device=device, sketches=sketches)
-                with torch.no_grad(), attach(model, keep, sink):
+            with api.CaptureWriter(path) as writer:
+                sink = api.TensorSink(writer, summary=summary, device=device, sketches=sketches)
+                with torch.no_grad(), api.attach(model, keep, sink):
                     model(input_ids=ids, use_cache=False)
                 sink.flush()
                 writer.finish()
@@ -280,17 +339,19 @@ def main() -> None:
 
     runs = {
         "plain": plain,
-        "summary": captured(True),
-        "summary-stats": captured(True, sketches=False),
+        **{f"summary{suffix}": captured(True, api=api) for suffix, api in apis.items()},
+        **{f"summary-stats{suffix}": captured(True, sketches=False, api=api) for suffix, api in apis.items()},
         "full": captured(False),
         "full+fsync": captured(False, fsync=True),
         "disk": disk,
         "host": host_probe(device),
     }
     started = cpu_times()
-    modes = args.modes.split(",")
+    modes = with_twins(args.modes.split(","), ("summary", "summary-stats"), apis)
     quick = [
-        mode for mode in modes if mode.removesuffix("-nogc") in ("plain", "summary", "summary-stats", "host")
+        mode
+        for mode in modes
+        if mode.removesuffix("-nogc").removesuffix("-base") in ("plain", "summary", "summary-stats", "host")
     ]
     measured = timed_rounds({mode: mode_run(runs, mode) for mode in quick}, device, args.repeats)
     for mode in modes:
@@ -329,6 +390,8 @@ def main() -> None:
         "tokens": args.tokens,
         "summary_launch": launch,
         "quiet_host": quiet_host({mode: measured[mode] for mode in quick}),
+        "baseline": str(args.baseline) if args.baseline else None,
+        "side_by_side": side_by_side(measured),
         "stored_bytes": stored_bytes,
         "summary_size_share_of_full": (
             stored_bytes["summary"] / stored_bytes["full"]
@@ -346,6 +409,8 @@ def main() -> None:
         print(f"{mode:<10}{float(row['median_s']):>12.4f}{float(row['ratio_to_plain']):>10.2f}")  # type: ignore[arg-type]
     if report["quiet_host"] is not None:
         print(quiet_line(report["quiet_host"], args.repeats))  # type: ignore[arg-type]
+    for mode, ratio in report["side_by_side"].items():  # type: ignore[attr-defined]
+        print(f"{mode}: this tree's time over the baseline's, round by round (median): {ratio:.3f}")
     if "full+fsync" in results and "disk" in results:
         print(
             f"full+fsync reaches {results['full+fsync']['share_of_disk_write']:.0%} of the disk mode's speed"

@@ -14,6 +14,7 @@ bf16, a prefill of ``--tokens`` tokens). Modes, each the same forward:
 
 The table gives medians, the ratio to ``plain``, the ops traced per forward and the added µs per op
 (``(mode − plain) / ops``). Target on the GPU: ``op`` ≤ 3× ``plain``. Output JSON goes to ``--out``.
+``--baseline FOLDER`` adds ``<mode>-base`` twins of the capture modes, as in capture_overhead.py.
 
     PYTHONPATH=$PWD python benchmarks/op_capture_overhead.py --device cuda \\
         --out benchmarks/results/op_capture_overhead_h200.json
@@ -39,6 +40,7 @@ import transformers
 sys.path.insert(0, str(Path(__file__).parent))
 from capture_overhead import (
     LLAMA_8B,
+    CaptureApi,
     build_model,
     cpu_times,
     host_load,
@@ -47,17 +49,16 @@ from capture_overhead import (
     prompt_ids,
     quiet_host,
     quiet_line,
+    side_by_side,
     summary_launch,
     timed_rounds,
+    versions,
+    with_twins,
 )
 
 from precdiff.capture.names import name_filter
 from precdiff.capture.op_trace import CallTree, OpTracer
-from precdiff.capture.runner import hooked_forward
-from precdiff.capture.sink import TensorSink
-from precdiff.config import CaptureOptions
 from precdiff.devices import device_facts
-from precdiff.store import CaptureWriter
 
 
 def main() -> None:
@@ -75,8 +76,12 @@ def main() -> None:
     parser.add_argument(
         "--launch", default=None, help="GRID,TR,WARPS,VEC: the summary kernel's launch with the sketch"
     )
+    parser.add_argument(
+        "--baseline", type=Path, default=None, help="also time this copy (baseline_package.py)"
+    )
     args = parser.parse_args()
     launch = summary_launch(args.launch)
+    apis = versions(args.baseline)
 
     device = torch.device(args.device)
     model = build_model(args.layers, getattr(torch, args.dtype), device)
@@ -89,16 +94,16 @@ def main() -> None:
         with torch.no_grad():
             model(input_ids=ids, use_cache=False)
 
-    def captured(level: str, sketches: bool = True) -> Callable[[], None]:
-        options = CaptureOptions(summary=True, level=level)
+    def captured(level: str, sketches: bool = True, api: CaptureApi = apis[""]) -> Callable[[], None]:
+        options = api.CaptureOptions(summary=True, level=level)
 
         def run() -> None:
             path = folder / "bench.h5"
-            with CaptureWriter(path) as writer:
-                sink = TensorSink(
+            with api.CaptureWriter(path) as writer:
+                sink = api.TensorSink(
                     writer, summary=True, device=device, num_tokens=args.tokens, sketches=sketches
                 )
-                with torch.no_grad(), hooked_forward(model, keep, sink, options):
+                with torch.no_grad(), api.hooked_forward(model, keep, sink, options):
                     model(input_ids=ids, use_cache=False)
                 sink.flush()
                 ops_per_forward[level] = writer.tensor_count
@@ -114,17 +119,14 @@ def main() -> None:
             model(input_ids=ids, use_cache=False)
         ops_per_forward["trace"] = tracer.traced_ops
 
-    runs = {
-        "plain": plain,
-        "module": captured("module"),
-        "op": captured("op"),
-        "module-stats": captured("module", sketches=False),
-        "op-stats": captured("op", sketches=False),
-        "trace": trace,
-        "host": host_probe(device),
-    }
+    runs = {"plain": plain, "trace": trace, "host": host_probe(device)}
+    for suffix, api in apis.items():
+        runs[f"module{suffix}"] = captured("module", api=api)
+        runs[f"op{suffix}"] = captured("op", api=api)
+        runs[f"module-stats{suffix}"] = captured("module", sketches=False, api=api)
+        runs[f"op-stats{suffix}"] = captured("op", sketches=False, api=api)
+    modes = with_twins(args.modes.split(","), ("module", "op", "module-stats", "op-stats"), apis)
     started = cpu_times()
-    modes = args.modes.split(",")
     measured = timed_rounds({mode: mode_run(runs, mode) for mode in modes}, device, args.repeats)
     results: dict[str, dict[str, object]] = {
         mode: {"median_s": statistics.median(times), "least_s": min(times), "times_s": times}
@@ -150,6 +152,8 @@ def main() -> None:
         "tokens": args.tokens,
         "summary_launch": launch,
         "quiet_host": quiet_host(measured),
+        "baseline": str(args.baseline) if args.baseline else None,
+        "side_by_side": side_by_side(measured),
         "ops_per_forward": traced_ops,
         "tensors_written": ops_per_forward,
         "results": results,
@@ -165,6 +169,8 @@ def main() -> None:
         print(f"{mode:<10}{float(row['median_s']):>12.4f}{float(row['ratio_to_plain']):>10.2f}{per_op_text}")  # type: ignore[arg-type]
     if report["quiet_host"] is not None:
         print(quiet_line(report["quiet_host"], args.repeats))  # type: ignore[arg-type]
+    for mode, ratio in report["side_by_side"].items():  # type: ignore[attr-defined]
+        print(f"{mode}: this tree's time over the baseline's, round by round (median): {ratio:.3f}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")

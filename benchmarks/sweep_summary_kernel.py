@@ -21,6 +21,7 @@ import triton.language as tl
 
 from precdiff.capture import summary_triton as st
 from precdiff.capture.sketch import SIGN_BIT, WIDTH
+from precdiff.capture.summary_kernels import summary_kernel
 
 SHAPES = [(2048, 14336), (2048, 4096), (2048, 1024), (2048, 128)]
 CALLS = 20
@@ -69,8 +70,8 @@ def main() -> None:
                     WIDTH, rows, grid, st.ROW, st.BLOCK_ROWS, SIGN_BIT, 16, sketch, False, tl.float32, vec, False,
                 )  # fmt: skip
                 try:
-                    compiled = st._summary_kernel[(grid,)](*call, num_warps=warps)
-                    us = device_us(lambda a=call, g=grid, w=warps: st._summary_kernel[(g,)](*a, num_warps=w))
+                    compiled = summary_kernel[(grid,)](*call, num_warps=warps)
+                    us = device_us(lambda a=call, g=grid, w=warps: summary_kernel[(g,)](*a, num_warps=w))
                 except Exception as exc:  # a shape the compiler refuses (registers, shared memory)
                     cells.append(f"ERR {type(exc).__name__}: {str(exc)[:80]}")
                     total = float("inf")

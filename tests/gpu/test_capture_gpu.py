@@ -14,19 +14,30 @@ pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available()
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("numel", [1, 255, 1000, 1280, 32768, 32769, 5_000_003, 20_000_001])
 @pytest.mark.parametrize("sketches", [True, False])
-def test_fused_summary_matches_the_torch_definitions(dtype: torch.dtype, numel: int, sketches: bool) -> None:
+@pytest.mark.parametrize("special", ["nonfinite", "finite", "first_nan", "huge"])
+def test_fused_summary_matches_the_torch_definitions(
+    dtype: torch.dtype, numel: int, sketches: bool, special: str
+) -> None:
     """Statistics against the torch reference (min, max, counts exact), the checksum bit for bit and
     the sketch to float64 rounding against capture/sketch.py's torch path on the CPU; statistics-only
     summaries (another load pattern) give the same statistics. 1,280 elements have no partial row;
-    20,000,001 outgrow the first row tables."""
+    20,000,001 outgrow the first row tables. The kernel's two paths: all finite (every program on
+    the fast path), a few NaN / ±Inf (their programs on the exact one), a NaN first element (it
+    fills the rows outside the tensor on the fast path), a value whose float32 square overflows."""
     from precdiff.capture.sketch import sketch_and_checksum
     from precdiff.capture.stats import SummaryBatch, tensor_stats_torch
 
+    if special == "huge" and dtype == torch.float16:
+        pytest.skip("float16 holds no value whose float32 square overflows")
     x = (torch.randn(numel, device="cuda") * 4 + 1).to(dtype)
-    if numel > 10:
+    if special == "nonfinite" and numel > 10:
         x[3] = float("nan")
         x[7] = float("inf")
         x[9] = float("-inf")
+    elif special == "first_nan":
+        x[0] = float("nan")
+    elif special == "huge":
+        x[numel // 2] = 1e30
     batch = SummaryBatch(sketches=sketches)
     batch.add(x)
     (summary,) = batch.resolve()
@@ -34,7 +45,7 @@ def test_fused_summary_matches_the_torch_definitions(dtype: torch.dtype, numel: 
     reference = tensor_stats_torch(x).cpu().numpy()
     np.testing.assert_array_equal(ours[[0, 1, 5, 6]], reference[[0, 1, 5, 6]])
     np.testing.assert_allclose(ours[[2, 3, 4]], reference[[2, 3, 4]], rtol=2e-5, atol=1e-6)
-    if numel == 1:
+    if numel == 1 and special != "first_nan":
         assert ours[3] == 0.0  # the shifted sums make a single element's std exactly 0
     if not sketches:
         assert summary.sketch is None and summary.checksum is None
