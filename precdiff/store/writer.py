@@ -12,9 +12,8 @@ import contextlib
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from types import TracebackType
 
@@ -26,6 +25,7 @@ from precdiff._version import __version__
 from precdiff.errors import CaptureError, InputError
 from precdiff.store import format as fmt
 from precdiff.store.dtypes import STORABLE_DTYPES, dtype_code
+from precdiff.store.h5io import append_rows, chunk_shape, json_strings, new_attribute, set_attribute
 from precdiff.store.manifest import Manifest
 from precdiff.store.rawio import RawFile, check_room
 
@@ -37,48 +37,6 @@ RAW_MIN_BYTES = 64 << 10
 
 # A dtype and shape's index fields: dtype code, shape, shape padded to MAX_NDIM with -1, numel.
 _Layout = tuple[str, tuple[int, ...], list[int], int]
-
-
-def json_strings(items: Iterable[str]) -> str:
-    """``json.dumps(list(items))`` for strings, the same text at a fraction of the cost (no encoder
-    object per call): one per op-level index row."""
-    return "[" + ", ".join(map(encode_basestring_ascii, items)) + "]"
-
-
-def chunk_shape(shape: Sequence[int], itemsize: int) -> tuple[int, ...] | None:
-    """A chunk of about :data:`~precdiff.store.format.CHUNK_BYTES`, full along the trailing axes.
-
-    Trailing axes are kept whole while they fit, so a chunk is a contiguous run of rows of the
-    C-ordered tensor; returns ``None`` (contiguous storage) for tensors that fit one chunk.
-    """
-    if not shape or int(np.prod(shape)) * itemsize <= fmt.CHUNK_BYTES:
-        return None
-    chunk = [1] * len(shape)
-    budget = max(1, fmt.CHUNK_BYTES // itemsize)
-    for axis in range(len(shape) - 1, -1, -1):
-        if shape[axis] <= budget:
-            chunk[axis] = max(1, shape[axis])
-            budget //= max(1, shape[axis])
-        else:
-            chunk[axis] = max(1, budget)
-            break
-    return tuple(chunk)
-
-
-def _append(
-    dataset: h5py.Dataset, rows: np.ndarray, memory_type: h5py.h5t.TypeID | None = None, at: int | None = None
-) -> int:
-    """Write ``rows`` at row ``at`` (default: the end) of a dataset extendible along its first axis,
-    growing it; returns where they went. h5py's resize and slice assignment, less their Python
-    (~0.5 ms per call, index appends are per batch of rows)."""
-    dataset_id = dataset.id
-    start = dataset_id.shape[0] if at is None else at
-    shape = (start + rows.shape[0], *rows.shape[1:])
-    dataset_id.set_extent(shape)
-    space = dataset_id.get_space()
-    space.select_hyperslab((start,) + (0,) * (rows.ndim - 1), rows.shape)
-    dataset_id.write(h5py.h5s.create_simple(rows.shape), space, rows, memory_type)
-    return start
 
 
 class CaptureWriter:
@@ -128,11 +86,15 @@ class CaptureWriter:
         self._early.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
         self._early.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
         self._room_checked = True  # rows buffered since the last disk-room check (summary rows)
-        self._file.attrs[fmt.ATTR_FORMAT] = fmt.FORMAT_NAME
-        self._file.attrs[fmt.ATTR_FORMAT_VERSION] = fmt.FORMAT_VERSION
-        self._file.attrs[fmt.ATTR_COMPLETE] = False
-        self._file.attrs[fmt.ATTR_PRECDIFF_VERSION] = __version__
-        self._file.attrs[fmt.ATTR_CREATED] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        for name, value in (
+            (fmt.ATTR_FORMAT, fmt.FORMAT_NAME),
+            (fmt.ATTR_FORMAT_VERSION, fmt.FORMAT_VERSION),
+            (fmt.ATTR_COMPLETE, False),
+            (fmt.ATTR_PRECDIFF_VERSION, __version__),
+            (fmt.ATTR_CREATED, created),
+        ):
+            new_attribute(self._file.id, name, value)
         self._index_dtype = fmt.index_dtype()
         self._layouts: dict[tuple[torch.dtype, tuple[int, ...]], _Layout] = {}
         self._skipped: list[dict[str, str]] = []
@@ -305,7 +267,7 @@ class CaptureWriter:
         if not self._room_checked:
             check_room(self.partial_path, 0)
             self._room_checked = True
-        start = _append(self._index, np.array(self._rows, dtype=self._index_dtype), self._index_type)
+        start = append_rows(self._index, np.array(self._rows, dtype=self._index_dtype), self._index_type)
         if self._sketches.count(None) < len(self._sketches):
             self._append_sketches(start)
         self._rows.clear()
@@ -349,8 +311,8 @@ class CaptureWriter:
                 if entry is not None:
                     values[i] = entry[0]
                     sums[i] = entry[1] % (1 << 64)
-        _append(sketches, values, at=start)
-        _append(checksums, sums, at=start)
+        append_rows(sketches, values, at=start)
+        append_rows(checksums, sums, at=start)
 
     def write_prompt_logprobs(self, topk_ids: np.ndarray, topk_logprobs: np.ndarray) -> None:
         """Store the top-k next-token ids and logprobs at every prompt position ([seq, k])."""
@@ -383,7 +345,7 @@ class CaptureWriter:
         self.flush_index()
         if self._raw is not None:  # before `complete`: an early write-back's error fails the capture
             self._raw.close(wait=True)
-        self._file.attrs[fmt.ATTR_COMPLETE] = True
+        set_attribute(self._file.id, fmt.ATTR_COMPLETE, True)
         self._file.flush()
         self._file.close()
         os.replace(self.partial_path, self.path)

@@ -16,7 +16,7 @@ import torch
 from precdiff.errors import InputError
 from precdiff.store import CaptureWriter
 from precdiff.store import format as fmt
-from precdiff.store.writer import json_strings
+from precdiff.store.h5io import json_strings
 
 STATS = [-1.5, 2.0, 0.25, 1.0, 3.5, 0.0, 0.0]
 

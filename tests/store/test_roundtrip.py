@@ -12,8 +12,8 @@ from stored import write_stored
 from precdiff.errors import CaptureFormatError, IncompatibleCaptureError, InputError
 from precdiff.store import CaptureWriter, open_capture
 from precdiff.store import format as fmt
+from precdiff.store.h5io import chunk_shape
 from precdiff.store.manifest import Manifest
-from precdiff.store.writer import chunk_shape
 
 STATS = [0.0] * len(fmt.STAT_NAMES)
 
