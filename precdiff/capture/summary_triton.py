@@ -138,7 +138,7 @@ def _launch(
         x, table, tables.mixes, tables.perm, tables.start, tables.below, parts, checks, n, n // WIDTH,
         WIDTH, tile_rows, grid, ROW, BLOCK_ROWS, SIGN_BIT, x.element_size() * 8, sketches,
         integer, tl.float64 if integer else tl.float32, run, many,
-        num_warps=warps,
+        tensors=8, num_warps=warps,
     )  # fmt: skip
 
 
@@ -161,5 +161,5 @@ def launch_reduce(parts: torch.Tensor, checks: torch.Tensor, out: torch.Tensor, 
         summary_reduce_kernel,
         (count, triton.cdiv(ROW, _REDUCE_COLS)),
         parts, checks, out.data_ptr(), grid, ROW, WIDTH, _REDUCE_COLS, _REDUCE_STEP,
-        num_warps=4,
+        tensors=2, num_warps=4,
     )  # fmt: skip
