@@ -326,7 +326,8 @@ def main() -> None:
             if fsync:
                 with open(path, "rb") as handle:
                     os.fsync(handle.fileno())
-            stored_bytes[("summary" if sketches else "summary-stats") if summary else "full"] = (
+            mode = ("summary" if sketches else "summary-stats") if summary else "full"
+            stored_bytes[mode + next(suffix for suffix, known in apis.items() if known is api)] = (
                 path.stat().st_size
             )
             path.unlink()
