@@ -313,8 +313,10 @@ def main() -> None:
     stored_bytes: dict[str, int] = {}
 
     def captured(
-        summary: bool, fsync: bool = False, sketches: bool = True, api: CaptureApi = apis[""]
+        summary: bool, fsync: bool = False, sketches: bool = True, suffix: str = ""
     ) -> Callable[[], None]:
+        api = apis[suffix]
+
         def run() -> None:
             path = folder / "bench.h5"
             with api.CaptureWriter(path) as writer:
@@ -327,9 +329,7 @@ def main() -> None:
                 with open(path, "rb") as handle:
                     os.fsync(handle.fileno())
             mode = ("summary" if sketches else "summary-stats") if summary else "full"
-            stored_bytes[mode + next(suffix for suffix, known in apis.items() if known is api)] = (
-                path.stat().st_size
-            )
+            stored_bytes[mode + suffix] = path.stat().st_size
             path.unlink()
 
         return run
@@ -340,8 +340,8 @@ def main() -> None:
 
     runs = {
         "plain": plain,
-        **{f"summary{suffix}": captured(True, api=api) for suffix, api in apis.items()},
-        **{f"summary-stats{suffix}": captured(True, sketches=False, api=api) for suffix, api in apis.items()},
+        **{f"summary{suffix}": captured(True, suffix=suffix) for suffix in apis},
+        **{f"summary-stats{suffix}": captured(True, sketches=False, suffix=suffix) for suffix in apis},
         "full": captured(False),
         "full+fsync": captured(False, fsync=True),
         "disk": disk,
