@@ -62,6 +62,9 @@ class NullWriter:
     def write_tensor(self, name: str, **row: Any) -> None:
         pass
 
+    def write_rows(self, rows: Any, stats: Any, sketches: Any = None, sketched: Any = None) -> None:
+        pass
+
     def flush_index(self) -> None:
         pass
 

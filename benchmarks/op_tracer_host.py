@@ -55,7 +55,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Precomputed:
-    """``SummaryBatch``'s interface (capture/stats.py) returning one precomputed summary per tensor.
+    """``SummaryBatch``'s interface (capture/stats.py) returning one precomputed summary per tensor:
+    as arrays (``take_*``, this tree's sink) or as ``Summary`` objects (``resolve_*``, the sink of
+    revisions before the arrays).
 
     ``held``: summaries reach the "host" only at the flush, one batch of ``SLOTS`` at a time, as when
     the device runs behind the forward; else at once, as on a CPU.
@@ -71,8 +73,15 @@ class Precomputed:
         from precdiff.capture.sketch import WIDTH
         from precdiff.capture.stats import Summary
 
+        stats = [-1.0, 1.0, 0.0, 0.5, 8.0, 0.0, 0.0]
         sketch = np.linspace(-1.0, 1.0, WIDTH) if sketches else None
-        self._summary = Summary([-1.0, 1.0, 0.0, 0.5, 8.0, 0.0, 0.0], sketch, 0x1234 if sketches else None)
+        self._summary = Summary(stats, sketch, 0x1234 if sketches else None)
+        self._rows = (
+            np.array([stats]),
+            sketch[None] if sketch is not None else None,
+            np.array([0x1234], dtype=np.uint64),
+        )
+        self._many = self._rows
         self._queued = 0
         self._held = held
 
@@ -82,22 +91,44 @@ class Precomputed:
     def add(self, tensor: object) -> None:
         self._queued += 1
 
-    def _take(self, count: int) -> list[object]:
+    def _count(self, count: int) -> int:
         count = min(count, self._queued)
         self._queued -= count
-        return [self._summary] * count
+        return count
+
+    def _block(self, count: int) -> object:
+        import numpy as np
+
+        from precdiff.capture.stats import SummaryBlock  # type: ignore[attr-defined]  # this tree's
+
+        count = self._count(count)
+        if len(self._many[0]) < count:  # views of arrays made once: the stand-in costs next to nothing
+            self._many = tuple(None if a is None else np.repeat(a, 2 * count, axis=0) for a in self._rows)
+        stats, sketch, checksum = self._many
+        if sketch is None:
+            return SummaryBlock(stats[:count], None, None)
+        return SummaryBlock(stats[:count], sketch[:count], checksum[:count])
 
     def launch_waiting(self) -> None:
         """Nothing waits: the summaries are precomputed."""
 
+    def take_ready(self) -> object:
+        return self._block(0 if self._held else self._queued)
+
+    def take_next(self) -> object:
+        return self._block(self.SLOTS if self._held else self._queued)
+
+    def take_all(self) -> object:
+        return self._block(self._queued)
+
     def resolve_ready(self) -> list[object]:
-        return self._take(0 if self._held else self._queued)
+        return [self._summary] * self._count(0 if self._held else self._queued)
 
     def resolve_next(self) -> list[object]:
-        return self._take(self.SLOTS if self._held else self._queued)
+        return [self._summary] * self._count(self.SLOTS if self._held else self._queued)
 
     def resolve(self) -> list[object]:
-        return self._take(self._queued)
+        return [self._summary] * self._count(self._queued)
 
 
 def build_model() -> object:
@@ -148,18 +179,14 @@ def content_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def measure(tokens: int, repeats: int, modes: tuple[str, ...]) -> dict[str, object]:
-    """Median CPU seconds per mode in this process (the precdiff on ``sys.path``)."""
-    import torch
+def measure(
+    tokens: int, repeats: int, modes: tuple[str, ...], packages: tuple[str, ...] = ("precdiff",)
+) -> dict[str, object]:
+    """Median CPU seconds per mode in this process, of each package (``precdiff`` and, side by side,
+    a ``precdiff_base`` copy: every forward of each mode alternates between them)."""
+    import importlib
 
-    import precdiff
-    from precdiff.capture import sink as sink_module
-    from precdiff.capture.names import name_filter
-    from precdiff.capture.op_trace import CallTree, OpTracer
-    from precdiff.capture.runner import hooked_forward
-    from precdiff.capture.sink import TensorSink
-    from precdiff.config import CaptureOptions
-    from precdiff.store import CaptureWriter
+    import torch
 
     torch.set_num_threads(1)
     model = build_model()
@@ -167,80 +194,115 @@ def measure(tokens: int, repeats: int, modes: tuple[str, ...]) -> dict[str, obje
     device = torch.device("cpu")
     folder = Path(tempfile.mkdtemp())
     ops: dict[str, int] = {}
-    tails: dict[str, list[float]] = {mode: [] for mode in HOST_MODES}
-    real_batch = sink_module.SummaryBatch
+    tails: dict[tuple[str, str], list[float]] = {}
 
-    def plain() -> None:
-        with torch.no_grad():
-            model(input_ids=ids, use_cache=False)
+    def modes_of(package: str) -> tuple[dict[str, Callable[[], None]], Callable[[Path], None]]:
+        """Each mode's forward with this package, and what writes its reference capture."""
+        sink_module = importlib.import_module(f"{package}.capture.sink")
+        name_filter = importlib.import_module(f"{package}.capture.names").name_filter
+        op_trace = importlib.import_module(f"{package}.capture.op_trace")
+        hooked_forward = importlib.import_module(f"{package}.capture.runner").hooked_forward
+        options_type = importlib.import_module(f"{package}.config").CaptureOptions
+        writer_type = importlib.import_module(f"{package}.store").CaptureWriter
+        real_batch = sink_module.SummaryBatch
 
-    def trace() -> None:
-        tree = CallTree()
-        tracer = OpTracer(tree, lambda *_: None, references=True, model=model)
-        with torch.no_grad(), tree.hooked(model), tracer:
-            model(input_ids=ids, use_cache=False)
-        ops["traced"] = tracer.traced_ops
+        def plain() -> None:
+            with torch.no_grad():
+                model(input_ids=ids, use_cache=False)
 
-    def captured(
-        level: str, sketches: bool, host: str | None = None, keep: Path | None = None
-    ) -> Callable[[], None]:
-        def run() -> None:
-            path = keep or folder / "op.h5"
-            if host is not None:  # the stand-in, for this capture only
-                sink_module.SummaryBatch = lambda **kw: Precomputed(**kw, held=host == "module-host")
-            try:
-                with CaptureWriter(path) as writer:
-                    sink = TensorSink(
-                        writer, summary=True, device=device, num_tokens=tokens, sketches=sketches
-                    )
-                    options = CaptureOptions(summary=True, level=level)
-                    with torch.no_grad(), hooked_forward(model, name_filter(None, None), sink, options):
-                        model(input_ids=ids, use_cache=False)
-                    start = time.process_time()
-                    sink.flush()
-                    writer.finish()
-                    if host is not None:
-                        tails[host].append(time.process_time() - start)
-                    ops[f"written {level}"] = writer.tensor_count
-            finally:
-                sink_module.SummaryBatch = real_batch
-            if keep is None:
-                path.unlink()
+        def trace() -> None:
+            tree = op_trace.CallTree()
+            tracer = op_trace.OpTracer(tree, lambda *_: None, references=True, model=model)
+            with torch.no_grad(), tree.hooked(model), tracer:
+                model(input_ids=ids, use_cache=False)
+            ops["traced"] = tracer.traced_ops
 
-        return run
+        def captured(
+            level: str, sketches: bool, host: str | None = None, keep: Path | None = None
+        ) -> Callable[[], None]:
+            def run() -> None:
+                path = keep or folder / "op.h5"
+                if host is not None:  # the stand-in, for this capture only
+                    sink_module.SummaryBatch = lambda **kw: Precomputed(**kw, held=host == "module-host")
+                try:
+                    with writer_type(path) as writer:
+                        sink = sink_module.TensorSink(
+                            writer, summary=True, device=device, num_tokens=tokens, sketches=sketches
+                        )
+                        options = options_type(summary=True, level=level)
+                        with torch.no_grad(), hooked_forward(model, name_filter(None, None), sink, options):
+                            model(input_ids=ids, use_cache=False)
+                        start = time.process_time()
+                        sink.flush()
+                        writer.finish()
+                        if host is not None:
+                            tails.setdefault((package, host), []).append(time.process_time() - start)
+                        ops[f"written {level}"] = writer.tensor_count
+                finally:
+                    sink_module.SummaryBatch = real_batch
+                if keep is None:
+                    path.unlink()
 
-    every = {
-        "plain": plain,
-        "trace": trace,
-        "op-host": captured("op", True, "op-host"),
-        "op-stats": captured("op", False),
-        "op": captured("op", True),
-        "module-host": captured("module", True, "module-host"),
-    }
-    runs = {mode: every[mode] for mode in modes}
-    for run in runs.values():
-        run()  # warm-up
-    for values in tails.values():
-        values.clear()
-    times: dict[str, list[float]] = {mode: [] for mode in runs}
-    for _ in range(repeats):
-        for mode, run in runs.items():  # round robin: a change of load weighs on every mode alike
-            start = time.process_time()
-            run()
-            times[mode].append(time.process_time() - start)
-    reference = folder / "digest.h5"
-    captured("op", True, keep=reference)()
-    return {
-        "precdiff": str(Path(precdiff.__file__).parent),
-        "ops_per_forward": ops["traced"],
-        "tensors_written": {key.split()[1]: value for key, value in ops.items() if key.startswith("written")},
-        "op_capture_digest": content_digest(reference),
-        "median_s": {mode: statistics.median(values) for mode, values in times.items()},
-        # The least time of a mode: load on a shared host only ever adds to a forward's time.
-        "min_s": {mode: min(values) for mode, values in times.items()},
-        "tail_median_s": {mode: statistics.median(values) for mode, values in tails.items() if values},
-        "tail_min_s": {mode: min(values) for mode, values in tails.items() if values},
-    }
+            return run
+
+        every = {
+            "plain": plain,
+            "trace": trace,
+            "op-host": captured("op", True, "op-host"),
+            "op-stats": captured("op", False),
+            "op": captured("op", True),
+            "module-host": captured("module", True, "module-host"),
+        }
+        return {mode: every[mode] for mode in modes}, lambda path: captured("op", True, keep=path)()
+
+    sides = {package: modes_of(package) for package in packages}
+    for runs, _ in sides.values():
+        for run in runs.values():
+            run()  # warm-up
+    tails.clear()
+    times: dict[str, dict[str, list[float]]] = {package: {mode: [] for mode in modes} for package in packages}
+    for repeat in range(repeats):
+        for mode in modes:  # round robin: a change of load weighs on every mode alike
+            order = packages if repeat % 2 == 0 else packages[::-1]
+            for package in order:
+                start = time.process_time()
+                sides[package][0][mode]()
+                times[package][mode].append(time.process_time() - start)
+    results: dict[str, object] = {}
+    for package in packages:
+        reference = folder / f"digest-{package}.h5"
+        sides[package][1](reference)
+        mine = times[package]
+        results[package] = {
+            "precdiff": str(Path(importlib.import_module(package).__file__ or "").parent),
+            "ops_per_forward": ops["traced"],
+            "tensors_written": {
+                key.split()[1]: value for key, value in ops.items() if key.startswith("written")
+            },
+            "op_capture_digest": content_digest(reference),
+            "median_s": {mode: statistics.median(values) for mode, values in mine.items()},
+            # The least time of a mode: load on a shared host only ever adds to a forward's time.
+            "min_s": {mode: min(values) for mode, values in mine.items()},
+            "tail_median_s": {
+                mode: statistics.median(tails[package, mode])
+                for mode in HOST_MODES
+                if (package, mode) in tails
+            },
+            "tail_min_s": {
+                mode: min(tails[package, mode]) for mode in HOST_MODES if (package, mode) in tails
+            },
+        }
+    if len(packages) == 2:
+        # Forward by forward, each one's time over its twin's, run next to it: the drift of the host's
+        # speed cancels (the medians of two subprocesses do not).
+        first, second = packages
+        results["paired_ratio_median"] = {
+            mode: statistics.median(
+                a / b for a, b in zip(times[first][mode], times[second][mode], strict=True)
+            )
+            for mode in modes
+        }
+    return results if len(packages) == 2 else results[packages[0]]  # type: ignore[return-value]
 
 
 def _unpack(rev: str, folder: Path) -> Path:
@@ -293,6 +355,47 @@ def _summary(rounds: list[dict[str, object]], modes: tuple[str, ...]) -> dict[st
     return summary
 
 
+def in_process(folder: Path, tokens: int, repeats: int, modes: tuple[str, ...], out: Path | None) -> None:
+    """This tree and a ``precdiff_base`` copy side by side in one process (see :func:`measure`)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import baseline_package
+
+    baseline_package.load(folder)
+    load_before = os.getloadavg()[0]
+    results = measure(tokens, repeats, modes, ("precdiff", baseline_package.NAME))
+    this, base = results["precdiff"], results[baseline_package.NAME]
+    assert isinstance(this, dict) and isinstance(base, dict)
+    report = {
+        "benchmark": "op_tracer_host --baseline-package",
+        "date": date.today().isoformat(),
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "cores": len(os.sched_getaffinity(0)),
+        "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]},
+        "model": "llama-8b op graph: 32 layers, 32/8 heads, hidden 64, vocab 256, bf16, sdpa",
+        "tokens": tokens,
+        "repeats": repeats,
+        "clock": "process CPU time, 1 torch thread",
+        "baseline": str(folder),
+        "this": this,
+        "base": base,
+        "paired_ratio_median": results["paired_ratio_median"],
+        # The same op-level capture written by both versions: the change keeps every stored byte.
+        "same_content": this["op_capture_digest"] == base["op_capture_digest"],
+    }
+    print(f"op tracer host time, in one process: {report['model']}, {tokens} tokens, {repeats} forwards each")
+    print(f"{'mode':<12}{'this ms':>9}{'base ms':>9}{'this/base, paired':>19}")
+    for mode in modes:
+        ratio = results["paired_ratio_median"][mode]  # type: ignore[index]
+        print(
+            f"{mode:<12}{this['median_s'][mode] * 1e3:>9.1f}{base['median_s'][mode] * 1e3:>9.1f}{ratio:>19.3f}"
+        )
+    print(f"same file content (index rows, sketches, checksums): {report['same_content']}")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -302,6 +405,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="subprocesses per version, alternating")
     parser.add_argument("--baseline", help="also measure this git revision, alternating with this tree")
     parser.add_argument(
+        "--baseline-package",
+        type=Path,
+        help="also measure this copy of another revision (benchmarks/baseline_package.py) in the same "
+        "process, forward by forward",
+    )
+    parser.add_argument(
         "--modes", default=",".join(MODES), help="comma-separated; plain and trace always run"
     )
     parser.add_argument("--out", type=Path, default=None)
@@ -310,6 +419,9 @@ def main() -> None:
     modes = tuple(mode for mode in MODES if mode in {"plain", "trace", *args.modes.split(",")})
     if args.measure:
         print(json.dumps(measure(args.tokens, args.repeats, modes)))
+        return
+    if args.baseline_package:
+        in_process(args.baseline_package, args.tokens, args.repeats, modes, args.out)
         return
     load_before = os.getloadavg()[0]
     sides: dict[str, list[dict[str, object]]] = {"this": []}

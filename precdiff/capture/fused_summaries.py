@@ -28,32 +28,44 @@ from precdiff.store.format import STAT_NAMES
 
 
 class _LaunchTables:
-    """The (address, numel, slot) tables of shared launches: a few pinned host buffers, each copied
-    without blocking into its own device buffer; a host buffer is refilled only once its last copy
-    is done, a device buffer is overwritten only by a copy queued after the launch that read it."""
+    """The (address, numel, slot) tables of shared launches: a ring of pinned host buffers, each copied
+    without blocking into its own device buffer; a device buffer is overwritten only by a copy queued
+    after the launch that read it. A host buffer is refilled only once its last copy is done: one
+    event per GROUP copies, waited for a lap of the ring later (then the device runs RING launches
+    behind the host, and it bounds the capture anyway). Each view of the buffers is made once, when
+    first used: two slices and an event per launch were most of the host time of filling a table."""
 
-    RING = 16  # shared launches the device may run behind the host before a refill waits
+    RING = 64  # shared launches the device may run behind the host before a refill waits
+    GROUP = 16  # copies per event
 
     def __init__(self, device: torch.device):
-        self._host = [torch.empty((SHARED, 3), dtype=torch.int64, pin_memory=True) for _ in range(self.RING)]
-        self._rows = [buffer.numpy() for buffer in self._host]
-        self._device = [torch.empty((SHARED, 3), dtype=torch.int64, device=device) for _ in range(self.RING)]
-        self._copied: list[torch.cuda.Event | None] = [None] * self.RING
+        self._host = torch.empty((self.RING, SHARED, 3), dtype=torch.int64, pin_memory=True)
+        self._device = torch.empty((self.RING, SHARED, 3), dtype=torch.int64, device=device)
+        self._rows = self._host.numpy()
+        # (buffer, table length) -> (pinned source, device destination) of the copy
+        self._views: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._copied: list[torch.cuda.Event | None] = [None] * (self.RING // self.GROUP)
         self._next = 0
 
     def fill(self, rows: list[tuple[int, int, int]]) -> torch.Tensor:
         """The device table holding ``rows`` (its copy queued on the current stream)."""
         i, self._next = self._next, (self._next + 1) % self.RING
-        copied = self._copied[i]
-        if copied is not None:
-            # Waits only when the device runs more than RING shared launches behind the host; then
-            # the device bounds the capture anyway.
+        group, place = divmod(i, self.GROUP)
+        copied = self._copied[group]
+        if place == 0 and copied is not None:
+            # The group's copies of the last lap, queued RING fills ago: waits only when the device
+            # runs that far behind.
             copied.synchronize()
-        self._rows[i][: len(rows)] = rows
-        table = self._device[i][: len(rows)]
-        table.copy_(self._host[i][: len(rows)], non_blocking=True)
-        event = self._copied[i] = copied or torch.cuda.Event()
-        event.record()
+        count = len(rows)
+        self._rows[i, :count] = rows
+        views = self._views.get((i, count))
+        if views is None:
+            views = self._views[i, count] = (self._host[i, :count], self._device[i, :count])
+        source, table = views
+        table.copy_(source, non_blocking=True)
+        if place == self.GROUP - 1:
+            event = self._copied[group] = copied or torch.cuda.Event()
+            event.record()
         return table
 
 

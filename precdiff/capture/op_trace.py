@@ -234,6 +234,7 @@ class OpTracer(TorchDispatchMode):
         self.inside = False
         self.producers = _Producers(model) if references else None
         self.traced_ops = 0
+        self._pre_dispatch = False  # any pre-dispatch mode on when tracing began (__enter__)
         self.before_write = before_write
         # id(overload) -> (the overload, kept alive so that its id stays its own; its name; traced?; a
         # view to follow?; writes to an argument?). Decided once per overload: str(func) costs
@@ -304,7 +305,7 @@ class OpTracer(TorchDispatchMode):
         # The sink's statistics and copies run with the dispatch modes off: through a mode, each of
         # their ops would pay the Python dispatch round trip only to be passed through. Torch took this
         # mode off the stack while it runs, so there is anything to switch off only under other modes.
-        if _len_torch_dispatch_stack() or _len_torch_dispatch_stack_pre_dispatch():
+        if _len_torch_dispatch_stack() or self._pre_dispatch:
             with _disable_current_modes():
                 self._emit(name, scope, op, out, inputs, call)
         else:
@@ -324,23 +325,46 @@ class OpTracer(TorchDispatchMode):
                 producers.set_output(tensor, tensor_name)
             self.sink(tensor_name, scope, op, tensor, inputs, call)
 
-    @contextmanager
-    def paused(self) -> Iterator[None]:
+    def __enter__(self) -> OpTracer:
+        # Pre-dispatch modes (torch.export's tracing) are pushed around a whole program, not inside a
+        # forward: asked once here, not per op (the question is Python code in torch, ~1 µs).
+        self._pre_dispatch = bool(_len_torch_dispatch_stack_pre_dispatch())
+        super().__enter__()  # type: ignore[no-untyped-call]  # torch leaves it untyped
+        return self
+
+    def paused(self) -> _Paused:
         """Ops run inside this block are not traced (module hooks' own slicing and copies); the
-        dispatch modes are off meanwhile, so they do not even pass through this one."""
-        previous, self.inside = self.inside, True
+        dispatch modes are off meanwhile, so they do not even pass through this one. A plain class,
+        not a generator: it runs at every module call."""
+        return _Paused(self)
+
+
+class _Paused:
+    """:meth:`OpTracer.paused`: what ``_disable_current_modes`` does when there are no pre-dispatch
+    modes (its checks are all about those), for a fraction of its cost."""
+
+    __slots__ = ("_disabled", "_modes", "_previous", "_tracer")
+
+    def __init__(self, tracer: OpTracer) -> None:
+        self._tracer = tracer
+        self._modes: list[Any] = []
+        self._previous = False
+        self._disabled: Any = None
+
+    def __enter__(self) -> None:
+        tracer = self._tracer
+        self._previous, tracer.inside = tracer.inside, True
+        if tracer._pre_dispatch:
+            self._disabled = _disable_current_modes()
+            self._disabled.__enter__()
+            return
+        self._modes = [_pop_torch_dispatch_stack(None) for _ in range(_len_torch_dispatch_stack())]
+
+    def __exit__(self, *exc: object) -> None:
         try:
-            if _len_torch_dispatch_stack_pre_dispatch():
-                with _disable_current_modes():
-                    yield
-                return
-            # What _disable_current_modes does without pre-dispatch modes (its checks are all about
-            # those), for a fraction of its cost: it runs at every module call.
-            modes = [_pop_torch_dispatch_stack(None) for _ in range(_len_torch_dispatch_stack())]
-            try:
-                yield
-            finally:
-                for mode in reversed(modes):
-                    _push_on_torch_dispatch_stack(mode)
+            if self._disabled is not None:
+                self._disabled.__exit__(*exc)
+            for mode in reversed(self._modes):
+                _push_on_torch_dispatch_stack(mode)
         finally:
-            self.inside = previous
+            self._tracer.inside = self._previous

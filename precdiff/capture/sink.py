@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -13,7 +13,7 @@ from precdiff.capture.background import BackgroundCalls
 from precdiff.capture.host_copy import HostCopies, Staged
 from precdiff.capture.op_call import OpCall
 from precdiff.capture.sketch import ROW_SEED, SIGN_BIT, WIDTH
-from precdiff.capture.stats import Summary, SummaryBatch
+from precdiff.capture.stats import Summary, SummaryBatch, SummaryBlock
 from precdiff.capture.token_axis import token_axis
 from precdiff.config import STATS_FLUSH_EVERY
 from precdiff.store import CaptureWriter
@@ -43,12 +43,12 @@ _Layout = tuple[str | None, tuple[int, ...], int | None]
 
 
 class _Slot:
-    """A tensor's summary, filled when its batch reaches the host; an alias shares its target's."""
+    """A tensor's statistics, filled when its summary reaches the host; an alias shares its target's."""
 
-    __slots__ = ("summary",)
+    __slots__ = ("stats",)
 
     def __init__(self) -> None:
-        self.summary: Summary | None = None
+        self.stats: Sequence[float] | None = None  # STAT_NAMES order
 
 
 class _Target(NamedTuple):
@@ -60,6 +60,7 @@ class _Target(NamedTuple):
 
 
 class _Pending(NamedTuple):
+    # The first nine fields are an index row in the order of CaptureWriter.write_rows.
     name: str
     module: str
     role: str
@@ -68,10 +69,9 @@ class _Pending(NamedTuple):
     shape: tuple[int, ...]
     token_axis: int | None
     inputs: tuple[str, ...] | None
+    alias_of: str | None
     slot: _Slot
     queued: bool  # its summary is in the sink's batch; False: an alias reading its target's slot
-    alias_of: str | None
-    call: str | None = None  # the op's encoded call (JSON), op outputs stored in full only
 
 
 class TensorSink:
@@ -183,24 +183,24 @@ class TensorSink:
         target = self._aliases.find(tensor) if self._aliases is not None else None
         if target is not None and (target.stored or not in_full):  # an alias has no data of its own
             self._queue(
-                _Pending(name, module, role, kind, dtype, dims, axis, inputs, target.slot, False, target.name)
+                _Pending(name, module, role, kind, dtype, dims, axis, inputs, target.name, target.slot, False)
             )
             return
         slot = _Slot()
         if self._aliases is not None:
             self._aliases.add(tensor, _Target(name, slot, in_full))
-        entry = _Pending(name, module, role, kind, dtype, dims, axis, inputs, slot, True, None)
+        entry = _Pending(name, module, role, kind, dtype, dims, axis, inputs, None, slot, True)
         if not in_full:
             self._summaries.add(tensor)
             self._queue(entry)
             return
-        if call is not None:
-            # Only for an op stored in full (replay needs its output): a summary row's call is never
-            # encoded, so summary captures pay nothing for it; encoded now, while its tensors are alive.
-            entry = entry._replace(call=call.encode())
+        # Only for an op stored in full (replay needs its output): a summary row's call is never
+        # encoded, so summary captures pay nothing for it; encoded now, while its tensors are alive.
+        encoded = call.encode() if call is not None else None
         self._flush_summaries()  # keep forward order: pending summary rows first
         self._single.add(tensor)
-        slot.summary = self._single.resolve()[0]
+        (summary,) = self._single.resolve()
+        slot.stats = summary.stats
         if self._background is None:
             # The pool bounds the host memory of staged copies; fresh host copies only the queue does.
             self._background = BackgroundCalls(depth=_STAGED_DEPTH if self._host is not None else 2)
@@ -211,7 +211,7 @@ class TensorSink:
             data = to_storage(tensor)  # synchronous device-to-host copy
             if tensor.device.type == "cpu":  # no copy was made, and the forward may change it in place
                 data = data.copy()
-        self._emit(entry, data)
+        self._emit(entry, summary, encoded, data)
 
     def _layout(self, dtype: torch.dtype, size: torch.Size) -> _Layout:
         """Whether the writer takes a dtype and shape, the shape as ints and its token axis: decided
@@ -228,7 +228,7 @@ class TensorSink:
         elif len(self._pending) % _POLL_EVERY == 0:
             # Rows whose summaries already reached the host are written now, while the device still
             # runs the forward, instead of all after the device has finished.
-            self._emit_pending(self._summaries.resolve_ready())
+            self._emit_pending(self._summaries.take_ready())
 
     def _call(self, call: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
         """A writer call, on the background thread while it runs (one order for every write)."""
@@ -237,11 +237,10 @@ class TensorSink:
         else:
             call(*args, **kwargs)
 
-    def _emit(self, entry: _Pending, data: np.ndarray | Staged | None) -> None:
-        summary = entry.slot.summary
-        assert summary is not None, f"{entry.name}: written before its summary reached the host"
+    def _emit(self, entry: _Pending, summary: Summary, call: str | None, data: np.ndarray | Staged) -> None:
+        """Write a tensor stored in full, with its summary and its op's encoded call."""
         sketch = None
-        if entry.alias_of is None and summary.sketch is not None and summary.checksum is not None:
+        if summary.sketch is not None and summary.checksum is not None:
             sketch = (summary.sketch, summary.checksum)
         row: dict[str, Any] = dict(
             module=entry.module,
@@ -252,8 +251,7 @@ class TensorSink:
             kind=entry.kind,
             token_axis=entry.token_axis,
             inputs=entry.inputs,
-            alias_of=entry.alias_of,
-            call=entry.call,
+            call=call,
             sketch=sketch,
         )
         if isinstance(data, Staged):
@@ -291,33 +289,48 @@ class TensorSink:
         # still reduces the next (at the end of a forward the device runs tens of ms behind).
         while self._pending:
             before = len(self._pending)
-            summaries = self._summaries.resolve_ready()
-            if not summaries:
+            block = self._summaries.take_ready()
+            if not block.size:
                 # About to wait for the device: append the rows written so far meanwhile, so that
                 # once it finishes only the last batch's rows are left to write.
                 if self._unindexed:
                     self._call(self.writer.flush_index)
                     self._unindexed = 0
-                summaries = self._summaries.resolve_next()
-            self._emit_pending(summaries)
+                block = self._summaries.take_next()
+            self._emit_pending(block)
             assert len(self._pending) < before, "a pending summary row without its queued summary"
         self._call(self.writer.flush_index)
         self._unindexed = 0
 
-    def _emit_pending(self, summaries: list[Summary]) -> None:
-        """Write the oldest pending rows, in order, as far as ``summaries`` (the next queued ones) go."""
-        remaining = iter(summaries)
-        written = 0
+    def _emit_pending(self, block: SummaryBlock) -> None:
+        """Write the oldest pending rows, in order, as far as ``block`` (the next queued summaries) goes:
+        one writer call for all of them, the statistics and sketches as arrays."""
+        available = block.size
+        stats = block.stats
+        used = written = 0
+        aliases = False
         for entry in self._pending:
             if entry.queued:
-                summary = next(remaining, None)
-                if summary is None:
+                if used == available:
                     break
-                entry.slot.summary = summary
-            self._emit(entry, None)  # an alias's target came earlier: its slot is filled
+                entry.slot.stats = stats[used]  # for aliases of it, later
+                used += 1
+            else:
+                aliases = True  # its target came earlier: its slot is filled
             written += 1
-        assert next(remaining, None) is None, "a resolved summary without its pending row"
+        assert used == available, "a resolved summary without its pending row"
+        if not written:
+            return
+        rows = self._pending[:written]
         del self._pending[:written]
+        sketched = None  # the rows that have a sketch: every row, unless some are aliases
+        if aliases:
+            stats = np.array([entry.slot.stats for entry in rows], dtype=np.float64)
+            sketched = np.flatnonzero([entry.queued for entry in rows])
+        sketches = None
+        if self._sketches and block.sketches is not None and block.checksums is not None:
+            sketches = (block.sketches, block.checksums)
+        self._call(self.writer.write_rows, rows, stats, sketches, sketched)
         self._unindexed += written
         if self._unindexed >= _INDEX_EVERY:
             self._call(self.writer.flush_index)

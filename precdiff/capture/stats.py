@@ -12,7 +12,7 @@ separately); a tensor with no finite element has NaN for those five; std is the 
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -34,6 +34,57 @@ class Summary(NamedTuple):
     stats: list[float]  # STAT_ORDER
     sketch: np.ndarray | None  # float64 [sketch.WIDTH]; None when sketches were not asked for
     checksum: int | None  # the exact checksum, 0 <= checksum < 2**64
+
+
+class SummaryBlock(NamedTuple):
+    """The summaries of consecutive queued tensors as arrays, row ``i`` the ``i``-th tensor's: what a
+    capture writes, a batch of index rows at a time, with no object per tensor."""
+
+    stats: np.ndarray  # float64 [k, 7], STAT_ORDER
+    sketches: np.ndarray | None  # float64 [k, sketch.WIDTH]; None when sketches were not asked for
+    checksums: np.ndarray | None  # uint64 [k]
+
+    @property
+    def size(self) -> int:
+        """How many tensors' summaries."""
+        return int(self.stats.shape[0])
+
+    def rows(self, start: int, stop: int) -> SummaryBlock:
+        """Rows ``start:stop``, as views."""
+        sketches, checksums = self.sketches, self.checksums
+        return SummaryBlock(
+            self.stats[start:stop],
+            None if sketches is None else sketches[start:stop],
+            None if checksums is None else checksums[start:stop],
+        )
+
+    def summaries(self) -> list[Summary]:
+        """One :class:`Summary` per row."""
+        rows = self.stats.tolist()
+        if self.sketches is None or self.checksums is None:
+            return [Summary(row, None, None) for row in rows]
+        return list(map(Summary, rows, self.sketches, self.checksums.tolist()))
+
+
+def _empty_block(sketches: bool) -> SummaryBlock:
+    if not sketches:
+        return SummaryBlock(np.zeros((0, len(STAT_ORDER))), None, None)
+    return SummaryBlock(np.zeros((0, len(STAT_ORDER))), np.zeros((0, WIDTH)), np.zeros(0, dtype=np.uint64))
+
+
+def _joined(blocks: list[SummaryBlock], sketches: bool) -> SummaryBlock:
+    if len(blocks) == 1:
+        return blocks[0]
+    if not blocks:
+        return _empty_block(sketches)
+    stats = np.concatenate([b.stats for b in blocks])
+    if not sketches:
+        return SummaryBlock(stats, None, None)
+    return SummaryBlock(
+        stats,
+        np.concatenate([b.sketches for b in blocks if b.sketches is not None]),
+        np.concatenate([b.checksums for b in blocks if b.checksums is not None]),
+    )
 
 
 _fused_dtypes: tuple[torch.dtype, ...] | None = None  # the kernel's, once a CUDA tensor asked
@@ -61,10 +112,33 @@ class _TorchQueued(NamedTuple):
     done: torch.cuda.Event | None  # None: the row is on the host already (CPU tensors)
 
 
+class _Taken:
+    """An arena's results on the host, not returned yet (a cursor into the rows taken from it)."""
+
+    __slots__ = ("block", "next")
+
+    def __init__(self, sketches: bool) -> None:
+        self.block = _empty_block(sketches)
+        self.next = 0
+
+    def available(self) -> int:
+        return self.block.size - self.next
+
+    def extend(self, block: SummaryBlock, sketches: bool) -> None:
+        rest = self.block.rows(self.next, self.block.size)
+        self.block = _joined([rest, block], sketches) if rest.size else block
+        self.next = 0
+
+    def pop(self, count: int) -> SummaryBlock:
+        start, self.next = self.next, self.next + count
+        return self.block.rows(start, self.next)
+
+
 class SummaryBatch:
-    """Summaries queued on the tensors' devices, returned in :meth:`add` order by :meth:`resolve`
-    (everything, one synchronisation per device) or :meth:`resolve_ready` (the oldest ones whose
-    values already reached the host, without waiting: a capture writes them while the forward runs).
+    """Summaries queued on the tensors' devices, returned in :meth:`add` order by :meth:`take_all`
+    (everything, one synchronisation per device) or :meth:`take_ready` (the oldest ones whose
+    values already reached the host, without waiting: a capture writes them while the forward runs),
+    as arrays; :meth:`resolve` and friends return one :class:`Summary` per tensor instead.
 
     Args:
         sketches: also compute the sketch and checksum.
@@ -79,13 +153,21 @@ class SummaryBatch:
         self._slots = slots
         self._defer = defer
         self._fused: dict[torch.device, FusedSummaries] = {}
-        # In add order: the arena of a fused summary (its results come out of the arena in order) or
-        # a torch-path row.
-        self._queued: deque[FusedSummaries | _TorchQueued] = deque()
-        self._taken: dict[int, deque[Summary]] = {}  # per arena: results taken, not returned yet
+        # In add order, runs of consecutive tensors of one source: [arena, count] (its results come
+        # out of the arena in order) or [torch-path row, 1].
+        self._queued: deque[list[Any]] = deque()
+        self._count = 0
+        self._taken: dict[int, _Taken] = {}  # per arena
 
     def __len__(self) -> int:
-        return len(self._queued)
+        return self._count
+
+    def _append(self, source: FusedSummaries | _TorchQueued) -> None:
+        self._count += 1
+        if self._queued and self._queued[-1][0] is source:
+            self._queued[-1][1] += 1
+        else:
+            self._queued.append([source, 1])
 
     def add(self, tensor: torch.Tensor) -> None:
         """Queue one tensor (no synchronisation)."""
@@ -99,9 +181,9 @@ class SummaryBatch:
                 arena = self._fused[tensor.device] = FusedSummaries(
                     tensor.device, slots, sketches=self.sketches, defer=self._defer
                 )
-                self._taken[id(arena)] = deque()
+                self._taken[id(arena)] = _Taken(self.sketches)
             arena.add(tensor)
-            self._queued.append(arena)
+            self._append(arena)
             return
         parts = [tensor_stats_torch(tensor)]
         if self.sketches:
@@ -109,72 +191,91 @@ class SummaryBatch:
             parts += [sketch, checksum.view(torch.float64).reshape(1)]  # the bits travel in a float64
         row = torch.cat(parts)
         if row.device.type != "cuda":  # on the host already, or another accelerator: a synchronous copy
-            self._queued.append(_TorchQueued(row.cpu(), None))
+            self._append(_TorchQueued(row.cpu(), None))
             return
-        self._queued.append(_TorchQueued(*copy_to_host(row)))
+        self._append(_TorchQueued(*copy_to_host(row)))
 
     def launch_waiting(self) -> None:
         """Launch the summaries of the tensors waiting to share a launch (``defer``)."""
         for arena in self._fused.values():
             arena.launch_waiting()
 
-    def resolve_ready(self) -> list[Summary]:
+    def take_ready(self) -> SummaryBlock:
         """The summaries of the oldest queued tensors whose values are on the host, without waiting."""
         return self._pop(wait=False)
 
-    def resolve_next(self) -> list[Summary]:
+    def take_next(self) -> SummaryBlock:
         """At least the oldest queued summary, waiting only for the batch that holds it; with the
         batches after it still on their way, the caller can write these meanwhile."""
         if not self._queued:
-            return []
-        head = self._queued[0]
+            return _empty_block(self.sketches)
+        head = self._queued[0][0]
         if isinstance(head, _TorchQueued):
             if head.done is not None:
                 head.done.synchronize()
-        elif not self._taken[id(head)]:
+        elif not self._taken[id(head)].available():
             head.seal()
             head.wait_oldest()
         return self._pop(wait=False)
 
-    def resolve(self) -> list[Summary]:
+    def take_all(self) -> SummaryBlock:
         """Every queued summary (waits for the devices) and start afresh."""
         return self._pop(wait=True)
 
-    def _pop(self, *, wait: bool) -> list[Summary]:
+    def resolve_ready(self) -> list[Summary]:
+        """:meth:`take_ready`, one :class:`Summary` per tensor."""
+        return self.take_ready().summaries()
+
+    def resolve_next(self) -> list[Summary]:
+        """:meth:`take_next`, one :class:`Summary` per tensor."""
+        return self.take_next().summaries()
+
+    def resolve(self) -> list[Summary]:
+        """:meth:`take_all`, one :class:`Summary` per tensor."""
+        return self.take_all().summaries()
+
+    def _pop(self, *, wait: bool) -> SummaryBlock:
         for arena in self._fused.values():
             sketch_rows, stats, checksums = arena.take(wait=wait)
-            taken = self._taken[id(arena)]
-            rows = stats.tolist()  # Python floats and ints, converted in one call per batch
-            if self.sketches:
-                taken.extend(map(Summary, rows, sketch_rows, checksums.tolist()))
-            else:
-                taken.extend(Summary(row, None, None) for row in rows)
-        out: list[Summary] = []
+            if stats.shape[0]:
+                block = SummaryBlock(stats, sketch_rows, checksums)
+                if not self.sketches:
+                    block = SummaryBlock(stats, None, None)
+                self._taken[id(arena)].extend(block, self.sketches)
+        out: list[SummaryBlock] = []
         while self._queued:
-            head = self._queued[0]
+            run = self._queued[0]
+            head = run[0]
             if isinstance(head, _TorchQueued):
                 if head.done is not None and not wait and not head.done.query():
                     break
                 if head.done is not None:
                     head.done.synchronize()
                 out.append(_torch_summary(head, self.sketches))
-            else:
-                taken = self._taken[id(head)]
-                if not taken:
-                    break  # not on the host yet (wait=True took everything)
-                out.append(taken.popleft())
+                self._queued.popleft()
+                self._count -= 1
+                continue
+            taken = self._taken[id(head)]
+            count = min(run[1], taken.available())
+            if count == 0:
+                break  # not on the host yet (wait=True took everything)
+            out.append(taken.pop(count))
+            self._count -= count
+            if count < run[1]:
+                run[1] -= count
+                break
             self._queued.popleft()
-        return out
+        return _joined(out, self.sketches)
 
 
-def _torch_summary(queued: _TorchQueued, sketched: bool) -> Summary:
+def _torch_summary(queued: _TorchQueued, sketched: bool) -> SummaryBlock:
     values = queued.row.numpy()
     count = len(STAT_ORDER)
-    stats = [float(v) for v in values[:count]]
+    stats = values[None, :count].copy()
     if not sketched:
-        return Summary(stats, None, None)
-    checksum = int(values[count + WIDTH :].view(np.int64)[0]) % (1 << 64)  # int64 bits of the wrapped sum
-    return Summary(stats, values[count : count + WIDTH].copy(), checksum)
+        return SummaryBlock(stats, None, None)
+    checksum = values[count + WIDTH :].view(np.uint64)  # the int64 bits of the wrapped sum, as unsigned
+    return SummaryBlock(stats, values[None, count : count + WIDTH].copy(), checksum.copy())
 
 
 def tensor_stats(tensor: torch.Tensor) -> list[float]:

@@ -68,3 +68,26 @@ def new_attribute(object_id: h5py.h5o.ObjectID, name: str, value: str | int | bo
 def set_attribute(object_id: h5py.h5o.ObjectID, name: str, value: int | bool) -> None:
     """Overwrite existing scalar attribute ``name`` in place, keeping its type."""
     h5py.h5a.open(object_id, name.encode()).write(np.asarray(value))
+
+
+def sketch_datasets(file: h5py.File, width: int, method: str) -> tuple[h5py.Dataset, h5py.Dataset]:
+    """Create :data:`~precdiff.store.format.SKETCHES` (rows of ``width`` float64, NaN until written:
+    index rows without a sketch) and :data:`~precdiff.store.format.SKETCH_CHECKSUMS`, both empty and
+    extendible, the sketches named by ``method``."""
+    sketches = file.create_dataset(
+        fmt.SKETCHES,
+        shape=(0, width),
+        maxshape=(None, width),
+        dtype=np.float64,
+        chunks=(fmt.SKETCH_CHUNK_ROWS, width),
+        fillvalue=np.nan,
+    )
+    sketches.attrs[fmt.ATTR_SKETCH_METHOD] = method
+    checksums = file.create_dataset(
+        fmt.SKETCH_CHECKSUMS,
+        shape=(0,),
+        maxshape=(None,),
+        dtype=np.uint64,
+        chunks=(fmt.SKETCH_CHUNK_ROWS * 16,),
+    )
+    return sketches, checksums

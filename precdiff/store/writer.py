@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import h5py
 import numpy as np
@@ -25,7 +26,15 @@ from precdiff._version import __version__
 from precdiff.errors import CaptureError, InputError
 from precdiff.store import format as fmt
 from precdiff.store.dtypes import STORABLE_DTYPES, dtype_code
-from precdiff.store.h5io import append_rows, chunk_shape, json_strings, new_attribute, set_attribute
+from precdiff.store.h5io import (
+    append_rows,
+    chunk_shape,
+    json_strings,
+    new_attribute,
+    set_attribute,
+    sketch_datasets,
+)
+from precdiff.store.index_rows import IndexRows, Sketches
 from precdiff.store.manifest import Manifest
 from precdiff.store.rawio import RawFile, check_room
 
@@ -35,8 +44,8 @@ _STRING = h5py.string_dtype(encoding="utf-8")
 RAW_MIN_BYTES = 64 << 10
 
 
-# A dtype and shape's index fields: dtype code, shape, shape padded to MAX_NDIM with -1, numel.
-_Layout = tuple[str, tuple[int, ...], list[int], int]
+# A dtype and shape's index fields: dtype code, shape, shape padded to MAX_NDIM with -1, numel, ndim.
+_Layout = tuple[str, tuple[int, ...], list[int], int, int]
 
 
 class CaptureWriter:
@@ -98,9 +107,7 @@ class CaptureWriter:
         self._index_dtype = fmt.index_dtype()
         self._layouts: dict[tuple[torch.dtype, tuple[int, ...]], _Layout] = {}
         self._skipped: list[dict[str, str]] = []
-        self._rows: list[tuple[object, ...]] = []
-        # Sketch and checksum of each buffered row (None: the row has none), appended with the rows.
-        self._sketches: list[tuple[np.ndarray, int] | None] = []
+        self._rows = IndexRows(self._index_dtype)  # not appended yet
         # Set before the first sketch is written: names the sketch function (``/sketches`` attribute).
         self.sketch_method = ""
         self.index_batch = (
@@ -109,8 +116,6 @@ class CaptureWriter:
         self._index = self._file.create_dataset(
             fmt.TENSOR_INDEX, shape=(0,), maxshape=(None,), dtype=self._index_dtype, chunks=(256,)
         )
-        # The HDF5 form of the rows' dtype, made once: h5py makes it again at every write (~0.2 ms).
-        self._index_type = h5py.h5t.py_create(self._index_dtype)
         self._sketch_sets: tuple[h5py.Dataset, h5py.Dataset] | None = None  # SKETCHES, SKETCH_CHECKSUMS
         self._file.flush()
 
@@ -118,6 +123,11 @@ class CaptureWriter:
     def tensor_count(self) -> int:
         """How many tensors have been written so far."""
         return self._count
+
+    @property
+    def buffered_rows(self) -> int:
+        """Index rows written but not appended to the file yet (:meth:`flush_index` appends them)."""
+        return self._rows.count
 
     def write_manifest(self, manifest: Manifest) -> None:
         """Store the environment manifest as one JSON document."""
@@ -167,7 +177,7 @@ class CaptureWriter:
         layout = self._layouts.get((dtype, shape)) if isinstance(shape, tuple) else None
         if layout is None:
             layout = self._layout(name, dtype, shape)
-        code, shape, padded, numel = layout
+        code, shape, padded, numel, ndim = layout
         index = self._count
         if alias_of and data is not None:
             raise ValueError(f"{name}: an alias of {alias_of} stores no data")
@@ -183,33 +193,90 @@ class CaptureWriter:
             dataset.attrs[fmt.T_DTYPE] = code
         else:  # summary rows are checked once per index batch (flush_index): stat() costs µs per row
             self._room_checked = False
-        # numpy converts the values to float64 when the batch becomes one array (flush_index)
         values = [stats[k] for k in fmt.STAT_NAMES] if isinstance(stats, Mapping) else stats
         if kind is None:
             kind = fmt.KIND_MODULE_INPUT if role == fmt.ROLE_INPUT else fmt.KIND_MODULE_OUTPUT
-        # A plain tuple in index_dtype() field order; rows become one array per batch in flush_index
-        # (a structured scalar per row costs tens of µs, a summary op-level capture writes thousands).
-        row = (
-            name,
-            module,
-            role,
-            code,
-            len(shape),
-            padded,  # shared by the rows of one layout: numpy copies it, nothing changes it
-            numel,
-            data is not None,
-            values,
-            kind,
-            fmt.NO_TOKEN_AXIS if token_axis is None else token_axis,
-            json_strings(inputs) if inputs is not None else "",
-            alias_of or "",
-            json.dumps(dict(placement)) if placement is not None else "",
-            call or "",
-        )
-        self._rows.append(row)
-        self._sketches.append(sketch)
+        row = {
+            fmt.T_NAME: (name,),
+            fmt.T_MODULE: (module,),
+            fmt.T_ROLE: (role,),
+            fmt.T_DTYPE: (code,),
+            fmt.T_NDIM: (ndim,),
+            fmt.T_SHAPE: (padded,),
+            fmt.T_NUMEL: (numel,),
+            fmt.T_STORED: (data is not None,),
+            fmt.T_KIND: (kind,),
+            fmt.T_TOKEN_AXIS: (fmt.NO_TOKEN_AXIS if token_axis is None else token_axis,),
+            fmt.T_INPUTS: (json_strings(inputs) if inputs is not None else "",),
+            fmt.T_ALIAS_OF: (alias_of or "",),
+            fmt.T_PLACEMENT: (json.dumps(dict(placement)) if placement is not None else "",),
+            fmt.T_CALL: (call or "",),
+        }
+        sketches = None
+        if sketch is not None:
+            sketches = (
+                np.asarray(sketch[0], dtype=np.float64)[None],
+                np.array([sketch[1] % (1 << 64)], dtype=np.uint64),
+            )
+        self._rows.add(row, np.asarray([values], dtype=np.float64), sketches)
         self._count += 1
-        if data is not None or len(self._rows) >= self.index_batch:
+        if data is not None or self._rows.count >= self.index_batch:
+            self.flush_index()
+
+    def write_rows(
+        self,
+        rows: Sequence[Sequence[Any]],
+        stats: np.ndarray,
+        sketches: Sketches | None = None,
+        sketched: np.ndarray | None = None,
+    ) -> None:
+        """Append summary-only index rows (no data), a batch at a time: the fast path of a summary
+        capture, the same rows as :meth:`write_tensor` gives them.
+
+        Each row's first nine items are its name, module, role, kind, dtype (a torch dtype), shape
+        (a tuple), token axis (or None), input references (or None) and the tensor it aliases (or
+        None); ``stats`` is float64 ``[len(rows), 7]``; ``sketches`` (float64 ``[m, width]``, uint64
+        checksums ``[m]``) belong to the rows at positions ``sketched`` (None: every row).
+        """
+        count = len(rows)
+        if not count:
+            return
+        if stats.shape != (count, len(fmt.STAT_NAMES)):
+            raise ValueError(f"statistics of shape {stats.shape} for {count} rows")
+        if sketches is not None and not self.sketch_method:
+            raise ValueError("CaptureWriter.sketch_method must name the sketch function before a sketch")
+        names, modules, roles, kinds, dtypes, shapes, axes, inputs, aliases = list(zip(*rows, strict=True))[
+            :9
+        ]
+        get = self._layouts.get
+        layouts = [get(key) for key in zip(dtypes, shapes, strict=True)]
+        if None in layouts:
+            layouts = [
+                layout or self._layout(name, dtype, shape)
+                for layout, name, dtype, shape in zip(layouts, names, dtypes, shapes, strict=True)
+            ]
+        codes, _, padded, numels, ndims = zip(*layouts, strict=True)
+        empty = ("",) * count
+        columns = {
+            fmt.T_NAME: names,
+            fmt.T_MODULE: modules,
+            fmt.T_ROLE: roles,
+            fmt.T_DTYPE: codes,
+            fmt.T_NDIM: ndims,
+            fmt.T_SHAPE: padded,
+            fmt.T_NUMEL: numels,
+            fmt.T_STORED: (False,) * count,
+            fmt.T_KIND: kinds,
+            fmt.T_TOKEN_AXIS: [fmt.NO_TOKEN_AXIS if axis is None else axis for axis in axes],
+            fmt.T_INPUTS: [json_strings(refs) if refs is not None else "" for refs in inputs],
+            fmt.T_ALIAS_OF: [alias or "" for alias in aliases],
+            fmt.T_PLACEMENT: empty,
+            fmt.T_CALL: empty,
+        }
+        self._rows.add(columns, stats, sketches, sketched)
+        self._room_checked = False
+        self._count += count
+        if self._rows.count >= self.index_batch:
             self.flush_index()
 
     def _layout(self, name: str, dtype: torch.dtype, shape: Sequence[int]) -> _Layout:
@@ -218,7 +285,7 @@ class CaptureWriter:
         dims = tuple(int(s) for s in shape)
         if len(dims) > fmt.MAX_NDIM:
             raise InputError(f"{name}: tensors of rank {len(dims)} exceed the format's {fmt.MAX_NDIM}")
-        layout = (code, dims, list(dims) + [-1] * (fmt.MAX_NDIM - len(dims)), math.prod(dims))
+        layout = (code, dims, list(dims) + [-1] * (fmt.MAX_NDIM - len(dims)), math.prod(dims), len(dims))
         if isinstance(shape, tuple):  # a list is no dictionary key
             self._layouts[(dtype, shape)] = layout
         return layout
@@ -262,57 +329,30 @@ class CaptureWriter:
 
     def flush_index(self) -> None:
         """Append the buffered index rows to the file and flush it."""
-        if not self._rows:
+        if not self._rows.count:
             return
         if not self._room_checked:
             check_room(self.partial_path, 0)
             self._room_checked = True
-        start = append_rows(self._index, np.array(self._rows, dtype=self._index_dtype), self._index_type)
-        if self._sketches.count(None) < len(self._sketches):
-            self._append_sketches(start)
+        rows, texts, sketches = self._rows.build()
+        start = append_rows(self._index, rows, self._rows.memory_type)
+        del texts  # the addresses in rows pointed into it until HDF5 copied the strings
+        if sketches is not None:
+            self._append_sketches(start, *sketches)
         self._rows.clear()
-        self._sketches.clear()
         self._file.flush()
 
-    def _append_sketches(self, start: int) -> None:
-        """Write the buffered rows' sketches as rows ``start…`` of :data:`~precdiff.store.format.SKETCHES`
-        (NaN rows for those without; earlier rows that never had one read as the fill value, NaN)."""
-        width = next(s[0].shape[0] for s in self._sketches if s is not None)
+    def _append_sketches(self, start: int, values: np.ndarray, checksums: np.ndarray) -> None:
+        """Write sketch rows as rows ``start…`` of :data:`~precdiff.store.format.SKETCHES` (NaN rows for
+        index rows without one; earlier rows that never had one read as the fill value, NaN)."""
+        width = values.shape[1]
         if self._sketch_sets is None:
-            sketches = self._file.create_dataset(
-                fmt.SKETCHES,
-                shape=(0, width),
-                maxshape=(None, width),
-                dtype=np.float64,
-                chunks=(fmt.SKETCH_CHUNK_ROWS, width),
-                fillvalue=np.nan,
-            )
-            sketches.attrs[fmt.ATTR_SKETCH_METHOD] = self.sketch_method
-            checksums = self._file.create_dataset(
-                fmt.SKETCH_CHECKSUMS,
-                shape=(0,),
-                maxshape=(None,),
-                dtype=np.uint64,
-                chunks=(fmt.SKETCH_CHUNK_ROWS * 16,),
-            )
-            self._sketch_sets = (sketches, checksums)
-        sketches, checksums = self._sketch_sets
+            self._sketch_sets = sketch_datasets(self._file, width, self.sketch_method)
+        sketches, sums = self._sketch_sets
         if sketches.shape[1] != width:
             raise ValueError(f"sketch width {width} differs from the file's {sketches.shape[1]}")
-        present = [entry for entry in self._sketches if entry is not None]
-        if len(present) == len(self._sketches):  # summary captures: whole arrays, no loop over rows
-            # np.array, not np.stack: a third of the time for hundreds of rows; ragged widths raise
-            values = np.array([entry[0] for entry in present], dtype=np.float64)
-            sums = np.array([entry[1] % (1 << 64) for entry in present], dtype=np.uint64)
-        else:
-            values = np.full((len(self._sketches), width), np.nan)
-            sums = np.zeros(len(self._sketches), dtype=np.uint64)
-            for i, entry in enumerate(self._sketches):
-                if entry is not None:
-                    values[i] = entry[0]
-                    sums[i] = entry[1] % (1 << 64)
-        append_rows(sketches, values, at=start)
-        append_rows(checksums, sums, at=start)
+        append_rows(sketches, np.ascontiguousarray(values, dtype=np.float64), at=start)
+        append_rows(sums, np.ascontiguousarray(checksums, dtype=np.uint64), at=start)
 
     def write_prompt_logprobs(self, topk_ids: np.ndarray, topk_logprobs: np.ndarray) -> None:
         """Store the top-k next-token ids and logprobs at every prompt position ([seq, k])."""

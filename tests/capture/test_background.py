@@ -59,7 +59,7 @@ def test_full_capture_written_in_the_background_reads_back_exactly(tmp_path: Pat
 
 
 class _HeldSummaries:
-    """SummaryBatch's interface with every summary held back until resolve_next, batch by batch, as
+    """SummaryBatch's interface with every summary held back until take_next, batch by batch, as
     when the device runs behind the forward; records when the sink waits."""
 
     def __init__(self, events: list[str], batch: int) -> None:
@@ -71,18 +71,27 @@ class _HeldSummaries:
 
     def add(self, tensor: object) -> None:
         self._real.add(tensor)  # type: ignore[arg-type]
-        self._ready += self._real.resolve()
+        self._ready.append(self._real.take_all())
 
     def launch_waiting(self) -> None:
         """Nothing waits: the CPU path computes at once."""
 
-    def resolve_ready(self) -> list[object]:
-        return []
+    def _joined(self, blocks: list[object]) -> object:
+        from precdiff.capture.stats import SummaryBlock
 
-    def resolve_next(self) -> list[object]:
+        parts = [np.concatenate([getattr(b, field) for b in blocks]) for field in SummaryBlock._fields]
+        return SummaryBlock(*parts)
+
+    def take_ready(self) -> object:
+        from precdiff.capture.sketch import WIDTH
+        from precdiff.capture.stats import SummaryBlock
+
+        return SummaryBlock(np.zeros((0, 7)), np.zeros((0, WIDTH)), np.zeros(0, dtype=np.uint64))
+
+    def take_next(self) -> object:
         self._events.append("wait")
         out, self._ready = self._ready[: self._batch], self._ready[self._batch :]
-        return out
+        return self._joined(out)
 
 
 def test_the_final_flush_appends_the_rows_written_so_far_before_each_wait(tmp_path: Path) -> None:
@@ -102,7 +111,7 @@ def test_the_final_flush_appends_the_rows_written_so_far_before_each_wait(tmp_pa
         real_flush_index = writer.flush_index
 
         def flush_index() -> None:
-            events.append(f"append {len(writer._rows)}")
+            events.append(f"append {writer.buffered_rows}")
             real_flush_index()
 
         writer.flush_index = flush_index  # type: ignore[method-assign]

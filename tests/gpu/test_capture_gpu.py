@@ -226,6 +226,35 @@ def test_deferred_summaries_sharing_launches_equal_those_launched_alone() -> Non
     assert together[-1].checksum == expected_last.resolve()[0].checksum
 
 
+def test_shared_launches_over_several_laps_of_the_table_ring() -> None:
+    """More shared launches than the launch tables' ring holds, queued without waiting (the device
+    behind): each table is refilled only after its copy, so every summary is the tensor's own."""
+    from precdiff.capture.fused_summaries import _LaunchTables
+    from precdiff.capture.stats import SummaryBatch
+    from precdiff.capture.summary_triton import SHARED
+
+    generator = torch.Generator(device="cuda").manual_seed(5)
+    count = SHARED * (2 * _LaunchTables.RING + 3) + 7  # two laps and a part, a last partial table
+    tensors = [
+        torch.randn(200 + i % 97, device="cuda", generator=generator).to(torch.bfloat16) for i in range(count)
+    ]
+    torch.cuda._sleep(50_000_000)  # the device busy meanwhile: the host fills tables far ahead of it
+    batch = SummaryBatch(defer=True)
+    for t in tensors:
+        batch.add(t)
+    batch.launch_waiting()
+    together = batch.take_all()
+    assert together.size == count
+    for index in range(0, count, 37):
+        single = SummaryBatch(slots=1)
+        single.add(tensors[index])
+        (alone,) = single.resolve()
+        assert together.checksums is not None and int(together.checksums[index]) == alone.checksum
+        np.testing.assert_array_equal(
+            together.stats[index][[0, 1, 5, 6]], np.asarray(alone.stats)[[0, 1, 5, 6]]
+        )
+
+
 def test_summaries_resolved_while_queueing_equal_those_resolved_at_the_end() -> None:
     """resolve_ready returns only the oldest summaries already on the host, in order (a CUDA integer
     tensor, torch path, holds back everything after it until its copy lands), and together with the

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import h5py
@@ -122,3 +123,91 @@ def test_a_batch_where_every_row_has_a_sketch(tmp_path: Path) -> None:
     with h5py.File(path) as handle:
         np.testing.assert_array_equal(handle[fmt.SKETCHES][...], np.stack([s[0] for s in sketches]))
         assert handle[fmt.SKETCH_CHECKSUMS][...].tolist() == [(1 << 64) - 1, 5, 7]
+
+
+def _index_and_sketches(path: Path) -> tuple[list[list[object]], np.ndarray, np.ndarray]:
+    with h5py.File(path) as handle:
+        rows = [
+            [np.asarray(v.decode() if isinstance(v, bytes) else v).tolist() for v in row.tolist()]
+            for row in handle[fmt.TENSOR_INDEX][...]
+        ]
+        return rows, handle[fmt.SKETCHES][...], handle[fmt.SKETCH_CHECKSUMS][...]
+
+
+def test_rows_written_a_batch_at_a_time_are_the_rows_written_one_by_one(tmp_path: Path) -> None:
+    """write_rows (a summary batch: columns, statistics and sketches as arrays, aliases without a
+    sketch) stores exactly what write_tensor stores row by row, also next to rows with data."""
+    generator = np.random.default_rng(0)
+    rows = [  # name, module, role, kind, dtype, shape, token axis, inputs, alias of
+        (
+            "m/aten.mm.default#0",
+            "m",
+            "output",
+            fmt.KIND_OP_OUTPUT,
+            torch.bfloat16,
+            (1, 4, 8),
+            1,
+            ("constant",),
+            None,
+        ),
+        ("m/aten.add.Tensor#0", "m", "output", fmt.KIND_OP_OUTPUT, torch.float32, (4,), None, (), None),
+        ("m", "m", "output", fmt.KIND_MODULE_OUTPUT, torch.float32, (4,), None, None, "m/aten.add.Tensor#0"),
+        ('é/ü \u2028 "q"', "é", "input", fmt.KIND_MODULE_INPUT, torch.int64, (1, 4), 1, None, None),
+    ]
+    stats = generator.normal(size=(len(rows), len(STATS)))
+    sketched = np.array([0, 1, 3])  # the alias has none
+    sketches = (generator.normal(size=(3, 4)), np.array([1, (1 << 64) - 1, 7], dtype=np.uint64))
+    data = np.arange(6, dtype=np.float32).reshape(2, 3)
+
+    def write(path: Path, batched: bool) -> None:
+        writer = CaptureWriter(path)
+        writer.sketch_method = "test width=4"
+        common = dict(module="d", role="output", dtype=torch.float32, shape=(2, 3), stats=STATS)
+        writer.write_tensor("stored", data=data, **common)  # type: ignore[arg-type]
+        if batched:
+            writer.write_rows(rows[:2], stats[:2], (sketches[0][:2], sketches[1][:2]))
+            writer.write_rows(rows[2:], stats[2:], (sketches[0][2:], sketches[1][2:]), np.array([1]))
+        else:
+            for index, (name, module, role, kind, dtype, shape, axis, inputs, alias) in enumerate(rows):
+                sketch = None
+                if index in sketched:
+                    position = int(np.flatnonzero(sketched == index)[0])
+                    sketch = (sketches[0][position], int(sketches[1][position]))
+                writer.write_tensor(
+                    name, module=module, role=role, dtype=dtype, shape=shape, stats=stats[index].tolist(),
+                    data=None, kind=kind, token_axis=axis, inputs=inputs, alias_of=alias, sketch=sketch,
+                )  # fmt: skip
+        writer.write_tensor("stored again", data=data, **common)  # type: ignore[arg-type]
+        writer.finish()
+
+    write(tmp_path / "batched.h5", batched=True)
+    write(tmp_path / "single.h5", batched=False)
+    batched, single = (
+        _index_and_sketches(tmp_path / "batched.h5"),
+        _index_and_sketches(tmp_path / "single.h5"),
+    )
+    assert batched[0] == single[0]
+    assert [row[0] for row in batched[0]] == ["stored", *[row[0] for row in rows], "stored again"]
+    np.testing.assert_array_equal(batched[1], single[1])  # NaN rows where there is no sketch
+    np.testing.assert_array_equal(batched[2], single[2])
+    assert np.isnan(batched[1][[0, 3, 5]]).all() and not np.isnan(batched[1][[1, 2, 4]]).any()
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_nul_character_in_a_name_is_refused(tmp_path: Path, batched: bool) -> None:
+    """HDF5 strings end at NUL: such a name fails its append, the file keeps the rows before it."""
+    path = tmp_path / "nul.h5"
+    writer = CaptureWriter(path)
+    common = dict(module="m", role="output", dtype=torch.float32, shape=(2,), stats=STATS, data=None)
+    writer.write_tensor("fine", **common)  # type: ignore[arg-type]
+    writer.flush_index()
+    row = ("bad\0name", "m", "output", fmt.KIND_MODULE_OUTPUT, torch.float32, (2,), None, None, None)
+    with pytest.raises(ValueError, match=re.escape("name 'bad\\x00name' holds a NUL character")):
+        if batched:
+            writer.write_rows([row], np.zeros((1, len(STATS))))
+        else:
+            writer.write_tensor("bad\0name", **common)  # type: ignore[arg-type]
+    writer.write_tensor("after", **common)  # type: ignore[arg-type]
+    writer.abort()
+    with h5py.File(fmt.partial_path_for(str(path))) as handle:
+        assert [n.decode() for n in handle[fmt.TENSOR_INDEX][fmt.T_NAME]] == ["fine", "after"]
