@@ -58,6 +58,9 @@ BUFFER_PREFIX = "buffer "
 # sink(tensor_name, scope, op, tensor, input_references, call); call is None without references
 OpSink = Callable[[str, str, str, torch.Tensor, tuple[str, ...], OpCall | None], None]
 
+# torch.compiler.set_stance (torch >= 2.6); without it torch keeps its Dynamo guard on every op.
+_FORCE_EAGER: Any = getattr(torch.compiler, "set_stance", None)
+
 _NEVER = frozenset(
     {"_local_scalar_dense", "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided"}
 )
@@ -235,6 +238,7 @@ class OpTracer(TorchDispatchMode):
         self.producers = _Producers(model) if references else None
         self.traced_ops = 0
         self._pre_dispatch = False  # any pre-dispatch mode on when tracing began (__enter__)
+        self._stance: Any = None  # the compiler's stance while tracing
         self.before_write = before_write
         # id(overload) -> (the overload, kept alive so that its id stays its own; its name; traced?; a
         # view to follow?; writes to an argument?). Decided once per overload: str(func) costs
@@ -325,12 +329,36 @@ class OpTracer(TorchDispatchMode):
                 producers.set_output(tensor, tensor_name)
             self.sink(tensor_name, scope, op, tensor, inputs, call)
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        """Whether torch wraps ``__torch_dispatch__`` so that TorchDynamo never compiles its frames
+        (a few µs per op, every op). Not needed where the traced forward runs with the compiler's
+        stance "force_eager" (:meth:`__enter__`): then no compiled function runs and no frame is
+        handed to Dynamo. Asked by torch when the class is made."""
+        return _FORCE_EAGER is None
+
     def __enter__(self) -> OpTracer:
         # Pre-dispatch modes (torch.export's tracing) are pushed around a whole program, not inside a
         # forward: asked once here, not per op (the question is Python code in torch, ~1 µs).
         self._pre_dispatch = bool(_len_torch_dispatch_stack_pre_dispatch())
-        super().__enter__()  # type: ignore[no-untyped-call]  # torch leaves it untyped
+        # Functions compiled with torch.compile run their Python, eagerly: their ops are traced too.
+        self._stance = _FORCE_EAGER("force_eager") if _FORCE_EAGER is not None else None
+        if self._stance is not None:
+            self._stance.__enter__()
+        try:
+            super().__enter__()  # type: ignore[no-untyped-call]  # torch leaves it untyped
+        except BaseException:
+            if self._stance is not None:
+                self._stance.__exit__(None, None, None)
+            raise
         return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            super().__exit__(*exc)  # type: ignore[no-untyped-call]
+        finally:
+            if self._stance is not None:
+                self._stance.__exit__(*exc)
 
     def paused(self) -> _Paused:
         """Ops run inside this block are not traced (module hooks' own slicing and copies); the

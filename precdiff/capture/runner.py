@@ -77,8 +77,9 @@ def hooked_forward(
         tree, sink.op, all_ops=options.all_ops, references=True, model=model, before_write=launch_waiting
     )
     sink.keep_op = keep
-    # Thousands of tensors per forward: append index rows in large batches.
-    sink.writer.index_batch = OP_INDEX_BATCH
+    # Thousands of tensors per forward, whose host time bounds the capture: append index rows in
+    # large batches (each append is three HDF5 writes and a file flush).
+    sink.writer.index_batch = sink.index_every = OP_INDEX_BATCH
 
     def module_sink(name: str, module: str, role: str, tensor: torch.Tensor) -> None:
         with tracer.paused():  # the sink's own statistics and copies are not model ops

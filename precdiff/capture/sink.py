@@ -109,6 +109,7 @@ class TensorSink:
         self.full = full  # summary captures: names stored in full anyway (focus capture)
         self.keep_op: Callable[[str], bool] = lambda scope: True  # op level: which module scopes
         self.flush_every = STATS_FLUSH_EVERY
+        self.index_every = _INDEX_EVERY  # summary rows written between two index appends
         self._kept_scopes: dict[str, bool] = {}  # keep_op per module call, memoised (regexes per op cost µs)
         self._layouts: dict[tuple[torch.dtype, torch.Size], _Layout] = {}
         self._pending: list[_Pending] = []
@@ -332,6 +333,6 @@ class TensorSink:
             sketches = (block.sketches, block.checksums)
         self._call(self.writer.write_rows, rows, stats, sketches, sketched)
         self._unindexed += written
-        if self._unindexed >= _INDEX_EVERY:
+        if self._unindexed >= self.index_every:
             self._call(self.writer.flush_index)
             self._unindexed = 0

@@ -140,3 +140,39 @@ def test_the_call_tree_unwinds_a_module_that_raised() -> None:
         model(torch.ones(2, 2))
     assert tree.stack == ["<root>"]
     assert tree.calls["<root>"].children == ["bad", "scale"]
+
+
+def test_compiled_functions_run_eagerly_under_the_tracer_and_the_stance_comes_back() -> None:
+    """A function compiled with torch.compile (compiled once before) runs its Python eagerly while
+    tracing, so its ops are traced and no frame goes to TorchDynamo (the tracer's __torch_dispatch__
+    has no Dynamo guard of its own); the compiler's stance is restored afterwards, also after an error."""
+    import torch._dynamo.eval_frame as eval_frame
+
+    compiles: list[int] = []
+
+    def backend(graph: torch.fx.GraphModule, example: Any) -> Any:
+        compiles.append(1)
+        return graph.forward
+
+    @torch.compile(backend=backend)
+    def double_sine(x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(x) * 2.0
+
+    x = torch.ones(3)
+    expected = double_sine(x)
+    assert compiles == [1]
+    names: list[str] = []
+    tree, model = CallTree(), torch.nn.Sequential()
+    with OpTracer(tree, lambda name, *_: names.append(name), references=True, model=model):
+        assert eval_frame._stance.stance == "force_eager"
+        got = double_sine(x)
+    torch.testing.assert_close(got, expected)
+    assert names == ["<root>/aten.sin.default#0", "<root>/aten.mul.Tensor#0"]
+    assert eval_frame._stance.stance == "default" and compiles == [1]
+    try:
+        with OpTracer(tree, lambda *_: None, references=True, model=model):
+            raise KeyError("the forward failed")
+    except KeyError:
+        pass
+    assert eval_frame._stance.stance == "default"
+    assert torch._C._len_torch_dispatch_stack() == 0

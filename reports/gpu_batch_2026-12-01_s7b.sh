@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# H200 batch of 2026-12-01 (seventh session), run s7b: run s7a's code plus the op tracer without
+# torch's per-op Dynamo guard (the traced forward runs with the compiler's stance "force_eager") and
+# index appends every 1,024 rows at op level. GPU suites of capture, summaries, full capture,
+# invariance and op replay (both use the op tracer); op-level and module-level capture overhead
+# against 053124a in one process (--baseline .gpuwork/base053).
+# Run from the repository root on the GPU machine: bash reports/gpu_batch_2026-12-01_s7b.sh
+export PYTHONUNBUFFERED=1
+R=${OUT:-/tmp/out}/r; mkdir -p "$R"
+export PYTHONPATH=$PWD
+timeout 230 python -m pytest -q -p no:cacheprovider tests/gpu/test_capture_gpu.py tests/gpu/test_summary_gpu.py \
+    tests/gpu/test_full_capture_gpu.py tests/gpu/test_invariance_gpu.py tests/gpu/test_op_replay_gpu.py \
+    2>&1 | tail -4 | tee "$R/gpu_tests.log"
+timeout 160 python benchmarks/op_capture_overhead.py --device cuda --repeats 8 --tmp /tmp \
+    --modes plain,op,trace,host --baseline .gpuwork/base053 \
+    --out "$R/op_capture_overhead.json" 2>&1 | grep -v Warn | tail -12
+timeout 110 python benchmarks/capture_overhead.py --device cuda --repeats 14 --tmp /tmp \
+    --modes plain,summary,host --baseline .gpuwork/base053 \
+    --out "$R/capture_overhead.json" 2>&1 | grep -v Warn | tail -9
