@@ -1,8 +1,11 @@
 """What pausing Python's cyclic garbage collector during a hooked forward changes, on the CPU.
 
-``capture/hooks.py`` turns the collector off while hooks are attached (``collector_paused``). This
-measures captures with and without that pause, alternating in one process (so both see the same heap
-and the same machine load): op-level and module-level ``--summary`` captures of Llama-8B's op graph
+``capture/hooks.py`` turns the collector off while hooks are attached (``collector_paused``) and, on
+resuming, hands what the block allocated to the oldest generation without a collection (``_settle``).
+This measures captures with the pause as it is (``paused``), with the pause but a plain resume
+(``paused-plain``: the young collection that follows scans everything the capture still holds) and
+without the pause (``running``), alternating in one process (so all see the same heap and the same
+machine load): op-level and module-level ``--summary`` captures of Llama-8B's op graph
 (benchmarks/op_tracer_host.py's model and its precomputed summaries), each forward followed by the
 sink's flush and the writer's finish. Per capture: process CPU time, the time spent in collections
 (``gc.callbacks``, CPU time) and the collections per generation. The process holds what a real capture
@@ -10,7 +13,7 @@ process holds (torch and transformers imported: a few hundred thousand tracked o
 a full collection walks. Last, the unreachable objects ``gc.collect()`` finds after one paused
 capture of each level: what the pause leaves uncollected meanwhile.
 
-    PYTHONPATH=$PWD python benchmarks/gc_pause_host.py --out benchmarks/results/gc_pause_host_cpu_s4.json
+    PYTHONPATH=$PWD python benchmarks/gc_pause_host.py --out benchmarks/results/gc_pause_host_cpu_s7.json
 """
 
 from __future__ import annotations
@@ -82,14 +85,16 @@ def main() -> None:
         path.unlink()
         return time.process_time() - start
 
-    variants = ("paused", "running")
+    variants = ("paused", "paused-plain", "running")
+    settle = hooks._settle
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for level in ("op", "module"):
         samples: dict[str, dict[str, Any]] = {v: {"s": [], "gc_s": [], "counts": [0, 0, 0]} for v in variants}
         for index in range(args.captures + 2):
             for variant in variants if index % 2 == 0 else variants[::-1]:
-                pause = paused if variant == "paused" else contextlib.nullcontext
+                pause = contextlib.nullcontext if variant == "running" else paused
                 hooks.collector_paused = op_trace.collector_paused = pause  # type: ignore[assignment]
+                hooks._settle = settle if variant == "paused" else lambda: None  # type: ignore[assignment]
                 clock["spent"], clock["counts"] = 0.0, [0, 0, 0]
                 seconds = capture(level)
                 if index >= 2:  # the first two: warm-up
@@ -124,6 +129,7 @@ def main() -> None:
     # What a paused forward leaves for the collector: unreachable objects (cycles) found afterwards.
     garbage = {}
     hooks.collector_paused = op_trace.collector_paused = paused  # type: ignore[assignment]
+    hooks._settle = settle  # type: ignore[assignment]
     for level in ("op", "module"):
         gc.collect()
         capture(level)

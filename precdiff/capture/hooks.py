@@ -41,10 +41,12 @@ def collector_paused() -> Iterator[None]:
     rows, pending entries, alias and producer records). With the collector running, an op-level
     forward of the 8B-shaped model triggered ~16 young collections and, every ten forwards or so, a
     full one over every object of the process (torch and transformers hold hundreds of thousands):
-    up to 273 ms in a 270 ms capture on the 2-core CI host. Paused, one young collection remains, when
-    the block ends: 4.2 ms per capture in the collector on average against 33.6 ms
-    (benchmarks/results/gc_pause_host_cpu_s4.json). Memory is unchanged: objects are still freed by
-    reference counting, and a paused capture leaves no cyclic garbage (none found afterwards there).
+    up to 273 ms in a 270 ms capture on the 2-core CI host. Paused, one young collection remained,
+    when the block ended: 4.2 ms per capture in the collector on average against 33.6 ms
+    (benchmarks/results/gc_pause_host_cpu_s4.json); :func:`_settle` removes that one too (6.5 ms per
+    op-level capture in the collector against none, benchmarks/results/gc_pause_host_cpu_s7.json).
+    Memory is unchanged: objects are still freed by reference counting, and a paused capture leaves
+    no cyclic garbage (none found afterwards there).
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -52,7 +54,24 @@ def collector_paused() -> Iterator[None]:
         yield
     finally:
         if enabled:
+            _settle()
             gc.enable()
+
+
+def _settle() -> None:
+    """Hand what the block allocated to the oldest generation without a collection.
+
+    Left in the youngest one, the first allocation after ``gc.enable`` starts a young collection
+    that scans every object the block allocated and still holds (the capture's producer records,
+    alias index and pending rows: tens of thousands at op level), only to find them alive. Freezing
+    and unfreezing moves them, and the rest, to the oldest generation in O(1) (list splices) and
+    zeroes the allocation counts; most of them are freed by reference counting soon after, and full
+    collections still examine whatever stays. Not done when the process froze objects itself
+    (``gc.freeze``, e.g. before forking workers): unfreezing would hand those back too.
+    """
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
 
 
 @contextmanager

@@ -82,3 +82,40 @@ def test_nested_pauses_restore_the_outer_state(collector_state: None) -> None:
             assert not gc.isenabled()
         assert not gc.isenabled()  # the inner block found it off
     assert gc.isenabled()
+
+
+def test_resuming_moves_the_blocks_objects_out_of_the_youngest_generation(collector_state: None) -> None:
+    """What the block allocated and still holds is not scanned by a young collection on resuming: it
+    goes to the oldest generation at once (allocation counts zeroed, nothing left frozen), and an
+    unreachable cycle made inside is still collected by the next full collection."""
+    gc.enable()
+    gc.collect()
+    with collector_paused():
+        held = [[index] for index in range(5000)]  # tracked containers, still held afterwards
+        cycle: list[object] = []
+        cycle.append(cycle)
+        del cycle
+        assert gc.get_count()[0] > len(held)
+    assert gc.get_count()[0] < 100
+    assert gc.get_freeze_count() == 0
+    assert not any(held[0] is item for item in gc.get_objects(generation=0))
+    assert any(held[0] is item for item in gc.get_objects(generation=2))
+    assert gc.collect() >= 1  # the cycle
+
+
+def test_objects_the_process_froze_stay_frozen(collector_state: None) -> None:
+    """A process that froze objects itself (gc.freeze before forking workers) keeps them frozen:
+    resuming then only re-enables the collector."""
+    gc.enable()
+    mine = [[1], [2]]
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with collector_paused():
+            held = [[index] for index in range(1000)]
+        assert gc.get_freeze_count() == frozen
+        assert not any(mine[0] is item for item in gc.get_objects())  # still in the frozen generation
+        assert held
+    finally:
+        gc.unfreeze()
+    assert mine
