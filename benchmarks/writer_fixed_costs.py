@@ -9,6 +9,7 @@
   are variable-length strings (filled or empty), and for the real index dtype with its strings given
   to HDF5 as Python objects or as fixed-length bytes (HDF5 then converts them itself), with and
   without building the array from the row tuples (``*_built``): where the time of an index append goes;
+  and the writer's own path (store/index_rows.py): columns, strings as addresses into one buffer;
 - ``writer_thread``: a thread appending index rows while this thread runs Python, both measured for a
   second: the thread's appends against its rate alone, and this thread's share of its own speed.
   h5py holds the GIL during HDF5 calls, so a writer thread cannot take index appends off the capture.
@@ -41,6 +42,7 @@ import baseline_package
 
 from precdiff.store import format as fmt
 from precdiff.store.h5io import append_rows, new_attribute
+from precdiff.store.index_rows import IndexRows
 
 ROWS = 256
 ROUNDS = 21
@@ -144,6 +146,29 @@ def index_rows(folder: Path) -> dict[str, float]:
                 append_rows(dataset, rows, h5py.h5t.py_create(rows.dtype))
 
             out[label] = median_ms(built) * 1e3 / ROWS
+    # store/index_rows.py's path: the rows handed over as columns, their strings as addresses into one
+    # buffer (HDF5 copies them itself); built, then appended, as the writer's flush_index does.
+    buffer = IndexRows(index)
+    columns = {
+        name: [value] * ROWS for name, value in zip(index.names, _ROW, strict=True) if name != fmt.T_STATS
+    }
+    stats = np.array([_ROW[index.names.index(fmt.T_STATS)]] * ROWS, dtype=np.float64)
+    with h5py.File(folder / "addresses.h5", "w") as handle:
+        dataset = handle.create_dataset("index", shape=(0,), maxshape=(None,), dtype=index, chunks=(256,))
+
+        def build() -> tuple[np.ndarray, bytes]:
+            buffer.clear()
+            buffer.add(columns, stats)
+            rows, texts, _ = buffer.build()
+            return rows, texts
+
+        def addresses() -> None:
+            rows, texts = build()
+            append_rows(dataset, rows, buffer.memory_type)
+            del texts  # the rows' string addresses point into it until the append
+
+        out["index_dtype_addresses_build_only"] = median_ms(build) * 1e3 / ROWS  # type: ignore[arg-type]
+        out["index_dtype_addresses_built"] = median_ms(addresses) * 1e3 / ROWS
     return out
 
 
