@@ -21,8 +21,11 @@ import h5py
 import numpy as np
 
 from precdiff.store import format as fmt
+from precdiff.store.h5io import json_strings
 
 Sketches = tuple[np.ndarray, np.ndarray]  # float64 [m, width], uint64 [m] checksums
+# A dtype and shape's index fields: dtype code, shape, shape padded to MAX_NDIM with -1, numel, ndim.
+Layout = tuple[str, tuple[int, ...], list[int], int, int]
 
 
 class IndexRows:
@@ -66,6 +69,41 @@ class IndexRows:
         if sketches is not None:
             self._sketches.append((self.count, *sketches, sketched))
         self.count += stats.shape[0]
+
+    def add_rows(
+        self,
+        fields: tuple[Sequence[Any], ...],
+        layouts: Sequence[Layout],
+        stats: np.ndarray,
+        sketches: Sketches | None,
+        sketched: np.ndarray | None,
+        *,
+        stored: Sequence[bool],
+        placements: Sequence[str],
+        calls: Sequence[str],
+    ) -> None:
+        """:meth:`add` of rows given by field: ``fields`` are the names, modules, roles, kinds, token
+        axes (or None), input references (or None) and aliased names (or None); ``layouts`` each
+        row's dtype and shape fields; the rest as the format stores them."""
+        names, modules, roles, kinds, axes, inputs, aliases = fields
+        codes, _, padded, numels, ndims = zip(*layouts, strict=True)
+        columns = {
+            fmt.T_NAME: names,
+            fmt.T_MODULE: modules,
+            fmt.T_ROLE: roles,
+            fmt.T_DTYPE: codes,
+            fmt.T_NDIM: ndims,
+            fmt.T_SHAPE: padded,
+            fmt.T_NUMEL: numels,
+            fmt.T_STORED: stored,
+            fmt.T_KIND: kinds,
+            fmt.T_TOKEN_AXIS: [fmt.NO_TOKEN_AXIS if axis is None else axis for axis in axes],
+            fmt.T_INPUTS: [json_strings(refs) if refs is not None else "" for refs in inputs],
+            fmt.T_ALIAS_OF: [alias or "" for alias in aliases],
+            fmt.T_PLACEMENT: placements,
+            fmt.T_CALL: calls,
+        }
+        self.add(columns, stats, sketches, sketched)
 
     def build(self) -> tuple[np.ndarray, bytes, Sketches | None]:
         """The buffered rows in the memory form of :attr:`memory_type`, the buffer their strings'

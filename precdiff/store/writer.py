@@ -26,15 +26,8 @@ from precdiff._version import __version__
 from precdiff.errors import CaptureError, InputError
 from precdiff.store import format as fmt
 from precdiff.store.dtypes import STORABLE_DTYPES, dtype_code
-from precdiff.store.h5io import (
-    append_rows,
-    chunk_shape,
-    json_strings,
-    new_attribute,
-    set_attribute,
-    sketch_datasets,
-)
-from precdiff.store.index_rows import IndexRows, Sketches
+from precdiff.store.h5io import append_rows, chunk_shape, new_attribute, set_attribute, sketch_datasets
+from precdiff.store.index_rows import IndexRows, Layout, Sketches
 from precdiff.store.manifest import Manifest
 from precdiff.store.rawio import RawFile, check_room
 
@@ -42,10 +35,6 @@ _STRING = h5py.string_dtype(encoding="utf-8")
 # Uncompressed tensors of at least this size are written with os.pwrite (store/rawio.py); smaller ones
 # through h5py, where the extra dataset-offset lookup and system call would cost more than they save.
 RAW_MIN_BYTES = 64 << 10
-
-
-# A dtype and shape's index fields: dtype code, shape, shape padded to MAX_NDIM with -1, numel, ndim.
-_Layout = tuple[str, tuple[int, ...], list[int], int, int]
 
 
 class CaptureWriter:
@@ -105,7 +94,7 @@ class CaptureWriter:
         ):
             new_attribute(self._file.id, name, value)
         self._index_dtype = fmt.index_dtype()
-        self._layouts: dict[tuple[torch.dtype, tuple[int, ...]], _Layout] = {}
+        self._layouts: dict[tuple[torch.dtype, tuple[int, ...]], Layout] = {}
         self._skipped: list[dict[str, str]] = []
         self._rows = IndexRows(self._index_dtype)  # not appended yet
         # Set before the first sketch is written: names the sketch function (``/sketches`` attribute).
@@ -177,7 +166,7 @@ class CaptureWriter:
         layout = self._layouts.get((dtype, shape)) if isinstance(shape, tuple) else None
         if layout is None:
             layout = self._layout(name, dtype, shape)
-        code, shape, padded, numel, ndim = layout
+        code, shape = layout[:2]
         index = self._count
         if alias_of and data is not None:
             raise ValueError(f"{name}: an alias of {alias_of} stores no data")
@@ -196,31 +185,24 @@ class CaptureWriter:
         values = [stats[k] for k in fmt.STAT_NAMES] if isinstance(stats, Mapping) else stats
         if kind is None:
             kind = fmt.KIND_MODULE_INPUT if role == fmt.ROLE_INPUT else fmt.KIND_MODULE_OUTPUT
-        row = {
-            fmt.T_NAME: (name,),
-            fmt.T_MODULE: (module,),
-            fmt.T_ROLE: (role,),
-            fmt.T_DTYPE: (code,),
-            fmt.T_NDIM: (ndim,),
-            fmt.T_SHAPE: (padded,),
-            fmt.T_NUMEL: (numel,),
-            fmt.T_STORED: (data is not None,),
-            fmt.T_KIND: (kind,),
-            fmt.T_TOKEN_AXIS: (fmt.NO_TOKEN_AXIS if token_axis is None else token_axis,),
-            fmt.T_INPUTS: (json_strings(inputs) if inputs is not None else "",),
-            fmt.T_ALIAS_OF: (alias_of or "",),
-            fmt.T_PLACEMENT: (json.dumps(dict(placement)) if placement is not None else "",),
-            fmt.T_CALL: (call or "",),
-        }
         sketches = None
         if sketch is not None:
             sketches = (
                 np.asarray(sketch[0], dtype=np.float64)[None],
                 np.array([sketch[1] % (1 << 64)], dtype=np.uint64),
             )
-        self._rows.add(row, np.asarray([values], dtype=np.float64), sketches)
-        self._count += 1
-        if data is not None or self._rows.count >= self.index_batch:
+        self._rows.add_rows(
+            ((name,), (module,), (role,), (kind,), (token_axis,), (inputs,), (alias_of,)),
+            [layout],
+            np.asarray([values], dtype=np.float64),
+            sketches,
+            None,
+            stored=(data is not None,),
+            placements=(json.dumps(dict(placement)) if placement is not None else "",),
+            calls=(call or "",),
+        )
+        self._buffered(1)
+        if data is not None:
             self.flush_index()
 
     def write_rows(
@@ -255,31 +237,27 @@ class CaptureWriter:
                 layout or self._layout(name, dtype, shape)
                 for layout, name, dtype, shape in zip(layouts, names, dtypes, shapes, strict=True)
             ]
-        codes, _, padded, numels, ndims = zip(*layouts, strict=True)
         empty = ("",) * count
-        columns = {
-            fmt.T_NAME: names,
-            fmt.T_MODULE: modules,
-            fmt.T_ROLE: roles,
-            fmt.T_DTYPE: codes,
-            fmt.T_NDIM: ndims,
-            fmt.T_SHAPE: padded,
-            fmt.T_NUMEL: numels,
-            fmt.T_STORED: (False,) * count,
-            fmt.T_KIND: kinds,
-            fmt.T_TOKEN_AXIS: [fmt.NO_TOKEN_AXIS if axis is None else axis for axis in axes],
-            fmt.T_INPUTS: [json_strings(refs) if refs is not None else "" for refs in inputs],
-            fmt.T_ALIAS_OF: [alias or "" for alias in aliases],
-            fmt.T_PLACEMENT: empty,
-            fmt.T_CALL: empty,
-        }
-        self._rows.add(columns, stats, sketches, sketched)
         self._room_checked = False
+        self._rows.add_rows(
+            (names, modules, roles, kinds, axes, inputs, aliases),
+            layouts,  # type: ignore[arg-type]  # no None left
+            stats,
+            sketches,
+            sketched,
+            stored=(False,) * count,
+            placements=empty,
+            calls=empty,
+        )
+        self._buffered(count)
+
+    def _buffered(self, count: int) -> None:
+        """``count`` rows were buffered: append them once :attr:`index_batch` rows wait."""
         self._count += count
         if self._rows.count >= self.index_batch:
             self.flush_index()
 
-    def _layout(self, name: str, dtype: torch.dtype, shape: Sequence[int]) -> _Layout:
+    def _layout(self, name: str, dtype: torch.dtype, shape: Sequence[int]) -> Layout:
         """The index fields of a dtype and shape, decided once per pair (rows repeat a few shapes)."""
         code = dtype_code(dtype)
         dims = tuple(int(s) for s in shape)
