@@ -27,8 +27,9 @@ from precdiff.store.format import (
 )
 
 _POLL_EVERY = 16  # queued rows between two looks for summaries already on the host
-# Summary rows written between two index appends (each resizes, writes, flushes). On this thread: h5py
-# holds the GIL while it writes, so a writer thread would take the time from the forward, not overlap it.
+# Summary rows written between two index appends (each resizes, writes, flushes; the op level appends
+# every OP_INDEX_BATCH). On this thread: h5py holds the GIL while it writes, so a writer thread would
+# take the time from the forward, not overlap it.
 _INDEX_EVERY = 256
 # Writes queued behind the one in progress when full tensors are staged in pinned buffers (the pool
 # bounds their memory): enough that the writer never waits for the forward between two tensors.
@@ -125,7 +126,7 @@ class TensorSink:
         if self._sketches:
             writer.sketch_method = SKETCH_METHOD
         if summary:
-            # The sink appends the index itself every _INDEX_EVERY summary rows: the writer's own
+            # The sink appends the index itself every index_every summary rows: the writer's own
             # append + file flush every INDEX_BATCH rows was most of the host time of writing summary
             # rows, for no gain in what an interruption keeps.
             writer.index_batch = max(writer.index_batch, self.flush_every)
