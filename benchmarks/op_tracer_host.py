@@ -355,6 +355,22 @@ def _summary(rounds: list[dict[str, object]], modes: tuple[str, ...]) -> dict[st
     return summary
 
 
+def _report_head(benchmark: str, load_before: float, tokens: int) -> dict[str, object]:
+    """What every report of this script starts with: the machine, its load, the model and the clock."""
+    return {
+        "benchmark": benchmark,
+        "date": date.today().isoformat(),
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "cores": len(os.sched_getaffinity(0)),
+        # Other processes on the host inflate every time here: read the numbers against these.
+        "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]},
+        "model": "llama-8b op graph: 32 layers, 32/8 heads, hidden 64, vocab 256, bf16, sdpa",
+        "tokens": tokens,
+        "clock": "process CPU time, 1 torch thread",
+    }
+
+
 def in_process(folder: Path, tokens: int, repeats: int, modes: tuple[str, ...], out: Path | None) -> None:
     """This tree and a ``precdiff_base`` copy side by side in one process (see :func:`measure`)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -366,16 +382,8 @@ def in_process(folder: Path, tokens: int, repeats: int, modes: tuple[str, ...], 
     this, base = results["precdiff"], results[baseline_package.NAME]
     assert isinstance(this, dict) and isinstance(base, dict)
     report = {
-        "benchmark": "op_tracer_host --baseline-package",
-        "date": date.today().isoformat(),
-        "host": platform.node(),
-        "python": platform.python_version(),
-        "cores": len(os.sched_getaffinity(0)),
-        "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]},
-        "model": "llama-8b op graph: 32 layers, 32/8 heads, hidden 64, vocab 256, bf16, sdpa",
-        "tokens": tokens,
+        **_report_head("op_tracer_host --baseline-package", load_before, tokens),
         "repeats": repeats,
-        "clock": "process CPU time, 1 torch thread",
         "baseline": str(folder),
         "this": this,
         "base": base,
@@ -435,16 +443,7 @@ def main() -> None:
             for label, source in sources[:: 1 if round_index % 2 == 0 else -1]:
                 sides[label].append(_run_side(source, args.tokens, args.repeats, modes))
     report: dict[str, object] = {
-        "benchmark": "op_tracer_host",
-        "date": date.today().isoformat(),
-        "host": platform.node(),
-        "python": platform.python_version(),
-        "cores": len(os.sched_getaffinity(0)),
-        # Other processes on the host inflate every time here: read the numbers against these.
-        "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]},
-        "model": "llama-8b op graph: 32 layers, 32/8 heads, hidden 64, vocab 256, bf16, sdpa",
-        "tokens": args.tokens,
-        "clock": "process CPU time, 1 torch thread",
+        **_report_head("op_tracer_host", load_before, args.tokens),
         "this": _summary(sides["this"], modes),
     }
     if args.baseline:

@@ -238,9 +238,7 @@ class SummaryBatch:
         for arena in self._fused.values():
             sketch_rows, stats, checksums = arena.take(wait=wait)
             if stats.shape[0]:
-                block = SummaryBlock(stats, sketch_rows, checksums)
-                if not self.sketches:
-                    block = SummaryBlock(stats, None, None)
+                block = SummaryBlock(stats, *((sketch_rows, checksums) if self.sketches else (None, None)))
                 self._taken[id(arena)].extend(block, self.sketches)
         out: list[SummaryBlock] = []
         while self._queued:
