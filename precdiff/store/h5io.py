@@ -2,7 +2,7 @@
 datasets and scalar attributes. h5py's ``attrs[name] = value`` writes under a temporary name and
 renames (0.17 against 0.09 ms per attribute here, benchmarks/writer_fixed_costs.py); a summary
 capture's fixed costs before its first kernel and after its last are a few ms in all. Plus the index
-rows' text helpers."""
+rows' text helpers and the creation of the sketch datasets."""
 
 from __future__ import annotations
 
